@@ -1,0 +1,32 @@
+// Package exchange trades a user's OpenID Connect token for
+// identity-enhanced AWS credentials through IAM Identity Center's trusted
+// identity propagation.
+//
+// One exchange is three calls:
+//
+//  1. only when an application role is configured, STS
+//     AssumeRoleWithWebIdentity (unsigned) gives the credentials that sign the
+//     next two calls; they carry no user and are shared by every user;
+//  2. SSO OIDC CreateTokenWithIAM with the JWT bearer grant trades the user's
+//     token for an Identity Center token and its identity context;
+//  3. STS AssumeRole on the access role with that identity context as a
+//     provided context gives credentials that AWS services attribute to the
+//     user.
+//
+// IAM Identity Center exchanges a given IdP token (its jti) once and refuses
+// it ever after, so an [Exchanger] never sends a token twice and renews a
+// [Session] without the user's token where it can: first by AssumeRole with
+// the identity context it already holds, then with the refresh token grant
+// when the application issued one, and only then with a newer token of the
+// user. When nothing can renew it, the error matches [ErrReauthenticate]: the
+// user must sign in again.
+//
+// [Exchanger] serves many users (one call of [Exchanger.Exchange] per user);
+// [Provider] is the single-identity form, an aws.CredentialsProvider for
+// command-line tools and jobs.
+//
+// Errors a caller branches on: [ErrRefused] (Identity Center or STS refused
+// the user), [ErrUnavailable] (throttling, timeouts, AWS errors: retry later),
+// [ErrConfig] (the configuration is wrong) and [ErrReauthenticate]. Error
+// messages never contain a token, an identity context or a secret.
+package exchange

@@ -1,0 +1,305 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+)
+
+// Session is the result of an exchange: one user's identity-enhanced
+// credentials and what renews them without the user's token. It holds
+// secrets: never log its fields; its String method shows none of them.
+type Session struct {
+	// Credentials are the user's credentials on the access role.
+	Credentials aws.Credentials
+	// IdentityContext is the opaque identity context from IAM Identity
+	// Center, reused by AssumeRole until ContextExpires.
+	IdentityContext string
+	// ContextExpires is when the identity context (the Identity Center token)
+	// expires.
+	ContextExpires time.Time
+	// RefreshToken is the Identity Center refresh token, when the
+	// application has the refresh grant; empty otherwise.
+	RefreshToken string
+	// Issuer and Subject are the iss and sub claims of the token that was
+	// exchanged, as read from it (the Exchanger does not verify tokens).
+	Issuer, Subject string
+}
+
+// Expires returns when the session's credentials expire.
+func (s *Session) Expires() time.Time { return s.Credentials.Expires }
+
+// String describes s without any secret.
+func (s *Session) String() string {
+	if s == nil {
+		return "exchange.Session(nil)"
+	}
+	return fmt.Sprintf("exchange.Session{credentials until %s, identity context until %s, refresh token: %t}",
+		s.Credentials.Expires.UTC().Format(time.RFC3339), s.ContextExpires.UTC().Format(time.RFC3339), s.RefreshToken != "")
+}
+
+// Exchanger trades users' tokens for identity-enhanced credentials. It is
+// safe for concurrent use by many users; it keeps no per-user state except
+// the keys of the tokens it exchanged, so that no token is sent to IAM
+// Identity Center twice.
+type Exchanger struct {
+	o     Options
+	oidc  SSOOIDCClient
+	sts   STSClient
+	boot  *bootstrap // nil without an application role
+	spent spentSet
+}
+
+// callTimeout bounds calls made on a context detached from their caller.
+const callTimeout = 30 * time.Second
+
+// contextMargin is how long before its expiry an identity context is no
+// longer offered to AssumeRole.
+const contextMargin = 30 * time.Second
+
+// New validates o and returns an Exchanger. Every problem of o is reported
+// here, as an error matching [ErrConfig], rather than at the first exchange.
+func New(o Options) (*Exchanger, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	x := &Exchanger{o: o, oidc: o.SSOOIDCClient, sts: o.STSClient}
+	if x.oidc == nil {
+		x.oidc = ssooidc.NewFromConfig(o.Config.Copy())
+	}
+	if x.sts == nil {
+		x.sts = sts.NewFromConfig(o.Config.Copy())
+	}
+	if o.ApplicationRoleArn != "" {
+		web := o.WebIdentityClient
+		if web == nil {
+			web = sts.NewFromConfig(o.Config.Copy(), func(so *sts.Options) { so.Credentials = aws.AnonymousCredentials{} })
+		}
+		x.boot = &bootstrap{x: x, web: web}
+	}
+	return x, nil
+}
+
+// Exchange trades webToken, the user's OIDC token, for a new Session:
+// CreateTokenWithIAM with the JWT bearer grant, then AssumeRole on the access
+// role with the identity context (and, with an application role, its
+// credentials first). A token is exchanged at most once: a token this
+// Exchanger already sent fails with an error matching [ErrReauthenticate]
+// before any call, as IAM Identity Center would refuse it.
+func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, error) {
+	if webToken == "" {
+		return nil, &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
+	}
+	info := peek(webToken)
+	if x.spent.has(info, x.o.Now()) {
+		return nil, errSpent
+	}
+	if x.boot != nil {
+		if _, err := x.boot.credentials(ctx, webToken); err != nil {
+			return nil, err
+		}
+	}
+	if !x.spent.claim(info, x.o.Now()) {
+		return nil, errSpent
+	}
+	s, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{
+		ClientId:  aws.String(x.o.ApplicationArn),
+		GrantType: aws.String(GrantJWTBearer),
+		Assertion: aws.String(webToken),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Issuer, s.Subject = info.issuer, info.subject
+	return x.assumeRole(ctx, s)
+}
+
+var errSpent = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
+
+// Exchanged reports whether webToken was already sent to IAM Identity Center
+// by this Exchanger (and so cannot buy another exchange).
+func (x *Exchanger) Exchanged(webToken string) bool {
+	return x.spent.has(peek(webToken), x.o.Now())
+}
+
+// Renew returns a new Session for the user of s without spending a token
+// when it can: AssumeRole again with the identity context while it is valid;
+// else the refresh token grant when s has a refresh token; else an exchange
+// of webToken (or, when webToken is empty, of the token from
+// Options.WebTokenProvider) if that token was not exchanged before. When
+// none applies, the error matches [ErrReauthenticate].
+//
+// With an application role, webToken (or the provider's token) also renews
+// the application role's credentials when they expire; a token already
+// exchanged still serves for that.
+func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Session, error) {
+	if s == nil {
+		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NoSession"}
+	}
+	ctx = withToken(ctx, webToken)
+	if s.IdentityContext != "" && x.o.Now().Add(contextMargin).Before(s.ContextExpires) {
+		next := *s
+		ns, err := x.assumeRole(ctx, &next)
+		if !renewable(err) {
+			return ns, err
+		}
+	}
+	if s.RefreshToken != "" {
+		ns, err := x.refresh(ctx, s)
+		if !renewable(err) {
+			return ns, err
+		}
+	}
+	if webToken == "" && x.o.WebTokenProvider != nil {
+		tok, err := x.o.WebTokenProvider(ctx)
+		if err != nil {
+			return nil, &Error{Kind: KindReauthenticate, Op: "WebTokenProvider", Err: err}
+		}
+		webToken = tok
+	}
+	if webToken == "" || x.Exchanged(webToken) {
+		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
+	}
+	return x.Exchange(ctx, webToken)
+}
+
+// renewable reports whether a failed renewal step leaves the next one worth
+// trying: the context or refresh token was refused as expired or spent.
+func renewable(err error) bool {
+	e, ok := err.(*Error)
+	return ok && (e.Kind == KindReauthenticate || e.Kind == KindRefused && e.Op == "CreateTokenWithIAM")
+}
+
+// refresh renews s with the refresh token grant.
+func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
+	ns, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{
+		ClientId:     aws.String(x.o.ApplicationArn),
+		GrantType:    aws.String(GrantRefreshToken),
+		RefreshToken: aws.String(s.RefreshToken),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ns.Issuer, ns.Subject = s.Issuer, s.Subject
+	if ns.RefreshToken == "" {
+		ns.RefreshToken = s.RefreshToken
+	}
+	return x.assumeRole(ctx, ns)
+}
+
+// createToken calls CreateTokenWithIAM and returns a Session holding the
+// identity context, its expiry and the refresh token.
+func (x *Exchanger) createToken(ctx context.Context, in *ssooidc.CreateTokenWithIAMInput) (*Session, error) {
+	start := x.o.Now()
+	out, err := withRetry(ctx, x.o.MaxAttempts, "CreateTokenWithIAM", func() (*ssooidc.CreateTokenWithIAMOutput, error) {
+		return x.oidc.CreateTokenWithIAM(ctx, in, x.oidcOptions)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic := identityContext(out)
+	if len(ic) < 4 || len(ic) > 2048 {
+		return nil, &Error{Kind: KindConfig, Op: "CreateTokenWithIAM", Code: "NoIdentityContext"}
+	}
+	return &Session{
+		IdentityContext: ic,
+		ContextExpires:  start.Add(time.Duration(out.ExpiresIn) * time.Second),
+		RefreshToken:    aws.ToString(out.RefreshToken),
+	}, nil
+}
+
+// identityContext returns the identity context of out: the
+// awsAdditionalDetails field, else the sts:identity_context claim of the ID
+// token (read without verification: it is opaque to us and checked by STS).
+func identityContext(out *ssooidc.CreateTokenWithIAMOutput) string {
+	if d := out.AwsAdditionalDetails; d != nil && aws.ToString(d.IdentityContext) != "" {
+		return *d.IdentityContext
+	}
+	return stringClaim(aws.ToString(out.IdToken), "sts:identity_context")
+}
+
+// assumeRole fills s.Credentials through AssumeRole with s's identity
+// context.
+func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error) {
+	name, err := x.sessionName(s)
+	if err != nil {
+		return nil, err
+	}
+	in := &sts.AssumeRoleInput{
+		RoleArn:         aws.String(x.o.AccessRoleArn),
+		RoleSessionName: aws.String(name),
+		DurationSeconds: aws.Int32(int32(x.o.Duration / time.Second)),
+		ProvidedContexts: []ststypes.ProvidedContext{{
+			ProviderArn:      aws.String(ContextProviderArn),
+			ContextAssertion: aws.String(s.IdentityContext),
+		}},
+	}
+	out, err := withRetry(ctx, x.o.MaxAttempts, "AssumeRole", func() (*sts.AssumeRoleOutput, error) {
+		return x.sts.AssumeRole(ctx, in, x.stsOptions)
+	})
+	if err != nil {
+		return nil, err
+	}
+	creds, err := credentialsOf(out.Credentials, "AssumeRole")
+	if err != nil {
+		return nil, err
+	}
+	s.Credentials = creds
+	return s, nil
+}
+
+// credentialsOf converts STS credentials, refusing an incomplete answer.
+func credentialsOf(c *ststypes.Credentials, op string) (aws.Credentials, error) {
+	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
+		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: op, Code: "IncompleteCredentials"}
+	}
+	return aws.Credentials{
+		AccessKeyID:     *c.AccessKeyId,
+		SecretAccessKey: *c.SecretAccessKey,
+		SessionToken:    *c.SessionToken,
+		Source:          "tipkit",
+		CanExpire:       true,
+		Expires:         *c.Expiration,
+	}, nil
+}
+
+// sessionName returns the RoleSessionName for the user of s.
+func (x *Exchanger) sessionName(s *Session) (string, error) {
+	switch {
+	case x.o.RoleSessionName != "":
+		return x.o.RoleSessionName, nil
+	case x.o.SessionNameFunc != nil:
+		name := x.o.SessionNameFunc(s.Issuer, s.Subject)
+		if !validSessionName(name) {
+			return "", &Error{Kind: KindConfig, Op: "AssumeRole", Code: "InvalidSessionName"}
+		}
+		return name, nil
+	}
+	sum := sha256.Sum256([]byte(s.Issuer + "\x00" + s.Subject))
+	return "tipkit-" + hex.EncodeToString(sum[:12]), nil
+}
+
+// oidcOptions tags a CreateTokenWithIAM call and, with an application role,
+// signs it with the application role's credentials.
+func (x *Exchanger) oidcOptions(o *ssooidc.Options) {
+	o.APIOptions = append(o.APIOptions, addUserAgent)
+	if x.boot != nil {
+		o.Credentials = x.boot
+	}
+}
+
+// stsOptions does for AssumeRole what oidcOptions does for CreateTokenWithIAM.
+func (x *Exchanger) stsOptions(o *sts.Options) {
+	o.APIOptions = append(o.APIOptions, addUserAgent)
+	if x.boot != nil {
+		o.Credentials = x.boot
+	}
+}

@@ -1,0 +1,199 @@
+package exchange
+
+import (
+	"context"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// SSOOIDCClient is the one method of the SSO OIDC client an [Exchanger]
+// calls; *ssooidc.Client satisfies it.
+type SSOOIDCClient interface {
+	CreateTokenWithIAM(ctx context.Context, in *ssooidc.CreateTokenWithIAMInput, optFns ...func(*ssooidc.Options)) (*ssooidc.CreateTokenWithIAMOutput, error)
+}
+
+// STSClient is the one method of the STS client an [Exchanger] calls to
+// obtain the user's credentials; *sts.Client satisfies it.
+type STSClient interface {
+	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+}
+
+// WebIdentityClient is the one method of the STS client an [Exchanger]
+// calls to assume the application role; *sts.Client satisfies it.
+type WebIdentityClient interface {
+	AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error)
+}
+
+// Options configures an [Exchanger] or a [Provider]. The field names follow
+// the official trusted identity propagation plugins.
+type Options struct {
+	// WebTokenProvider returns a current OIDC token of the user. [NewProvider]
+	// requires it; an [Exchanger] uses it, when set, as the last resort of
+	// [Exchanger.Renew].
+	WebTokenProvider func(context.Context) (string, error)
+
+	// ApplicationArn is the ARN of the IAM Identity Center customer managed
+	// application that trusts the token issuer. Required.
+	ApplicationArn string
+
+	// AccessRoleArn is the role assumed with the user's identity context;
+	// its trust policy allows sts:AssumeRole and sts:SetContext. Required.
+	AccessRoleArn string
+
+	// ApplicationRoleArn, when set, is assumed with the user's token through
+	// AssumeRoleWithWebIdentity; its credentials sign CreateTokenWithIAM and
+	// AssumeRole for every user. When empty, SSOOIDCClient and STSClient are
+	// required and sign with their own credentials.
+	ApplicationRoleArn string
+
+	// SSOOIDCClient calls CreateTokenWithIAM. When nil it is built from
+	// Config. With ApplicationRoleArn its calls are signed with the
+	// application role's credentials.
+	SSOOIDCClient SSOOIDCClient
+
+	// STSClient calls AssumeRole. When nil it is built from Config. With
+	// ApplicationRoleArn its calls are signed with the application role's
+	// credentials.
+	STSClient STSClient
+
+	// WebIdentityClient calls AssumeRoleWithWebIdentity for ApplicationRoleArn.
+	// When nil it is built from Config, unsigned.
+	WebIdentityClient WebIdentityClient
+
+	// Config is the base of the clients built here: region (which must be
+	// the IAM Identity Center instance's), BaseEndpoint, HTTPClient, Retryer.
+	Config aws.Config
+
+	// Duration of the user's credentials: 15 minutes to 12 hours, at most
+	// 1 hour with ApplicationRoleArn (role chaining), and never above the
+	// access role's maximum session duration. Default 15 minutes.
+	Duration time.Duration
+
+	// RoleSessionName names every user's session on the access role. When
+	// empty, each user gets "tipkit-" followed by a hash of the token's
+	// issuer and subject, which keeps sessions apart in CloudTrail without
+	// showing who the user is.
+	RoleSessionName string
+
+	// SessionNameFunc, when set, names the session of the user with the given
+	// token issuer and subject (both as read from the token). Its result must
+	// follow STS's rules (2 to 64 characters of letters, digits and
+	// +=,.@_-), or the exchange fails with an error of kind KindConfig.
+	SessionNameFunc func(issuer, subject string) string
+
+	// ExpiryWindow is how long before expiry credentials count as expiring:
+	// a [Provider] renews them then, and the application role's credentials
+	// are renewed then too. Default 2 minutes.
+	ExpiryWindow time.Duration
+
+	// MaxAttempts bounds the attempts of one call that AWS throttles
+	// (SlowDownException, Throttling); retries back off with jitter and stop
+	// at the caller's deadline. Default 4.
+	MaxAttempts int
+
+	// Now returns the current time; tests set it to move time. Default
+	// time.Now.
+	Now func() time.Time
+}
+
+// Defaults and limits.
+const (
+	DefaultDuration     = 15 * time.Minute
+	DefaultExpiryWindow = 2 * time.Minute
+	DefaultMaxAttempts  = 4
+
+	minDuration      = 15 * time.Minute
+	maxDuration      = 12 * time.Hour
+	maxChainDuration = time.Hour
+
+	// ContextProviderArn is the provider ARN of Identity Center's identity
+	// context in AssumeRole's ProvidedContexts.
+	ContextProviderArn = "arn:aws:iam::aws:contextProvider/IdentityCenter"
+	// GrantJWTBearer is the grant type that trades an IdP token.
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// GrantRefreshToken is the grant type that renews with a refresh token.
+	GrantRefreshToken = "refresh_token"
+)
+
+var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+
+// validSessionName reports whether name follows STS's RoleSessionName rules.
+func validSessionName(name string) bool { return sessionNameRE.MatchString(name) }
+
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.ExpiryWindow == 0 {
+		o.ExpiryWindow = DefaultExpiryWindow
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// validate checks o (with defaults applied) and returns the first problem.
+func (o *Options) validate() error {
+	if !isARN(o.ApplicationArn, "sso", "application/") {
+		return ErrApplicationArn
+	}
+	if !isARN(o.AccessRoleArn, "iam", "role/") {
+		return ErrAccessRoleArn
+	}
+	if o.ApplicationRoleArn != "" && !isARN(o.ApplicationRoleArn, "iam", "role/") {
+		return ErrApplicationRoleArn
+	}
+	if o.ApplicationRoleArn != "" && o.ApplicationRoleArn == o.AccessRoleArn {
+		return ErrSameRole
+	}
+	if o.ApplicationRoleArn == "" && (o.SSOOIDCClient == nil || o.STSClient == nil) {
+		return ErrClients
+	}
+	if o.needsBuiltClient() && o.Config.Region == "" {
+		return ErrRegion
+	}
+	if o.Duration < minDuration || o.Duration > maxDuration || o.Duration%time.Second != 0 {
+		return ErrDuration
+	}
+	if o.ApplicationRoleArn != "" && o.Duration > maxChainDuration {
+		return ErrRoleChaining
+	}
+	if o.RoleSessionName != "" && o.SessionNameFunc != nil {
+		return ErrSessionNameChoice
+	}
+	if o.RoleSessionName != "" && !validSessionName(o.RoleSessionName) {
+		return ErrSessionName
+	}
+	if o.ExpiryWindow < 0 || o.MaxAttempts < 1 {
+		return &configError{"ExpiryWindow must not be negative and MaxAttempts must be positive"}
+	}
+	return nil
+}
+
+// needsBuiltClient reports whether a client must be built from Config.
+func (o *Options) needsBuiltClient() bool {
+	if o.SSOOIDCClient == nil || o.STSClient == nil {
+		return true
+	}
+	return o.ApplicationRoleArn != "" && o.WebIdentityClient == nil
+}
+
+// isARN reports whether s is an ARN of service whose resource starts with
+// prefix and names something after it.
+func isARN(s, service, prefix string) bool {
+	a, err := arn.Parse(s)
+	if err != nil || a.Service != service || a.AccountID == "" {
+		return false
+	}
+	return len(a.Resource) > len(prefix) && a.Resource[:len(prefix)] == prefix
+}

@@ -1,0 +1,136 @@
+package exchange
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tokenInfo is what an Exchanger reads from a JWT without verifying it:
+// the token was verified by whoever handed it over, or will be by AWS.
+type tokenInfo struct {
+	issuer, subject string
+	expires         time.Time // zero when absent
+	key             string    // identifies the token among those exchanged
+}
+
+// maxPeekSize bounds the payload an Exchanger decodes.
+const maxPeekSize = 64 << 10
+
+// peek reads the claims of token that the exchange needs. It never fails: an
+// unreadable token yields empty fields and a key derived from its bytes.
+func peek(token string) tokenInfo {
+	var c struct {
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Jti string          `json:"jti"`
+		Exp json.RawMessage `json:"exp"`
+	}
+	_ = decodeClaims(token, &c)
+	info := tokenInfo{issuer: c.Iss, subject: c.Sub, expires: numericDate(c.Exp)}
+	if c.Jti != "" {
+		info.key = "jti\x00" + c.Iss + "\x00" + c.Jti
+	} else {
+		sum := sha256.Sum256([]byte(token))
+		info.key = "sha256\x00" + hex.EncodeToString(sum[:])
+	}
+	return info
+}
+
+// decodeClaims decodes the payload of a compact JWS into v.
+func decodeClaims(token string, v any) error {
+	parts := strings.SplitN(token, ".", 4)
+	if len(parts) != 3 || len(parts[1]) > maxPeekSize {
+		return errMalformed
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return errMalformed
+	}
+	return json.Unmarshal(raw, v)
+}
+
+var errMalformed = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "MalformedToken"}
+
+// numericDate reads a JWT NumericDate; zero when absent or malformed.
+func numericDate(raw json.RawMessage) time.Time {
+	var f float64
+	if len(raw) == 0 || json.Unmarshal(raw, &f) != nil || f <= 0 || f > 1e11 {
+		return time.Time{}
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+// stringClaim returns the string claim name of token's payload, or "".
+func stringClaim(token, name string) string {
+	var claims map[string]json.RawMessage
+	if decodeClaims(token, &claims) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(claims[name], &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// Identity Center remembers an exchanged jti for 24 hours; a token without
+// exp is remembered as long.
+const (
+	spentRetention = 24 * time.Hour
+	spentMargin    = 10 * time.Minute
+)
+
+// spentSet remembers the tokens sent to CreateTokenWithIAM, until they
+// expire, so that none is sent twice.
+type spentSet struct {
+	mu        sync.Mutex
+	until     map[string]time.Time
+	nextPrune int
+}
+
+// claim records info as spent and reports whether it was not spent before.
+func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil {
+		s.until = make(map[string]time.Time)
+	}
+	if until, ok := s.until[info.key]; ok && now.Before(until) {
+		return false
+	}
+	s.pruneLocked(now)
+	until := now.Add(spentRetention)
+	if !info.expires.IsZero() {
+		until = info.expires.Add(spentMargin)
+	}
+	s.until[info.key] = until
+	return true
+}
+
+// has reports whether info was claimed and is still remembered.
+func (s *spentSet) has(info tokenInfo, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.until[info.key]
+	return ok && now.Before(until)
+}
+
+// pruneLocked drops forgotten entries once the set has doubled since the last
+// prune, which keeps claims amortised O(1).
+func (s *spentSet) pruneLocked(now time.Time) {
+	if len(s.until) < s.nextPrune {
+		return
+	}
+	for k, until := range s.until {
+		if !now.Before(until) {
+			delete(s.until, k)
+		}
+	}
+	s.nextPrune = max(2*len(s.until), 1024)
+}
