@@ -1,0 +1,143 @@
+// Command tiptest runs the local identity provider and the local AWS IAM
+// Identity Center + STS of package tiptest until it is interrupted, so that
+// programs written in any language can be tried against them.
+//
+// Usage:
+//
+//	tiptest [-refresh-grant] [-token-ttl 1h] [-region us-east-1] [-audience tipkit-test]
+//
+// The first line it writes to standard output is one JSON object describing
+// the environment:
+//
+//	{"endpoint":"http://127.0.0.1:PORT","region":"us-east-1",
+//	 "issuer":"http://127.0.0.1:PORT","jwks_url":"...","audience":"tipkit-test",
+//	 "application_arn":"arn:aws:sso::...","access_role_arn":"arn:aws:iam::...",
+//	 "application_role_arn":"arn:aws:iam::...",
+//	 "access_key_id":"AKIA...","secret_access_key":"..."}
+//
+// endpoint is the base URL of STS and SSO OIDC (BaseEndpoint of an AWS SDK
+// client); access_key_id and secret_access_key are the long-term keys of the
+// server's IAM user. A few lines for people follow. A token of the local
+// identity provider for a user is minted by GET <issuer>/token?user=NAME
+// (optional alg=ES256 or EdDSA, ttl=15m).
+//
+// tiptest listens on 127.0.0.1 only and stops cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+// info is the JSON object of the first output line.
+type info struct {
+	Endpoint           string `json:"endpoint"`
+	Region             string `json:"region"`
+	Issuer             string `json:"issuer"`
+	JWKSURL            string `json:"jwks_url"`
+	Audience           string `json:"audience"`
+	ApplicationArn     string `json:"application_arn"`
+	AccessRoleArn      string `json:"access_role_arn"`
+	ApplicationRoleArn string `json:"application_role_arn"`
+	AccessKeyID        string `json:"access_key_id"`
+	SecretAccessKey    string `json:"secret_access_key"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run starts the environment described by args, prints its description to
+// stdout and serves until ctx is done. It returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tiptest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	refresh := fs.Bool("refresh-grant", false, "give the application the refresh_token grant")
+	ttl := fs.Duration("token-ttl", time.Hour, "lifetime of Identity Center tokens and identity contexts")
+	region := fs.String("region", "us-east-1", "AWS region of the local Identity Center and STS")
+	audience := fs.String("audience", "tipkit-test", "audience of the local identity provider's tokens")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tiptest [flags]")
+		fmt.Fprintln(stderr, "Runs a local OpenID Connect identity provider and a local AWS IAM Identity Center + STS on 127.0.0.1.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tiptest: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *ttl <= 0 {
+		fmt.Fprintln(stderr, "tiptest: -token-ttl must be positive")
+		return 2
+	}
+	if *region == "" || *audience == "" {
+		fmt.Fprintln(stderr, "tiptest: -region and -audience must not be empty")
+		return 2
+	}
+
+	opts := []tiptest.Option{
+		tiptest.WithTokenTTL(*ttl),
+		tiptest.WithRegion(*region),
+		tiptest.WithAudience(*audience),
+	}
+	if *refresh {
+		opts = append(opts, tiptest.WithRefreshGrant())
+	}
+	env, err := tiptest.NewEnv(opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "tiptest: %v\n", err)
+		return 1
+	}
+	defer func() { _ = env.Close() }()
+
+	creds := env.AWS.ServerCredentials()
+	line, err := json.Marshal(info{
+		Endpoint:           env.AWS.URL(),
+		Region:             env.AWS.Region(),
+		Issuer:             env.IdP.Issuer(),
+		JWKSURL:            env.IdP.JWKSURL(),
+		Audience:           env.IdP.Audience(),
+		ApplicationArn:     env.ApplicationArn,
+		AccessRoleArn:      env.AccessRoleArn,
+		ApplicationRoleArn: env.ApplicationRoleArn,
+		AccessKeyID:        creds.AccessKeyID,
+		SecretAccessKey:    creds.SecretAccessKey,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "tiptest: %v\n", err)
+		return 1
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		return 1
+	}
+	fmt.Fprintf(stdout, "identity provider: %s (audience %q)\n", env.IdP.Issuer(), env.IdP.Audience())
+	fmt.Fprintf(stdout, "  mint a token:    curl '%s/token?user=alice'\n", env.IdP.Issuer())
+	fmt.Fprintf(stdout, "AWS (STS + SSO OIDC): %s, region %s, refresh grant %v, token TTL %v\n",
+		env.AWS.URL(), env.AWS.Region(), *refresh, *ttl)
+	fmt.Fprintf(stdout, "  export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n",
+		env.AWS.URL(), env.AWS.Region(), creds.AccessKeyID, creds.SecretAccessKey)
+	fmt.Fprintln(stdout, "press Ctrl-C to stop")
+
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "tiptest: stopping")
+	return 0
+}

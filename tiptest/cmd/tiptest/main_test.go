@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// checkInfo checks the first output line and returns it decoded.
+func checkInfo(t *testing.T, line string, region string) info {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	var in info
+	if err := dec.Decode(&in); err != nil {
+		t.Fatalf("first line %q is not the JSON object: %v", line, err)
+	}
+	if !strings.HasPrefix(in.Endpoint, "http://127.0.0.1:") || !strings.HasPrefix(in.Issuer, "http://127.0.0.1:") {
+		t.Fatalf("endpoint %q, issuer %q: want loopback URLs", in.Endpoint, in.Issuer)
+	}
+	if in.JWKSURL != in.Issuer+"/.well-known/jwks.json" || in.Region != region || in.Audience == "" {
+		t.Fatalf("info %+v", in)
+	}
+	if !strings.HasPrefix(in.ApplicationArn, "arn:aws:sso::") ||
+		in.AccessRoleArn != "arn:aws:iam::123456789012:role/tipkit-access" ||
+		in.ApplicationRoleArn != "arn:aws:iam::123456789012:role/tipkit-application" {
+		t.Fatalf("ARNs in %+v", in)
+	}
+	if !strings.HasPrefix(in.AccessKeyID, "AKIA") || len(in.AccessKeyID) != 20 || len(in.SecretAccessKey) != 40 {
+		t.Fatalf("server keys %q / %d chars", in.AccessKeyID, len(in.SecretAccessKey))
+	}
+	return in
+}
+
+// mintToken gets a token for alice from the running identity provider.
+func mintToken(t *testing.T, issuer string) jwt.MapClaims {
+	t.Helper()
+	resp, err := http.Get(issuer + "/token?user=alice")
+	if err != nil {
+		t.Fatalf("GET token: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET token: status %d, %v: %s", resp.StatusCode, err, body)
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(string(body), claims); err != nil {
+		t.Fatalf("token %q: %v", body, err)
+	}
+	if claims["iss"] != issuer || claims["sub"] != "alice" || claims["email"] != "alice@example.com" {
+		t.Fatalf("claims %v", claims)
+	}
+	return claims
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRunFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-token-ttl", "0s"},
+		{"-token-ttl", "-1h"},
+		{"-token-ttl", "soon"},
+		{"-region", ""},
+		{"-no-such-flag"},
+		{"extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 2 {
+			t.Errorf("run(%q) = %d, want 2 (stderr %q)", args, code, errOut.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("run(%q) wrote to stdout: %q", args, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-refresh-grant") {
+		t.Errorf("run(-h) = %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestRunInProcess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, []string{"-refresh-grant", "-token-ttl", "30m", "-region", "eu-west-1", "-audience", "my-app"}, pw, &errOut)
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output; stderr %q", errOut.String())
+	}
+	in := checkInfo(t, sc.Text(), "eu-west-1")
+	if in.Audience != "my-app" {
+		t.Fatalf("audience %q, want my-app", in.Audience)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if aud := mintToken(t, in.Issuer)["aud"]; aud != "my-app" {
+		t.Fatalf("token aud %v", aud)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("run returned %d; stderr %q", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancellation")
+	}
+	if resp, err := http.Get(in.Issuer + "/token?user=alice"); err == nil {
+		resp.Body.Close()
+		t.Fatal("identity provider still answers after stop")
+	}
+}
+
+func TestBinary(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM cannot be sent on windows")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not found:", err)
+	}
+	bin := filepath.Join(t.TempDir(), "tiptest")
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(bin, "-token-ttl", "15m")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // os.ErrProcessDone once it has exited
+
+	var first string
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			t.Fatalf("no output; stderr %q", stderr.String())
+		}
+		first = l
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no first line after 30s; stderr %q", stderr.String())
+	}
+	in := checkInfo(t, first, "us-east-1")
+	if in.Audience != "tipkit-test" {
+		t.Fatalf("default audience %q", in.Audience)
+	}
+	mintToken(t, in.Issuer)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr %q", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after SIGTERM; stderr %q", stderr.String())
+	}
+	var human []string
+	for l := range lines {
+		human = append(human, l)
+	}
+	if len(human) == 0 || !strings.Contains(strings.Join(human, "\n"), in.Issuer+"/token?user=alice") {
+		t.Errorf("human lines %q", human)
+	}
+}
