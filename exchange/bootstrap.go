@@ -60,10 +60,10 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 	if creds.HasKeys() && now.Before(creds.Expires.Add(-b.x.o.ExpiryWindow)) {
 		return creds, nil
 	}
-	if token == "" || b.expired(token) {
+	if token == "" || b.x.expired(token) {
 		token = last
 	}
-	if token == "" || b.expired(token) {
+	if token == "" || b.x.expired(token) {
 		if creds.HasKeys() && now.Before(creds.Expires) {
 			return creds, nil
 		}
@@ -82,12 +82,6 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 	case <-ctx.Done():
 		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: "AssumeRoleWithWebIdentity", Err: ctx.Err()}
 	}
-}
-
-// expired reports whether token's exp has passed.
-func (b *bootstrap) expired(token string) bool {
-	exp := peek(token).expires
-	return !exp.IsZero() && !b.x.o.Now().Before(exp)
 }
 
 // assume calls AssumeRoleWithWebIdentity on a context detached from the

@@ -93,12 +93,16 @@ func New(o Options) (*Exchanger, error) {
 // role with the identity context (and, with an application role, its
 // credentials first). A token is exchanged at most once: a token this
 // Exchanger already sent fails with an error matching [ErrReauthenticate]
-// before any call, as IAM Identity Center would refuse it.
+// before any call, as IAM Identity Center would refuse it; so does a token
+// whose exp has passed.
 func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, error) {
 	if webToken == "" {
 		return nil, &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
 	}
 	info := peek(webToken)
+	if !info.expires.IsZero() && !x.o.Now().Before(info.expires) {
+		return nil, errExpired
+	}
 	if x.spent.has(info, x.o.Now()) {
 		return nil, errSpent
 	}
@@ -122,7 +126,11 @@ func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, er
 	return x.assumeRole(ctx, s)
 }
 
-var errSpent = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
+// Tokens refused before any call: IAM Identity Center would refuse them.
+var (
+	errSpent   = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
+	errExpired = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExpired"}
+)
 
 // Exchanged reports whether webToken was already sent to IAM Identity Center
 // by this Exchanger (and so cannot buy another exchange).
@@ -165,10 +173,16 @@ func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Se
 		}
 		webToken = tok
 	}
-	if webToken == "" || x.Exchanged(webToken) {
+	if webToken == "" || x.Exchanged(webToken) || x.expired(webToken) {
 		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
 	}
 	return x.Exchange(ctx, webToken)
+}
+
+// expired reports whether token's exp has passed.
+func (x *Exchanger) expired(token string) bool {
+	exp := peek(token).expires
+	return !exp.IsZero() && !x.o.Now().Before(exp)
 }
 
 // renewable reports whether a failed renewal step leaves the next one worth

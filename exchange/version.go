@@ -14,4 +14,4 @@ const Version = "0.1.0"
 const UserAgentKey = "p/tipkit#" + Version
 
 // addUserAgent is the API option that tags a call.
-var addUserAgent func(*middleware.Stack) error = awsmiddleware.AddUserAgentKey(UserAgentKey)
+var addUserAgent func(*middleware.Stack) error = awsmiddleware.AddUserAgentKeyValue("p", "tipkit#"+Version)

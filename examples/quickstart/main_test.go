@@ -1,0 +1,20 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestQuickstart(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatalf("quickstart failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"alice", "bob", "renewed alice without her token", "refused", "OK:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,391 @@
+package exchange
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// UserKey names one user: the issuer and subject of the user's verified
+// token. Credentials are cached, and only ever handed out, per UserKey.
+type UserKey struct {
+	Issuer, Subject string
+}
+
+// CacheOptions configures a [Cache]. Zero fields take the defaults below.
+type CacheOptions struct {
+	// BaseConfig is the configuration each user's aws.Config is copied from
+	// (region, endpoint, HTTP client, retryer...); its Credentials are
+	// replaced by the user's.
+	BaseConfig aws.Config
+	// MaxUsers bounds the users held; the least recently used is evicted
+	// first. Default 10,000.
+	MaxUsers int
+	// RefreshWindow is how long before expiry a request triggers a renewal
+	// in the background, while it is served the still-valid credentials.
+	// Default 5 minutes.
+	RefreshWindow time.Duration
+	// RefusedTTL is how long a user refused by IAM Identity Center or STS is
+	// answered from memory, without calling AWS. Default 30 seconds.
+	RefusedTTL time.Duration
+	// UnavailableTTL is how long a failure to reach AWS (throttling,
+	// timeouts) is answered from memory for that user. Default 1 second.
+	UnavailableTTL time.Duration
+	// MaxInFlight bounds the exchanges and renewals in flight at once, for
+	// all users together. Default 32.
+	MaxInFlight int
+	// RateLimit, when positive, caps exchanges and renewals per second, to
+	// stay under the account's STS quota (about 600 signed requests per
+	// second, shared by every caller in the account and region).
+	RateLimit float64
+	// Timeout bounds one shared exchange or renewal, which runs detached
+	// from the requests waiting on it. Default 30 seconds.
+	Timeout time.Duration
+}
+
+// Cache holds identity-enhanced credentials per user and renews them. It
+// merges concurrent misses of one user into a single exchange (running on a
+// context detached from any one request), renews credentials in the
+// background when a request arrives inside the refresh window, bounds the
+// users it holds, remembers refusals for a short while, and bounds the
+// exchanges in flight. Idle users are not renewed.
+//
+// It is safe for concurrent use.
+type Cache struct {
+	x       *Exchanger
+	o       CacheOptions
+	sem     chan struct{}
+	limiter *rate.Limiter
+	flight  singleflight.Group
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+
+	mu    sync.Mutex
+	users map[UserKey]*list.Element // of *entry
+	lru   list.List                 // front: most recently used
+
+	stats cacheCounters
+}
+
+// Cache defaults.
+const (
+	DefaultMaxUsers       = 10_000
+	DefaultRefreshWindow  = 5 * time.Minute
+	DefaultRefusedTTL     = 30 * time.Second
+	DefaultUnavailableTTL = time.Second
+	DefaultMaxInFlight    = 32
+)
+
+// NewCache returns a Cache that exchanges and renews through x.
+func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
+	if x == nil {
+		return nil, &configError{"NewCache needs an Exchanger"}
+	}
+	if o.MaxUsers < 0 || o.RefreshWindow < 0 || o.RefusedTTL < 0 || o.UnavailableTTL < 0 || o.MaxInFlight < 0 || o.RateLimit < 0 || o.Timeout < 0 {
+		return nil, &configError{"CacheOptions must not be negative"}
+	}
+	o.MaxUsers = cmpOr(o.MaxUsers, DefaultMaxUsers)
+	o.RefreshWindow = cmpOr(o.RefreshWindow, DefaultRefreshWindow)
+	o.RefusedTTL = cmpOr(o.RefusedTTL, DefaultRefusedTTL)
+	o.UnavailableTTL = cmpOr(o.UnavailableTTL, DefaultUnavailableTTL)
+	o.MaxInFlight = cmpOr(o.MaxInFlight, DefaultMaxInFlight)
+	o.Timeout = cmpOr(o.Timeout, callTimeout)
+	if o.RefreshWindow >= x.o.Duration {
+		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
+	}
+	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element)}
+	if o.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
+	}
+	return c, nil
+}
+
+func cmpOr[T int | float64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// entry is one user's slot. Its aws.Config is built once, when the user is
+// first seen; its Credentials is the entry itself, which always hands out
+// the user's current credentials.
+type entry struct {
+	c   *Cache
+	key UserKey
+	cfg aws.Config
+
+	cur        atomic.Pointer[userState]
+	refreshing atomic.Bool
+
+	mu    sync.Mutex
+	token string // the latest token seen on a slow path, to renew with
+}
+
+// userState is an immutable snapshot of one user's credentials or failure.
+type userState struct {
+	sess     *Session
+	err      error
+	errUntil time.Time
+}
+
+// Get returns the aws.Config carrying the current credentials of the user
+// key, whose verified token is webToken, and when those credentials
+// expire. On a hit it makes no AWS call and does not allocate; on a miss it
+// waits for the user's single shared exchange, or gives up when ctx ends.
+func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Config, time.Time, error) {
+	c.stats.requests.Add(1)
+	e := c.lookup(key)
+	now := c.x.o.Now()
+	st := e.cur.Load()
+	if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
+		if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) {
+			c.refreshInBackground(e, webToken)
+		}
+		c.stats.hits.Add(1)
+		return &e.cfg, st.sess.Credentials.Expires, nil
+	}
+	if st != nil && st.err != nil && now.Before(st.errUntil) {
+		c.stats.negativeHits.Add(1)
+		return nil, time.Time{}, st.err
+	}
+	e.setToken(webToken)
+	st, err := c.wait(ctx, e)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return &e.cfg, st.sess.Credentials.Expires, nil
+}
+
+// lookup returns the user's entry, creating it (and evicting the least
+// recently used user beyond the bound) when needed.
+func (c *Cache) lookup(key UserKey) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.users[key]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*entry)
+	}
+	e := &entry{c: c, key: key, cfg: c.o.BaseConfig.Copy()}
+	e.cfg.Credentials = e
+	c.users[key] = c.lru.PushFront(e)
+	for c.lru.Len() > c.o.MaxUsers {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.users, oldest.Value.(*entry).key)
+		c.stats.evictions.Add(1)
+	}
+	return e
+}
+
+// wait joins (or starts) the user's shared renewal and waits for it within
+// ctx.
+func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
+	c.stats.waiters.Add(1)
+	var led atomic.Bool
+	ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
+		led.Store(true)
+		return c.renew(ctx, e)
+	})
+	select {
+	case r := <-ch:
+		if !led.Load() {
+			c.stats.merged.Add(1)
+		}
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*userState), nil
+	case <-ctx.Done():
+		c.stats.abandoned.Add(1)
+		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Err: ctx.Err()}
+	}
+}
+
+// flightKey names a user's flight; the NUL cannot occur in an issuer URL.
+func flightKey(k UserKey) string { return k.Issuer + "\x00" + k.Subject }
+
+// refreshInBackground starts one renewal of e unless one is running.
+func (c *Cache) refreshInBackground(e *entry, webToken string) {
+	if c.closed.Load() || !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	e.setToken(webToken)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer e.refreshing.Store(false)
+		c.stats.backgroundRefreshes.Add(1)
+		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) { return c.renew(context.Background(), e) })
+		<-ch
+	}()
+}
+
+// renew exchanges or renews e's credentials, bounded by the in-flight and
+// rate limits, on a context detached from the caller's. It records the
+// outcome in e: on failure, credentials that are still valid keep being
+// served, and the session is kept for a later renewal unless AWS refused
+// the user.
+func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
+	defer cancel()
+	c.stats.flights.Add(1)
+	prev := e.cur.Load()
+	var prevSess *Session
+	if prev != nil {
+		prevSess = prev.sess
+	}
+	sess, err := c.call(ctx, prevSess, e.getToken())
+	now := c.x.o.Now()
+	if err == nil {
+		st := &userState{sess: sess}
+		e.cur.Store(st)
+		return st, nil
+	}
+	c.stats.countError(err)
+	if prevSess != nil && now.Before(prevSess.Credentials.Expires) {
+		return prev, nil
+	}
+	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
+	if !errors.Is(err, ErrRefused) {
+		st.sess = prevSess
+	}
+	e.cur.Store(st)
+	return nil, err
+}
+
+// failureTTL is how long a failure is answered from memory. A user who
+// must bring a fresh token is not held back: the next token is checked
+// locally before any call.
+func (c *Cache) failureTTL(err error) time.Duration {
+	switch {
+	case errors.Is(err, ErrReauthenticate):
+		return 0
+	case errors.Is(err, ErrUnavailable):
+		return c.o.UnavailableTTL
+	}
+	return c.o.RefusedTTL
+}
+
+// call runs one exchange or renewal within the global bounds.
+func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session, error) {
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Code: "TooManyInFlight", Err: ctx.Err()}
+	}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Code: "RateLimited", Err: err}
+		}
+	}
+	if prev != nil {
+		c.stats.renewals.Add(1)
+		return c.x.Renew(ctx, prev, token)
+	}
+	c.stats.exchanges.Add(1)
+	return c.x.Exchange(ctx, token)
+}
+
+// Retrieve hands out the user's current credentials, so that an aws.Config
+// from [Cache.Get] keeps working in a long handler: expired or expiring
+// credentials are renewed through the cache, with the latest token seen for
+// the user. It never returns expired credentials.
+func (e *entry) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	now := e.c.x.o.Now()
+	if st := e.cur.Load(); st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires.Add(-e.c.x.o.ExpiryWindow)) {
+		return st.sess.Credentials, nil
+	}
+	st, err := e.c.wait(ctx, e)
+	if err != nil {
+		if cur := e.cur.Load(); cur != nil && cur.sess != nil && e.c.x.o.Now().Before(cur.sess.Credentials.Expires) {
+			return cur.sess.Credentials, nil
+		}
+		return aws.Credentials{}, err
+	}
+	return st.sess.Credentials, nil
+}
+
+func (e *entry) setToken(token string) {
+	if token == "" {
+		return
+	}
+	e.mu.Lock()
+	e.token = token
+	e.mu.Unlock()
+}
+
+func (e *entry) getToken() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.token
+}
+
+// Close stops background renewals and waits for those under way. Get keeps
+// working after Close, without background renewals.
+func (c *Cache) Close() error {
+	c.closed.Store(true)
+	c.wg.Wait()
+	return nil
+}
+
+// Len returns the number of users held.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// CacheStats counts what a [Cache] did since it was made.
+type CacheStats struct {
+	Requests            uint64 // calls of Get
+	Hits                uint64 // served from memory with valid credentials
+	NegativeHits        uint64 // answered with a remembered failure, no AWS call
+	Waiters             uint64 // callers that waited for a shared exchange or renewal
+	Merged              uint64 // waiters that joined one already under way
+	Abandoned           uint64 // waiters whose own context ended first
+	Flights             uint64 // shared exchanges or renewals run
+	Exchanges           uint64 // of which exchanges of a token
+	Renewals            uint64 // of which renewals of a session
+	BackgroundRefreshes uint64 // renewals started ahead of expiry
+	Evictions           uint64 // users dropped by the MaxUsers bound
+	Refused             uint64 // failures of kind KindRefused
+	Unavailable         uint64 // failures of kind KindUnavailable
+	Config              uint64 // failures of kind KindConfig
+	Reauthenticate      uint64 // failures of kind KindReauthenticate
+}
+
+type cacheCounters struct {
+	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
+	backgroundRefreshes, evictions atomic.Uint64
+	byKind [KindReauthenticate + 1]atomic.Uint64
+}
+
+func (s *cacheCounters) countError(err error) {
+	var e *Error
+	if errors.As(err, &e) && e.Kind > 0 && int(e.Kind) < len(s.byKind) {
+		s.byKind[e.Kind].Add(1)
+	}
+}
+
+// Stats returns the counters of c.
+func (c *Cache) Stats() CacheStats {
+	s := &c.stats
+	st := CacheStats{
+		Requests: s.requests.Load(), Hits: s.hits.Load(), NegativeHits: s.negativeHits.Load(),
+		Waiters: s.waiters.Load(), Merged: s.merged.Load(), Abandoned: s.abandoned.Load(), Flights: s.flights.Load(),
+		Exchanges: s.exchanges.Load(), Renewals: s.renewals.Load(),
+		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(),
+		Refused: s.byKind[KindRefused].Load(), Unavailable: s.byKind[KindUnavailable].Load(),
+		Config: s.byKind[KindConfig].Load(), Reauthenticate: s.byKind[KindReauthenticate].Load(),
+	}
+	return st
+}

@@ -1,0 +1,115 @@
+package exchange_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+// A server exchanges each user's token once and keeps the session.
+func ExampleExchanger_Exchange() {
+	env, err := tiptest.NewEnv() // a local IdP, IAM Identity Center and STS
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+
+	cfg := env.Config() // in production: aws.Config{Region: <Identity Center's region>}
+	cfg.Credentials = nil
+	x, err := exchange.New(exchange.Options{
+		ApplicationArn:     env.ApplicationArn,
+		AccessRoleArn:      env.AccessRoleArn,
+		ApplicationRoleArn: env.ApplicationRoleArn,
+		Config:             cfg,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	session, err := x.Exchange(context.Background(), env.IdP.Token("alice"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	user, _ := env.AWS.UserFor(session.Credentials.AccessKeyID)
+	fmt.Println("credentials of", user, "valid for", time.Until(session.Expires()).Round(time.Minute))
+	// Output: credentials of alice valid for 15m0s
+}
+
+// Renewing spends no token while the identity context is valid; when nothing
+// is left to renew with, the user must sign in again.
+func ExampleExchanger_Renew() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+	x, err := exchange.New(exchange.Options{
+		ApplicationArn: env.ApplicationArn,
+		AccessRoleArn:  env.AccessRoleArn,
+		SSOOIDCClient:  ssooidcClient(env),
+		STSClient:      sts.NewFromConfig(env.Config()),
+		Config:         env.Config(),
+		Now:            env.Clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	token := env.IdP.Token("bob")
+	session, err := x.Exchange(ctx, token)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	env.Clock.Advance(14 * time.Minute)
+	session, err = x.Renew(ctx, session, "")
+	fmt.Println("renewed with the identity context:", err == nil, "- exchanges so far:", env.AWS.Calls("CreateTokenWithIAM"))
+
+	env.Clock.Advance(2 * time.Hour) // identity context expired, no refresh grant
+	_, err = x.Renew(ctx, session, token)
+	fmt.Println("renewal with the spent token:", errors.Is(err, exchange.ErrReauthenticate))
+	// Output:
+	// renewed with the identity context: true - exchanges so far: 1
+	// renewal with the spent token: true
+}
+
+// A command-line tool acting as one user hands a Provider to its clients.
+func ExampleNewProvider() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+
+	cfg := env.Config()
+	cfg.Credentials = nil
+	provider, err := exchange.NewProvider(exchange.Options{
+		WebTokenProvider: func(context.Context) (string, error) {
+			return env.IdP.Token("carol"), nil // e.g. read from the IdP's device flow
+		},
+		ApplicationArn:     env.ApplicationArn,
+		AccessRoleArn:      env.AccessRoleArn,
+		ApplicationRoleArn: env.ApplicationRoleArn,
+		Config:             cfg,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	userCfg := env.Config()
+	userCfg.Credentials = provider
+	out, err := sts.NewFromConfig(userCfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(aws.ToString(out.Account))
+	// Output: 123456789012
+}
