@@ -26,11 +26,13 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 }
 
+type otherKey struct{}
+
 func TestConfigAbsent(t *testing.T) {
 	for name, ctx := range map[string]context.Context{
 		"empty":      context.Background(),
 		"nil config": ctxcreds.WithConfig(context.Background(), nil),
-		"other key":  context.WithValue(context.Background(), struct{}{}, &aws.Config{}),
+		"other key":  context.WithValue(context.Background(), otherKey{}, &aws.Config{}),
 	} {
 		if _, ok := ctxcreds.Config(ctx); ok {
 			t.Errorf("%s: Config reported a config", name)

@@ -1,0 +1,409 @@
+package middleware
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// IssuerConfig describes one trusted issuer of tokens.
+type IssuerConfig struct {
+	// Issuer is the exact iss claim of the issuer's tokens. Required.
+	Issuer string
+	// JWKSURL is the URL of the issuer's JSON Web Key Set. Empty means
+	// OpenID Connect discovery: the jwks_uri of the document at
+	// Issuer+"/.well-known/openid-configuration", whose issuer must equal
+	// Issuer. Either URL must be https, or http on a loopback host.
+	JWKSURL string
+	// Audience lists the audiences accepted from this issuer: a token's aud
+	// must contain at least one of them. Required.
+	Audience []string
+}
+
+// VerifierOptions configures NewVerifier. Zero values mean the defaults
+// given with each field.
+type VerifierOptions struct {
+	// Issuers lists the trusted issuers; at least one. The iss claim of a
+	// token picks the one that verifies it: a token whose iss is not listed
+	// is refused without fetching anything.
+	Issuers []IssuerConfig
+	// Algorithms lists the accepted signing algorithms (the alg header),
+	// among RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 and
+	// EdDSA. Default: RS256, RS384, RS512, PS256, ES256, ES384, EdDSA.
+	// "none", the HMAC algorithms and unknown names are refused with
+	// ErrAlgorithm.
+	Algorithms []string
+	// Leeway is the clock skew allowed when checking exp, nbf and iat.
+	// Default 30 seconds; a negative value means none.
+	Leeway time.Duration
+	// HTTPClient fetches discovery documents and key sets. Default: a
+	// client with a 10 second timeout.
+	HTTPClient *http.Client
+	// Now gives the time of every check of exp, nbf and iat, and of the
+	// expiry of remembered tokens. Default time.Now.
+	Now func() time.Time
+	// CacheTTL bounds how long a verified token is remembered, keyed by its
+	// exact bytes, so that later requests with it skip the signature check;
+	// it is never remembered beyond its exp. Default 5 minutes; a negative
+	// value turns the memory off.
+	CacheTTL time.Duration
+	// CacheSize bounds how many tokens are remembered; when full, the one
+	// that expires first is forgotten. Default 100,000. Memory use is at
+	// most about CacheSize times (MaxTokenSize plus its claims).
+	CacheSize int
+	// RefreshRateLimit is the minimum interval between two key set fetches
+	// triggered by requests: for a token signed with an unknown key ID, or
+	// to retry a failed first fetch. Tokens with unknown key IDs that
+	// arrive during a refresh wait for it; later ones within the interval
+	// are refused at once. Default 10 seconds. Key sets are also refreshed
+	// hourly in the background.
+	RefreshRateLimit time.Duration
+	// MaxTokenSize is the largest token, in bytes, that Verify reads;
+	// longer ones are refused unread. Default 16 KiB.
+	MaxTokenSize int
+}
+
+// Defaults of VerifierOptions and fixed settings.
+const (
+	defaultLeeway           = 30 * time.Second
+	defaultCacheTTL         = 5 * time.Minute
+	defaultCacheSize        = 100_000
+	defaultRefreshRateLimit = 10 * time.Second
+	defaultMaxTokenSize     = 16 << 10
+	fetchTimeout            = 10 * time.Second // one discovery or key set request
+	refreshInterval         = time.Hour        // background refresh of a key set
+)
+
+var (
+	defaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
+	knownAlgorithms   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+// Errors of NewVerifier for invalid options; the returned error matches one
+// of them with errors.Is.
+var (
+	// ErrNoIssuer means VerifierOptions.Issuers is empty.
+	ErrNoIssuer = errors.New("middleware: at least one issuer is required")
+	// ErrIssuer means an Issuer is empty or listed twice.
+	ErrIssuer = errors.New("middleware: an issuer must be non-empty and listed once")
+	// ErrJWKSURL means a JWKSURL, or an Issuer whose key set is found by
+	// discovery, is not an https URL nor an http URL of a loopback host.
+	ErrJWKSURL = errors.New("middleware: the JWKS URL (or the issuer, when the JWKS URL is found by discovery) must be an https URL, or http on a loopback host")
+	// ErrAudience means an issuer has no audience, or an empty one.
+	ErrAudience = errors.New("middleware: each issuer needs at least one non-empty audience")
+	// ErrAlgorithm means Algorithms holds "none", an HMAC algorithm or an
+	// unknown name.
+	ErrAlgorithm = errors.New("middleware: algorithms must be asymmetric JWS algorithms: none and HMAC are refused")
+	// ErrVerifierOption means CacheSize, MaxTokenSize or RefreshRateLimit is
+	// negative.
+	ErrVerifierOption = errors.New("middleware: CacheSize, MaxTokenSize and RefreshRateLimit must not be negative")
+)
+
+// Claims are the verified claims of a token.
+type Claims struct {
+	// Issuer (iss), Subject (sub, never empty) and ID (jti, "" when absent
+	// or not a string).
+	Issuer, Subject, ID string
+	// Audience is the aud claim.
+	Audience []string
+	// Expires (exp), NotBefore (nbf) and IssuedAt (iat); zero when absent
+	// (exp is always present).
+	Expires, NotBefore, IssuedAt time.Time
+	// Raw holds every claim of the token, as decoded from JSON (numbers are
+	// float64). It is shared by every request that presents the same
+	// token: treat it as read-only.
+	Raw map[string]any
+}
+
+// VerifierStats counts what a Verifier did since it was created.
+type VerifierStats struct {
+	// CacheHits counts tokens served from memory, without a signature check.
+	CacheHits uint64
+	// Verified counts tokens that passed a full verification.
+	Verified uint64
+	// Remembered is the number of tokens in memory now.
+	Remembered int
+}
+
+// Verifier checks tokens against the key sets of trusted issuers. It is
+// safe for concurrent use.
+type Verifier struct {
+	issuers  map[string]*keySource
+	algs     []string
+	parser   *jwt.Parser
+	now      func() time.Time
+	maxSize  int
+	cache    *tokenCache // nil when the memory is off
+	stop     context.CancelFunc
+	hits     atomic.Uint64
+	verified atomic.Uint64
+}
+
+// NewVerifier checks o and returns a Verifier. It never contacts an
+// identity provider: discovery documents and key sets are fetched on the
+// first token of each issuer, and a failed fetch is retried at most once
+// per RefreshRateLimit; meanwhile Verify fails with KindUnavailable.
+// Background refreshes of key sets stop when ctx is done or at Close.
+func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	v := &Verifier{
+		issuers: make(map[string]*keySource, len(o.Issuers)),
+		algs:    o.Algorithms,
+		now:     o.Now,
+		maxSize: o.MaxTokenSize,
+		stop:    stop,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(o.Algorithms),
+			jwt.WithLeeway(o.Leeway),
+			jwt.WithTimeFunc(o.Now),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithStrictDecoding(),
+		),
+	}
+	if o.CacheTTL > 0 {
+		v.cache = newTokenCache(o.CacheSize, o.CacheTTL)
+	}
+	for _, ic := range o.Issuers {
+		v.issuers[ic.Issuer] = &keySource{
+			issuer:   ic.Issuer,
+			jwksURL:  ic.JWKSURL,
+			audience: slices.Clone(ic.Audience),
+			client:   o.HTTPClient,
+			every:    o.RefreshRateLimit,
+			ctx:      ctx,
+		}
+	}
+	return v, nil
+}
+
+// check validates o and fills in its defaults.
+func (o *VerifierOptions) check() error {
+	if len(o.Issuers) == 0 {
+		return ErrNoIssuer
+	}
+	seen := make(map[string]bool, len(o.Issuers))
+	for _, ic := range o.Issuers {
+		switch {
+		case ic.Issuer == "" || seen[ic.Issuer]:
+			return fmt.Errorf("%w: %q", ErrIssuer, ic.Issuer)
+		case ic.JWKSURL == "" && !fetchableURL(ic.Issuer) || ic.JWKSURL != "" && !fetchableURL(ic.JWKSURL):
+			return fmt.Errorf("%w (issuer %q)", ErrJWKSURL, ic.Issuer)
+		case len(ic.Audience) == 0 || slices.Contains(ic.Audience, ""):
+			return fmt.Errorf("%w (issuer %q)", ErrAudience, ic.Issuer)
+		}
+		seen[ic.Issuer] = true
+	}
+	if len(o.Algorithms) == 0 {
+		o.Algorithms = defaultAlgorithms
+	}
+	for _, a := range o.Algorithms {
+		if !slices.Contains(knownAlgorithms, a) {
+			return fmt.Errorf("%w: %q", ErrAlgorithm, a)
+		}
+	}
+	o.Algorithms = slices.Clone(o.Algorithms)
+	if o.CacheSize < 0 || o.MaxTokenSize < 0 || o.RefreshRateLimit < 0 {
+		return ErrVerifierOption
+	}
+	switch {
+	case o.Leeway == 0:
+		o.Leeway = defaultLeeway
+	case o.Leeway < 0:
+		o.Leeway = 0
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: fetchTimeout}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.CacheTTL = cmp.Or(o.CacheTTL, defaultCacheTTL)
+	o.CacheSize = cmp.Or(o.CacheSize, defaultCacheSize)
+	o.RefreshRateLimit = cmp.Or(o.RefreshRateLimit, defaultRefreshRateLimit)
+	o.MaxTokenSize = cmp.Or(o.MaxTokenSize, defaultMaxTokenSize)
+	return nil
+}
+
+// Verify checks raw and returns its claims. A token verified before and
+// still valid is answered from memory, without a signature check or an
+// allocation. Otherwise raw must be a JWS compact serialization of at most
+// MaxTokenSize bytes, whose
+//
+//   - header has an accepted alg, a kid, no crit (no extension is
+//     understood) and, if present, a typ of JWT or at+jwt (with or without
+//     "application/", in any case); jku, x5u, x5c and jwk are ignored: keys
+//     come only from the issuer's key set, by kid;
+//   - iss names a configured issuer, whose key set holds the kid with a
+//     matching algorithm and a valid signature;
+//   - exp is present and, with nbf and iat when present, holds at Now
+//     within Leeway;
+//   - aud contains one of the issuer's audiences and sub is a non-empty
+//     string.
+//
+// Every error is an *Error: of kind KindInvalidToken, or KindUnavailable
+// when the issuer's keys have never been fetched successfully (or ctx ended
+// while waiting for them). A key set that fails to refresh keeps its keys.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if err := checkSize(raw, v.maxSize); err != nil {
+		return nil, err
+	}
+	if c := v.cache.get(raw, v.now()); c != nil {
+		v.hits.Add(1)
+		return c, nil
+	}
+	return v.verify(ctx, raw)
+}
+
+// verify is the full verification of Verify.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
+	var (
+		src *keySource
+		gen uint64
+		mc  = jwt.MapClaims{}
+	)
+	tok, err := v.parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
+		if err := checkHeader(t.Header); err != nil {
+			return nil, err
+		}
+		iss, _ := mc["iss"].(string)
+		if src = v.issuers[iss]; src == nil {
+			return nil, errUnknownIssuer
+		}
+		gen = src.gen.Load() // before reading the key: see tokenCache
+		return src.key(ctx, t)
+	})
+	if err != nil {
+		return nil, v.refusal(tok, err)
+	}
+	c, err := newClaims(mc, src.audience)
+	if err != nil {
+		return nil, v.refusal(tok, err)
+	}
+	v.verified.Add(1)
+	v.cache.put(raw, c, src, gen, v.now())
+	return c, nil
+}
+
+// Stats returns the counters of v.
+func (v *Verifier) Stats() VerifierStats {
+	return VerifierStats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Remembered: v.cache.len()}
+}
+
+// Close stops the background refreshes of key sets. Tokens in memory and
+// keys already fetched keep working. Close may be called more than once.
+func (v *Verifier) Close() { v.stop() }
+
+// Reasons a token is refused before or besides the checks of jwt.
+var (
+	errUnknownIssuer = errors.New("unknown issuer")
+	errCrit          = errors.New("crit header present")
+	errType          = errors.New("typ header not accepted")
+	errNoKeyID       = errors.New("no kid header")
+	errNoSubject     = errors.New("no sub claim")
+)
+
+// refusals maps an error in the chain of a failed verification to the
+// description of its answer; the first match wins.
+var refusals = []struct {
+	err  error
+	desc string
+}{
+	{errUnknownIssuer, "the token's issuer is not trusted"},
+	{errCrit, "the token requires header extensions that are not supported"},
+	{errType, "the token's type is not accepted"},
+	{errNoKeyID, "the token's header has no key ID"},
+	{errNoSubject, "the token has no subject"},
+	{jwkset.ErrKeyNotFound, "the token was signed with an unknown key"},
+	{keyfunc.ErrKeyfunc, "the token's algorithm does not match its signing key"},
+	{jwt.ErrTokenMalformed, "the token is malformed"},
+	{jwt.ErrTokenExpired, "the token has expired"},
+	{jwt.ErrTokenNotValidYet, "the token is not valid yet"},
+	{jwt.ErrTokenUsedBeforeIssued, "the token's issue time is in the future"},
+	{jwt.ErrTokenRequiredClaimMissing, "the token has no expiration time"},
+	{jwt.ErrTokenInvalidAudience, "the token is meant for another audience"},
+	{jwt.ErrInvalidType, "the token holds a claim of the wrong type"},
+	{jwt.ErrTokenSignatureInvalid, "the token's signature is invalid"},
+}
+
+// refusal turns the error of a failed verification of tok into an *Error.
+func (v *Verifier) refusal(tok *jwt.Token, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if tok != nil && (errors.Is(err, jwt.ErrTokenSignatureInvalid) || errors.Is(err, jwt.ErrTokenUnverifiable)) {
+		if alg, _ := tok.Header["alg"].(string); !slices.Contains(v.algs, alg) {
+			return newError(KindInvalidToken, "the token's signing algorithm is not accepted", err)
+		}
+	}
+	for _, r := range refusals {
+		if errors.Is(err, r.err) {
+			return newError(KindInvalidToken, r.desc, err)
+		}
+	}
+	return newError(KindInvalidToken, "the token cannot be verified", err)
+}
+
+// checkHeader refuses a JOSE header with crit, with a typ other than JWT or
+// at+jwt, or without a kid.
+func checkHeader(h map[string]any) error {
+	if _, ok := h["crit"]; ok {
+		return errCrit
+	}
+	if typ, ok := h["typ"]; ok {
+		s, _ := typ.(string)
+		s = strings.TrimPrefix(strings.ToLower(s), "application/")
+		if s != "jwt" && s != "at+jwt" {
+			return errType
+		}
+	}
+	if kid, _ := h["kid"].(string); kid == "" {
+		return errNoKeyID
+	}
+	return nil
+}
+
+// newClaims checks sub and aud, which jwt leaves to us, and builds the
+// Claims of mc.
+func newClaims(mc jwt.MapClaims, audience []string) (*Claims, error) {
+	sub, _ := mc["sub"].(string)
+	if sub == "" {
+		return nil, errNoSubject
+	}
+	aud, err := mc.GetAudience()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(audience, a) }) {
+		return nil, jwt.ErrTokenInvalidAudience
+	}
+	c := &Claims{Subject: sub, Audience: aud, Raw: mc}
+	c.Issuer, _ = mc["iss"].(string)
+	c.ID, _ = mc["jti"].(string)
+	c.Expires = timeOf(mc.GetExpirationTime())
+	c.NotBefore = timeOf(mc.GetNotBefore())
+	c.IssuedAt = timeOf(mc.GetIssuedAt())
+	return c, nil
+}
+
+// timeOf returns the time of a claim already checked by jwt, zero if absent.
+func timeOf(d *jwt.NumericDate, _ error) time.Time {
+	if d == nil {
+		return time.Time{}
+	}
+	return d.Time
+}

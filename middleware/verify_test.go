@@ -1,0 +1,621 @@
+package middleware
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+var b64 = base64.RawURLEncoding.EncodeToString
+
+// idpRSAKey returns the public key of idp's current RS256 key.
+func idpRSAKey(t *testing.T, idp *tiptest.IdP) *rsa.PublicKey {
+	t.Helper()
+	resp, err := http.Get(idp.JWKSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kf, err := keyfunc.NewJWKSetJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := kf.Storage().KeyRead(context.Background(), idp.KeyIDs()["RS256"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jwk.Key().(*rsa.PublicKey)
+}
+
+// TestVerifyAttacks runs tokens an attacker could send, and a few valid
+// ones, through a Verifier.
+func TestVerifyAttacks(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, noCache)
+	kids := idp.KeyIDs()
+	pub := idpRSAKey(t, idp)
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	evil := newRSAKey(t)
+	evilJWK := map[string]any{"kty": "RSA", "kid": "evil", "n": b64(evil.N.Bytes()), "e": b64(big.NewInt(int64(evil.E)).Bytes())}
+	now := idp.Clock().Now()
+	in := func(d time.Duration) int64 { return now.Add(d).Unix() }
+	tok := func(opts ...tiptest.TokenOption) func() string {
+		return func() string { return idp.Token("alice", opts...) }
+	}
+	claims := func(c map[string]any) func() string { return tok(tiptest.WithClaims(c)) }
+	header := func(h map[string]any) func() string { return tok(tiptest.WithHeader(h)) }
+	// forge replaces the header of a valid token, keeping its signature.
+	forge := func(h string) func() string {
+		return func() string {
+			_, p, s := segments(idp.Token("alice"))
+			return b64([]byte(h)) + "." + p + "." + s
+		}
+	}
+	valid := idp.Token("alice")
+
+	cases := []struct {
+		name  string
+		token func() string
+		kind  ErrorKind // 0: valid
+		desc  string
+	}{
+		{"valid RS256", tok(), 0, ""},
+		{"valid ES256", tok(tiptest.WithAlg("ES256")), 0, ""},
+		{"valid EdDSA", tok(tiptest.WithAlg("EdDSA")), 0, ""},
+		{"typ at+jwt", header(map[string]any{"typ": "application/AT+JWT"}), 0, ""},
+		{"no typ", header(map[string]any{"typ": nil}), 0, ""},
+		{"aud list", claims(map[string]any{"aud": []string{"other", idp.Audience()}}), 0, ""},
+		{"expired within leeway", tok(tiptest.WithLifetime(-10 * time.Second)), 0, ""},
+		{"jku ignored", header(map[string]any{"jku": "http://127.0.0.1:1/jwks"}), 0, ""},
+
+		{"alg none", forge(`{"alg":"none","typ":"JWT","kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
+		{"alg none no signature", func() string { h, p, _ := segments(forge(`{"alg":"none","kid":"x"}`)()); return h + "." + p + "." }, KindInvalidToken, "algorithm is not accepted"},
+		{"alg missing", forge(`{"kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
+		{"alg unknown", forge(`{"alg":"RS1024","kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
+		{"HS256 with the RSA key as PEM secret", func() string {
+			return sign(t, jwt.SigningMethodHS256, pemKey, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "algorithm is not accepted"},
+		{"HS256 with the RSA key as DER secret", func() string {
+			return sign(t, jwt.SigningMethodHS256, der, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "algorithm is not accepted"},
+		{"PS256 header on an RS256 key", header(map[string]any{"alg": "PS256"}), KindInvalidToken, "does not match its signing key"},
+		{"ES384 header on an ES256 key", tok(tiptest.WithAlg("ES256"), tiptest.WithHeader(map[string]any{"alg": "ES384"})), KindInvalidToken, "does not match its signing key"},
+		{"RS256 header with the ES256 kid", header(map[string]any{"kid": kids["ES256"]}), KindInvalidToken, "does not match its signing key"},
+		{"unknown kid", header(map[string]any{"kid": "no-such-key"}), KindInvalidToken, "unknown key"},
+		{"no kid", header(map[string]any{"kid": nil}), KindInvalidToken, "no key ID"},
+		{"numeric kid", header(map[string]any{"kid": 7}), KindInvalidToken, "no key ID"},
+		{"own key, jku to own set", func() string {
+			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jku": "http://127.0.0.1:1/jwks.json"}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "unknown key"},
+		{"own key, x5u", func() string {
+			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "x5u": "http://127.0.0.1:1/cert.pem"}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "unknown key"},
+		{"own key embedded as jwk, own kid", func() string {
+			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jwk": evilJWK}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "unknown key"},
+		{"own key embedded as jwk, the issuer's kid", func() string {
+			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": kids["RS256"], "jwk": evilJWK}, claimsFor(idp, "alice"))
+		}, KindInvalidToken, "signature is invalid"},
+		{"crit", header(map[string]any{"crit": []string{"exp"}, "exp": 1}), KindInvalidToken, "header extensions"},
+		{"crit empty", header(map[string]any{"crit": []string{}}), KindInvalidToken, "header extensions"},
+		{"b64 false", header(map[string]any{"crit": []string{"b64"}, "b64": false}), KindInvalidToken, "header extensions"},
+		{"typ logout+jwt", header(map[string]any{"typ": "logout+jwt"}), KindInvalidToken, "type is not accepted"},
+		{"typ not a string", header(map[string]any{"typ": 1}), KindInvalidToken, "type is not accepted"},
+		{"other iss", claims(map[string]any{"iss": "https://evil.example"}), KindInvalidToken, "issuer is not trusted"},
+		{"iss with trailing slash", claims(map[string]any{"iss": idp.Issuer() + "/"}), KindInvalidToken, "issuer is not trusted"},
+		{"no iss", claims(map[string]any{"iss": nil}), KindInvalidToken, "issuer is not trusted"},
+		{"other aud", claims(map[string]any{"aud": "someone-else"}), KindInvalidToken, "another audience"},
+		{"no aud", claims(map[string]any{"aud": nil}), KindInvalidToken, "another audience"},
+		{"aud a number", claims(map[string]any{"aud": 42}), KindInvalidToken, "another audience"},
+		{"aud list with a number", claims(map[string]any{"aud": []any{idp.Audience(), 42}}), KindInvalidToken, "wrong type"},
+		{"expired", tok(tiptest.WithLifetime(-time.Hour)), KindInvalidToken, "expired"},
+		{"no exp", claims(map[string]any{"exp": nil}), KindInvalidToken, "no expiration time"},
+		{"exp out of range", claims(map[string]any{"exp": 1e300}), KindInvalidToken, "expired"},
+		{"iss an array", claims(map[string]any{"iss": []string{idp.Issuer()}}), KindInvalidToken, "issuer is not trusted"},
+		{"exp a string", claims(map[string]any{"exp": "tomorrow"}), KindInvalidToken, "wrong type"},
+		{"nbf in the future", claims(map[string]any{"nbf": in(time.Hour)}), KindInvalidToken, "not valid yet"},
+		{"iat in the future", claims(map[string]any{"iat": in(time.Hour)}), KindInvalidToken, "issue time is in the future"},
+		{"no sub", claims(map[string]any{"sub": nil}), KindInvalidToken, "no subject"},
+		{"empty sub", claims(map[string]any{"sub": ""}), KindInvalidToken, "no subject"},
+		{"numeric sub", claims(map[string]any{"sub": 12}), KindInvalidToken, "no subject"},
+		{"tampered payload", func() string {
+			h, _, s := segments(valid)
+			return h + "." + b64([]byte(`{"iss":"`+idp.Issuer()+`","sub":"admin"}`)) + "." + s
+		}, KindInvalidToken, "signature is invalid"},
+		{"truncated signature", func() string { return valid[:len(valid)-12] }, KindInvalidToken, ""},
+		{"two segments", func() string { h, p, _ := segments(valid); return h + "." + p }, KindInvalidToken, "malformed"},
+		{"extra segment", func() string { return valid + ".e30" }, KindInvalidToken, "malformed"},
+		{"JWE shaped", func() string { return valid + ".a.b" }, KindInvalidToken, "malformed"},
+		{"bad base64", func() string { return "*" + valid[1:] }, KindInvalidToken, "malformed"},
+		{"padded base64", func() string { h, p, s := segments(valid); return h + "." + p + "=." + s }, KindInvalidToken, "malformed"},
+		{"header not JSON", forge("not json"), KindInvalidToken, "malformed"},
+		{"payload not JSON", func() string { h, _, s := segments(valid); return h + "." + b64([]byte("[1,2")) + "." + s }, KindInvalidToken, "malformed"},
+		{"non-ASCII", func() string { return valid[:20] + "é" + valid[20:] }, KindInvalidToken, "malformed"},
+		{"empty", func() string { return "" }, KindInvalidToken, "malformed"},
+		{"dots only", func() string { return ".." }, KindInvalidToken, "malformed"},
+		{"huge", func() string { return strings.Repeat("a", 16<<10+1) }, KindInvalidToken, "too large"},
+		{"huge but valid-looking", func() string {
+			return idp.Token("alice", tiptest.WithClaims(map[string]any{"pad": strings.Repeat("x", 16<<10)}))
+		}, KindInvalidToken, "too large"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			token := tc.token()
+			c, err := v.Verify(context.Background(), token)
+			if tc.kind == 0 {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if c.Subject != "alice" || c.Issuer != idp.Issuer() {
+					t.Fatalf("claims = %+v", c)
+				}
+				return
+			}
+			if c != nil {
+				t.Fatalf("claims = %+v, want none", c)
+			}
+			wantError(t, err, token, tc.kind, tc.desc)
+		})
+	}
+}
+
+func TestVerifyClaims(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp)
+	c := mustVerify(t, v, idp.Token("alice", tiptest.WithClaims(map[string]any{"jti": "id-1"})))
+	if c.Issuer != idp.Issuer() || c.Subject != "alice" || c.ID != "id-1" ||
+		len(c.Audience) != 1 || c.Audience[0] != idp.Audience() {
+		t.Fatalf("claims = %+v", c)
+	}
+	if d := idp.Clock().Now().Sub(c.IssuedAt); d < 0 || d > 2*time.Second ||
+		!c.NotBefore.Equal(c.IssuedAt) || !c.Expires.Equal(c.IssuedAt.Add(time.Hour)) {
+		t.Fatalf("times: iat %v, nbf %v, exp %v", c.IssuedAt, c.NotBefore, c.Expires)
+	}
+	if c.Raw["email"] != "alice@example.com" {
+		t.Fatalf("Raw = %v", c.Raw)
+	}
+}
+
+func TestNewVerifierOptions(t *testing.T) {
+	ok := IssuerConfig{Issuer: "https://idp.example", Audience: []string{"app"}}
+	with := func(f func(*IssuerConfig)) []IssuerConfig { ic := ok; f(&ic); return []IssuerConfig{ic} }
+	cases := []struct {
+		name string
+		o    VerifierOptions
+		want error
+	}{
+		{"defaults", VerifierOptions{Issuers: []IssuerConfig{ok}}, nil},
+		{"loopback http", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "http://127.0.0.1:8080" })}, nil},
+		{"localhost http JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer, c.JWKSURL = "tenant-1", "http://localhost:1/keys" })}, nil},
+		{"no issuer", VerifierOptions{}, ErrNoIssuer},
+		{"empty issuer", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "" })}, ErrIssuer},
+		{"duplicate issuer", VerifierOptions{Issuers: []IssuerConfig{ok, ok}}, ErrIssuer},
+		{"plain http issuer", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "http://idp.example" })}, ErrJWKSURL},
+		{"issuer not a URL", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "idp" })}, ErrJWKSURL},
+		{"plain http JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.JWKSURL = "http://idp.example/keys" })}, ErrJWKSURL},
+		{"file JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.JWKSURL = "file:///etc/keys" })}, ErrJWKSURL},
+		{"no audience", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Audience = nil })}, ErrAudience},
+		{"empty audience", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Audience = []string{"app", ""} })}, ErrAudience},
+		{"none", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"RS256", "none"}}, ErrAlgorithm},
+		{"HS256", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"HS256"}}, ErrAlgorithm},
+		{"lower case", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"rs256"}}, ErrAlgorithm},
+		{"negative size", VerifierOptions{Issuers: []IssuerConfig{ok}, CacheSize: -1}, ErrVerifierOption},
+		{"negative rate", VerifierOptions{Issuers: []IssuerConfig{ok}, RefreshRateLimit: -1}, ErrVerifierOption},
+		{"negative max token", VerifierOptions{Issuers: []IssuerConfig{ok}, MaxTokenSize: -1}, ErrVerifierOption},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := NewVerifier(context.Background(), tc.o)
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+				t.Fatalf("NewVerifier: %v, want %v", err, tc.want)
+			}
+			if v != nil {
+				v.Close()
+			}
+		})
+	}
+}
+
+// TestVerifierOnlyAllowedAlgorithms checks that Algorithms restricts the
+// alg header even for a key the issuer publishes.
+func TestVerifierOnlyAllowedAlgorithms(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Algorithms = []string{"ES256"} })
+	mustVerify(t, v, idp.Token("alice", tiptest.WithAlg("ES256")))
+	token := idp.Token("alice")
+	_, err := v.Verify(context.Background(), token)
+	wantError(t, err, token, KindInvalidToken, "algorithm is not accepted")
+}
+
+// TestVerifierLazy checks that nothing is fetched before a token of a
+// configured issuer needs it, and then only once for concurrent requests.
+func TestVerifierLazy(t *testing.T) {
+	for _, explicit := range []bool{false, true} {
+		t.Run(fmt.Sprint("explicit JWKS URL ", explicit), func(t *testing.T) {
+			idp := startIdP(t)
+			v := newTestVerifier(t, idp, func(o *VerifierOptions) {
+				if explicit {
+					o.Issuers[0].JWKSURL = idp.JWKSURL()
+				}
+			})
+			if n := idp.JWKSRequests(); n != 0 {
+				t.Fatalf("JWKS requests after NewVerifier = %d, want 0", n)
+			}
+			foreign := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": "https://other.example"}))
+			_, err := v.Verify(context.Background(), foreign)
+			wantError(t, err, foreign, KindInvalidToken, "issuer is not trusted")
+			if n := idp.JWKSRequests(); n != 0 {
+				t.Fatalf("JWKS requests after a foreign token = %d, want 0", n)
+			}
+			verifyConcurrently(t, v, idp, 20)
+			if n := idp.JWKSRequests(); n != 1 {
+				t.Fatalf("JWKS requests = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// verifyConcurrently verifies n tokens of n users at once.
+func verifyConcurrently(t *testing.T, v *Verifier, idp *tiptest.IdP, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			user := fmt.Sprint("user", i)
+			c, err := v.Verify(context.Background(), idp.Token(user))
+			if err == nil && c.Subject != user {
+				err = fmt.Errorf("subject %q, want %q", c.Subject, user)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestVerifierIdPDown checks that an unreachable IdP does not fail
+// NewVerifier, that Verify then answers unavailable, that a later request
+// retries, and that known keys keep working while the IdP is down.
+func TestVerifierIdPDown(t *testing.T) {
+	idp := startIdP(t)
+	idp.SetDown(true)
+	v := newTestVerifier(t, idp, noCache, func(o *VerifierOptions) { o.RefreshRateLimit = 50 * time.Millisecond })
+	token := idp.Token("alice")
+	_, err := v.Verify(context.Background(), token)
+	if e := wantError(t, err, token, KindUnavailable, "keys are unavailable"); e.RetryAfter <= 0 || e.RetryAfter > 50*time.Millisecond {
+		t.Fatalf("RetryAfter = %v, want (0, 50ms]", e.RetryAfter)
+	}
+	_, err = v.Verify(context.Background(), token) // within the retry interval: no new fetch
+	wantError(t, err, token, KindUnavailable, "keys are unavailable")
+
+	idp.SetDown(false)
+	time.Sleep(60 * time.Millisecond)
+	mustVerify(t, v, token)
+
+	idp.SetDown(true)
+	mustVerify(t, v, idp.Token("bob", tiptest.WithAlg("ES256")))
+	token = idp.Token("carol", tiptest.WithHeader(map[string]any{"kid": "rotated-while-down"}))
+	_, err = v.Verify(context.Background(), token)
+	wantError(t, err, token, KindInvalidToken, "unknown key")
+}
+
+// TestVerifierWaitCancelled checks that a request stops waiting for a slow
+// first fetch when its context ends, without cancelling the fetch.
+func TestVerifierWaitCancelled(t *testing.T) {
+	idp := startIdP(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		http.Redirect(w, r, idp.JWKSURL(), http.StatusFound)
+	}))
+	defer slow.Close()
+	defer close(release)
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].JWKSURL = slow.URL })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	token := idp.Token("alice")
+	_, err := v.Verify(ctx, token)
+	e := wantError(t, err, token, KindUnavailable, "keys are unavailable")
+	if !errors.Is(e, context.DeadlineExceeded) {
+		t.Fatalf("error %v does not wrap the deadline", e.Err)
+	}
+	release <- struct{}{}
+	mustVerify(t, v, token)
+}
+
+func TestVerifierDiscoveryChecks(t *testing.T) {
+	idp := startIdP(t)
+	cases := map[string]string{
+		"other issuer":  `{"issuer":"https://evil.example","jwks_uri":"` + idp.JWKSURL() + `"}`,
+		"plain http":    `{"issuer":"ISSUER","jwks_uri":"http://idp.example/keys"}`,
+		"not JSON":      `<html>`,
+		"no jwks_uri":   `{"issuer":"ISSUER"}`,
+		"jwks not JSON": `{"issuer":"ISSUER","jwks_uri":"ISSUER/not-found"}`,
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/.well-known/openid-configuration" {
+					_, _ = io.WriteString(w, strings.ReplaceAll(doc, "ISSUER", srv.URL))
+					return
+				}
+				http.NotFound(w, r)
+			}))
+			defer srv.Close()
+			v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].Issuer = srv.URL })
+			token := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": srv.URL}))
+			_, err := v.Verify(context.Background(), token)
+			wantError(t, err, token, KindUnavailable, "keys are unavailable")
+		})
+	}
+}
+
+// TestVerifierSeveralIssuers checks that the iss claim picks the issuer and
+// that each issuer's keys and audiences apply only to its own tokens.
+func TestVerifierSeveralIssuers(t *testing.T) {
+	a, b := startIdP(t), startIdP(t)
+	v := newTestVerifier(t, a, func(o *VerifierOptions) {
+		o.Issuers = []IssuerConfig{
+			{Issuer: a.Issuer(), Audience: []string{"app-a"}},
+			{Issuer: b.Issuer(), JWKSURL: b.JWKSURL(), Audience: []string{"app-b", "app-b2"}},
+		}
+	})
+	aud := func(s string) tiptest.TokenOption { return tiptest.WithClaims(map[string]any{"aud": s}) }
+	if c := mustVerify(t, v, a.Token("alice", aud("app-a"))); c.Issuer != a.Issuer() {
+		t.Fatalf("issuer = %q", c.Issuer)
+	}
+	if b.JWKSRequests() != 0 {
+		t.Fatal("a token of A fetched the keys of B")
+	}
+	mustVerify(t, v, b.Token("bob", aud("app-b2")))
+
+	for name, token := range map[string]string{
+		"B's audience on A":         a.Token("alice", aud("app-b")),
+		"A's audience on B":         b.Token("bob", aud("app-a")),
+		"B's token claiming A":      b.Token("bob", aud("app-a"), tiptest.WithClaims(map[string]any{"iss": a.Issuer()})),
+		"B's key with A's kid":      b.Token("bob", aud("app-a"), tiptest.WithClaims(map[string]any{"iss": a.Issuer()}), tiptest.WithHeader(map[string]any{"kid": a.KeyIDs()["RS256"]})),
+		"A's token claiming B":      a.Token("alice", aud("app-b"), tiptest.WithClaims(map[string]any{"iss": b.Issuer()})),
+		"A's key with B's kid":      a.Token("alice", aud("app-b"), tiptest.WithClaims(map[string]any{"iss": b.Issuer()}), tiptest.WithHeader(map[string]any{"kid": b.KeyIDs()["RS256"]})),
+		"audience list across both": a.Token("alice", tiptest.WithClaims(map[string]any{"aud": []string{"app-b"}})),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), token)
+			wantError(t, err, token, KindInvalidToken, "")
+		})
+	}
+}
+
+// TestVerifierKeyRotation checks that a new kid triggers a refresh, that a
+// key removed at the IdP stops working, remembered tokens included, and
+// that refreshes for unknown kids are rate limited without waiting.
+func TestVerifierKeyRotation(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.RefreshRateLimit = time.Hour })
+	old := idp.Token("alice")
+	mustVerify(t, v, old)
+	mustVerify(t, v, old)
+	if s := v.Stats(); s.CacheHits != 1 {
+		t.Fatalf("stats = %+v, want one cache hit", s)
+	}
+
+	idp.RotateKeys()
+	idp.RetireOldKeys()
+	mustVerify(t, v, idp.Token("bob")) // unknown kid: one refresh
+	if n := idp.JWKSRequests(); n != 2 {
+		t.Fatalf("JWKS requests = %d, want 2", n)
+	}
+	_, err := v.Verify(context.Background(), old)
+	wantError(t, err, old, KindInvalidToken, "unknown key")
+
+	idp.RotateKeys()
+	start := time.Now()
+	token := idp.Token("carol")
+	_, err = v.Verify(context.Background(), token)
+	wantError(t, err, token, KindInvalidToken, "unknown key")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a rate-limited unknown kid took %v", d)
+	}
+	if n := idp.JWKSRequests(); n != 2 {
+		t.Fatalf("JWKS requests = %d, want still 2", n)
+	}
+}
+
+// TestVerifierRotationBurst checks that concurrent tokens signed with a
+// new key share one refresh and all pass.
+func TestVerifierRotationBurst(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, noCache, func(o *VerifierOptions) { o.RefreshRateLimit = time.Hour })
+	mustVerify(t, v, idp.Token("alice"))
+	idp.RotateKeys()
+	verifyConcurrently(t, v, idp, 30)
+	if n := idp.JWKSRequests(); n != 2 {
+		t.Fatalf("JWKS requests = %d, want 2", n)
+	}
+}
+
+// TestVerifierRefreshKeepsCache checks that a refresh that removes no key
+// does not make remembered tokens verify again.
+func TestVerifierRefreshKeepsCache(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp)
+	token := idp.Token("alice")
+	mustVerify(t, v, token)
+	idp.RotateKeys() // adds keys, removes none
+	mustVerify(t, v, idp.Token("bob"))
+	mustVerify(t, v, token)
+	if s := v.Stats(); s.Verified != 2 || s.CacheHits != 1 {
+		t.Fatalf("stats = %+v, want 2 verified and 1 hit", s)
+	}
+}
+
+func TestVerifierCacheExpiry(t *testing.T) {
+	idp := startIdP(t)
+	clock := idp.Clock()
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.CacheTTL = time.Minute; o.Leeway = -1 })
+
+	short := idp.Token("alice", tiptest.WithLifetime(30*time.Second))
+	long := idp.Token("bob")
+	mustVerify(t, v, short)
+	mustVerify(t, v, long)
+	clock.Advance(31 * time.Second)
+	_, err := v.Verify(context.Background(), short)
+	wantError(t, err, short, KindInvalidToken, "expired")
+	mustVerify(t, v, long)
+	if s := v.Stats(); s.Verified != 2 || s.CacheHits != 1 {
+		t.Fatalf("stats = %+v, want 2 verified and 1 hit", s)
+	}
+	clock.Advance(30 * time.Second) // past CacheTTL: verified again
+	mustVerify(t, v, long)
+	if s := v.Stats(); s.Verified != 3 {
+		t.Fatalf("stats = %+v, want 3 verified", s)
+	}
+}
+
+func TestVerifierCacheBound(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.CacheSize, o.CacheTTL = 2, time.Hour })
+	first := idp.Token("a", tiptest.WithLifetime(10*time.Minute)) // expires first
+	for _, token := range []string{idp.Token("b"), first, idp.Token("c")} {
+		mustVerify(t, v, token)
+	}
+	if s := v.Stats(); s.Remembered != 2 {
+		t.Fatalf("remembered = %d, want 2", s.Remembered)
+	}
+	mustVerify(t, v, first)
+	if s := v.Stats(); s.CacheHits != 0 {
+		t.Fatalf("the token expiring first was kept: %+v", s)
+	}
+}
+
+func TestVerifierCacheOff(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, noCache)
+	token := idp.Token("alice")
+	mustVerify(t, v, token)
+	mustVerify(t, v, token)
+	if s := v.Stats(); s.CacheHits != 0 || s.Verified != 2 || s.Remembered != 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestVerifyCacheHitDoesNotAllocate(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp)
+	token := idp.Token("alice")
+	mustVerify(t, v, token)
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := v.Verify(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a cache hit allocates %v times", allocs)
+	}
+}
+
+// TestVerifierConcurrentRotation verifies tokens while the IdP rotates
+// and retires keys; a token may be refused only because its key is unknown
+// (rotated in within the rate limit, or retired).
+func TestVerifierConcurrentRotation(t *testing.T) {
+	idp := startIdP(t)
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.RefreshRateLimit = time.Millisecond })
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 5 {
+			idp.RotateKeys()
+			idp.RetireOldKeys()
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	for i := range 50 {
+		wg.Go(func() {
+			token := idp.Token(fmt.Sprint("user", i))
+			for range 3 {
+				_, err := v.Verify(context.Background(), token)
+				var e *Error
+				if err != nil && (!errors.As(err, &e) || e.Description != "the token was signed with an unknown key") {
+					t.Errorf("Verify: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkVerify compares a remembered token with full verifications,
+// on the wall clock.
+func BenchmarkVerify(b *testing.B) {
+	idp := startIdP(b)
+	ctx := context.Background()
+	wallClock := func(o *VerifierOptions) { o.Now = nil }
+	b.Run("cache-hit", func(b *testing.B) {
+		v := newTestVerifier(b, idp, wallClock)
+		token := idp.Token("alice")
+		mustVerify(b, v, token)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.Verify(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cache-hit-parallel", func(b *testing.B) {
+		v := newTestVerifier(b, idp, wallClock)
+		token := idp.Token("alice")
+		mustVerify(b, v, token)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := v.Verify(ctx, token); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run("full-"+alg, func(b *testing.B) {
+			v := newTestVerifier(b, idp, wallClock, noCache)
+			token := idp.Token("alice", tiptest.WithAlg(alg))
+			mustVerify(b, v, token)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(ctx, token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
