@@ -14,6 +14,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tipkit/tipkit/ctxcreds"
 )
 
 // IssuerConfig describes one trusted issuer of tokens.
@@ -123,6 +125,10 @@ type Claims struct {
 	// float64). It is shared by every request that presents the same
 	// token: treat it as read-only.
 	Raw map[string]any
+
+	// identity is the ctxcreds.Identity last handed to requests with this
+	// token, reused while the credentials' expiry is the same.
+	identity atomic.Pointer[ctxcreds.Identity]
 }
 
 // VerifierStats counts what a Verifier did since it was created.

@@ -1,0 +1,339 @@
+package middleware
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/exchange"
+)
+
+// Options configures a [Middleware]. Zero values take the defaults given
+// with each field.
+type Options struct {
+	// Issuer is the exact iss of the tokens accepted, with JWKSURL and
+	// Audience. Use Issuers for several issuers; both may be set.
+	Issuer string
+	// JWKSURL is Issuer's key set; empty means OIDC discovery at Issuer.
+	JWKSURL string
+	// Audience lists the audiences accepted from Issuer: a token's aud must
+	// contain one of them.
+	Audience []string
+	// Issuers lists further trusted issuers, each with its own key set and
+	// audiences. A token's iss picks the one that verifies it.
+	Issuers []IssuerConfig
+
+	// Algorithms accepted; default RS256, RS384, RS512, PS256, ES256, ES384,
+	// EdDSA. "none" and HMAC are never accepted.
+	Algorithms []string
+	// Leeway is the clock skew allowed on exp, nbf and iat; default 30 s.
+	Leeway time.Duration
+	// HTTPClient fetches discovery documents and key sets.
+	HTTPClient *http.Client
+	// TokenCacheTTL bounds how long a verified token is remembered, so the
+	// hot path skips the signature check (never beyond its exp); default 5
+	// minutes, negative turns it off. TokenCacheSize bounds how many;
+	// default 100,000.
+	TokenCacheTTL  time.Duration
+	TokenCacheSize int
+	// MaxTokenSize is the largest token read; default 16 KiB.
+	MaxTokenSize int
+	// KeyRefreshInterval is the least time between key set fetches that
+	// requests trigger (unknown kid, failed first fetch); default 10 s.
+	KeyRefreshInterval time.Duration
+
+	// Exchange configures the trusted identity propagation exchange. Its
+	// WebTokenProvider is not used: each request brings its token.
+	Exchange exchange.Options
+	// AWSConfig is the base of each user's aws.Config (region, endpoint,
+	// HTTP client, retryer); its Credentials are replaced by the user's.
+	AWSConfig aws.Config
+
+	// MaxUsers bounds the users whose credentials are held (least recently
+	// used evicted first); default 10,000.
+	MaxUsers int
+	// RefreshWindow: a request within this time of its user's credentials'
+	// expiry triggers one renewal in the background; default 5 minutes.
+	RefreshWindow time.Duration
+	// RefusedTTL is how long a user AWS refused is answered 403 from memory;
+	// default 30 s.
+	RefusedTTL time.Duration
+	// MaxExchangesInFlight bounds concurrent exchanges for all users;
+	// default 32.
+	MaxExchangesInFlight int
+	// ExchangeRateLimit, when positive, caps exchanges per second.
+	ExchangeRateLimit float64
+	// ExchangeTimeout bounds one shared exchange; default 30 s.
+	ExchangeTimeout time.Duration
+
+	// Extractor reads the token of a request; default BearerExtractor.
+	Extractor Extractor
+	// Skipper, when it returns true, lets the request through untouched.
+	Skipper func(*http.Request) bool
+	// AuthenticatePreflight makes CORS preflight requests (OPTIONS with
+	// Access-Control-Request-Method) need a token too. By default they pass
+	// through untouched, as browsers send them without credentials.
+	AuthenticatePreflight bool
+	// Optional lets a request without any token go on anonymously, with no
+	// AWS configuration in its context; a request with a bad token is still
+	// refused.
+	Optional bool
+	// ErrorHandler answers failed requests; default DefaultErrorHandler(Realm).
+	ErrorHandler ErrorHandler
+	// Realm is the realm of WWW-Authenticate challenges.
+	Realm string
+	// Logger receives debug, info and warn records (users appear only as a
+	// hash of issuer and subject; no token or secret is ever logged).
+	// Default: nothing is logged.
+	Logger *slog.Logger
+	// Now is the clock of token checks and credential expiry; default
+	// time.Now. It also becomes Exchange.Now when that is nil.
+	Now func() time.Time
+}
+
+// Middleware verifies requests and hands their handlers the caller's AWS
+// configuration. It is safe for concurrent use.
+type Middleware struct {
+	o        Options
+	verifier *Verifier
+	cache    *exchange.Cache
+	onError  ErrorHandler
+	log      *slog.Logger
+	extract  Extractor
+
+	requests      atomic.Uint64
+	skipped       atomic.Uint64
+	anonymous     atomic.Uint64
+	errorsByKind  [KindInternal + 1]atomic.Uint64
+	internalShown atomic.Bool
+}
+
+// ErrNoExchange is returned by New when Options.Exchange cannot build an
+// exchange; it wraps the exchange package's configuration error.
+var ErrNoExchange = errors.New("middleware: invalid Exchange options")
+
+// New checks o, builds the verifier and the exchange, and returns the
+// Middleware. It does not contact the identity provider or AWS: keys are
+// fetched on the first request, so a server starts even when its IdP is
+// down. Background work stops when ctx is done or at Close.
+func New(ctx context.Context, o Options) (*Middleware, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	issuers := o.Issuers
+	if o.Issuer != "" {
+		issuers = append([]IssuerConfig{{Issuer: o.Issuer, JWKSURL: o.JWKSURL, Audience: o.Audience}}, issuers...)
+	}
+	v, err := NewVerifier(ctx, VerifierOptions{
+		Issuers: issuers, Algorithms: o.Algorithms, Leeway: o.Leeway, HTTPClient: o.HTTPClient, Now: o.Now,
+		CacheTTL: o.TokenCacheTTL, CacheSize: o.TokenCacheSize, RefreshRateLimit: o.KeyRefreshInterval,
+		MaxTokenSize: o.MaxTokenSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	xo := o.Exchange
+	if xo.Now == nil {
+		xo.Now = o.Now
+	}
+	x, err := exchange.New(xo)
+	if err != nil {
+		v.Close()
+		return nil, errors.Join(ErrNoExchange, err)
+	}
+	cache, err := exchange.NewCache(x, exchange.CacheOptions{
+		BaseConfig: o.AWSConfig, MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
+		MaxInFlight: o.MaxExchangesInFlight, RateLimit: o.ExchangeRateLimit, Timeout: o.ExchangeTimeout,
+	})
+	if err != nil {
+		v.Close()
+		return nil, errors.Join(ErrNoExchange, err)
+	}
+	m := &Middleware{o: o, verifier: v, cache: cache, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor}
+	if m.onError == nil {
+		m.onError = DefaultErrorHandler(o.Realm)
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.extract == nil {
+		m.extract = BearerExtractor
+	}
+	return m, nil
+}
+
+// Handler returns next wrapped: requests reach it with the caller's
+// aws.Config and identity in their context (ctxcreds.Config,
+// ctxcreds.IdentityFrom), or are answered by the error handler.
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2, err := m.Authenticate(r)
+		if err != nil {
+			m.HandleError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// Authenticate is the middleware's whole decision for r, for framework
+// adapters: it returns r carrying the caller's configuration and identity
+// (or r itself when skipped or anonymous), or the failure to answer with
+// [Middleware.HandleError].
+func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
+	m.requests.Add(1)
+	if m.skip(r) {
+		m.skipped.Add(1)
+		return r, nil
+	}
+	raw, err := m.extract(r)
+	if err != nil {
+		return nil, m.failed(asError(err, KindInvalidRequest))
+	}
+	if raw == "" {
+		if m.o.Optional {
+			m.anonymous.Add(1)
+			return r, nil
+		}
+		return nil, m.failed(errNoToken)
+	}
+	ctx := r.Context()
+	claims, err := m.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, m.failed(asError(err, KindInvalidToken))
+	}
+	cfg, expires, err := m.cache.Get(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw)
+	if err != nil {
+		return nil, m.failedFor(ErrorFromExchange(err), claims)
+	}
+	ctx = ctxcreds.WithConfig(ctx, cfg)
+	ctx = ctxcreds.WithIdentity(ctx, identityOf(claims, expires))
+	return r.WithContext(ctx), nil
+}
+
+var errNoToken = &Error{Kind: KindNoToken, Description: "a bearer token is required"}
+
+// skip reports whether r passes untouched.
+func (m *Middleware) skip(r *http.Request) bool {
+	if !m.o.AuthenticatePreflight && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return true
+	}
+	return m.o.Skipper != nil && m.o.Skipper(r)
+}
+
+// identityOf returns the identity of claims' user with credentials until
+// expires, reusing the one made for the previous request with this token.
+func identityOf(c *Claims, expires time.Time) *ctxcreds.Identity {
+	if id := c.identity.Load(); id != nil && id.Expires.Equal(expires) {
+		return id
+	}
+	id := &ctxcreds.Identity{Issuer: c.Issuer, Subject: c.Subject, Claims: c.Raw, Expires: expires}
+	c.identity.Store(id)
+	return id
+}
+
+// asError returns err as an *Error, or a new one of kind k.
+func asError(err error, k ErrorKind) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return newError(k, "", err)
+}
+
+// HandleError answers r with err through the error handler.
+func (m *Middleware) HandleError(w http.ResponseWriter, r *http.Request, err *Error) {
+	m.onError(w, r, err)
+}
+
+// failed counts and logs err.
+func (m *Middleware) failed(err *Error) *Error { return m.failedFor(err, nil) }
+
+// failedFor counts and logs err for the user of c (nil when unknown).
+func (m *Middleware) failedFor(err *Error, c *Claims) *Error {
+	if err.Kind > 0 && int(err.Kind) < len(m.errorsByKind) {
+		m.errorsByKind[err.Kind].Add(1)
+	}
+	level := slog.LevelDebug
+	switch err.Kind {
+	case KindForbidden, KindUnavailable:
+		level = slog.LevelWarn
+	case KindInternal:
+		level = slog.LevelWarn
+		if m.internalShown.CompareAndSwap(false, true) {
+			level = slog.LevelError // a configuration error: logged loudly once
+		}
+	}
+	ctx := context.Background()
+	if !m.log.Enabled(ctx, level) {
+		return err
+	}
+	attrs := []slog.Attr{slog.String("kind", err.Kind.String()), slog.String("code", err.Code)}
+	if c != nil {
+		attrs = append(attrs, slog.String("user", UserHash(c.Issuer, c.Subject)))
+	}
+	var xe *exchange.Error
+	if errors.As(err, &xe) {
+		attrs = append(attrs, slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
+	}
+	m.log.LogAttrs(ctx, level, "tipkit: request refused", attrs...)
+	return err
+}
+
+// UserHash returns the short, stable name under which logs show a user: a
+// hash of the issuer and subject, never the subject itself.
+func UserHash(issuer, subject string) string {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + subject))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Close stops background key refreshes and credential renewals.
+func (m *Middleware) Close() error {
+	m.verifier.Close()
+	return m.cache.Close()
+}
+
+// Stats counts what the middleware did since New.
+type Stats struct {
+	Requests  uint64 // requests seen
+	Skipped   uint64 // passed untouched (skipper, CORS preflight)
+	Anonymous uint64 // passed without a token (Options.Optional)
+
+	TokenCacheHits uint64 // tokens accepted from memory, no signature check
+	TokensVerified uint64 // tokens that passed a full verification
+
+	CredentialHits      uint64 // served cached credentials
+	Exchanges           uint64 // tokens exchanged with IAM Identity Center
+	Renewals            uint64 // credentials renewed (identity context, refresh token, newer token)
+	MergedWaiters       uint64 // requests that waited on another request's exchange
+	BackgroundRefreshes uint64 // renewals started ahead of expiry
+	Evictions           uint64 // users dropped by MaxUsers
+	Users               int    // users held now
+
+	// Errors counts failed requests by kind, indexed by ErrorKind.String().
+	Errors map[string]uint64
+}
+
+// Stats returns the counters of m. Nothing in them names a user or a token.
+func (m *Middleware) Stats() Stats {
+	vs, cs := m.verifier.Stats(), m.cache.Stats()
+	s := Stats{
+		Requests: m.requests.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
+		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified,
+		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
+		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Users: m.cache.Len(),
+		Errors: map[string]uint64{},
+	}
+	for k := KindNoToken; k <= KindInternal; k++ {
+		s.Errors[k.String()] = m.errorsByKind[k].Load()
+	}
+	return s
+}
