@@ -1,26 +1,40 @@
-// Command quickstart runs trusted identity propagation end to end on this
-// machine, with no AWS account: it starts tiptest (a local identity
-// provider, IAM Identity Center and STS), exchanges a token for each of two
-// users, calls STS as each user, renews one user's credentials without a
-// token, and shows Identity Center's one-exchange-per-token rule at work.
+// Command quickstart runs tipkit end to end on this machine, with no AWS
+// account: it starts tiptest (a local identity provider, IAM Identity Center
+// and STS), serves a handler behind the tipkit middleware on a loopback
+// port, and sends it a burst of concurrent requests as several users. The
+// handler calls STS GetCallerIdentity with the caller's aws.Config from
+// ctxcreds.Config. Then it shows three refusals: a tampered token (401), a
+// user Identity Center does not know (403) and AWS throttling (503).
 //
-// It exits 0 when every check held, 1 otherwise.
+// It prints what happened and exits 0 only when every check held.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"sort"
+	"strings"
+	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+)
+
+var (
+	users           = []string{"alice", "bob", "carol", "dave"}
+	requestsPerUser = 25
 )
 
 func main() {
@@ -30,96 +44,227 @@ func main() {
 	}
 }
 
+// answer is what the handler returns: the access key it used and the role
+// session STS reported for it.
+type answer struct {
+	AccessKey string `json:"access_key"`
+	Arn       string `json:"arn"`
+}
+
+// whoAmI is the application's handler: nothing in it is about identity
+// beyond reading the caller's configuration from the context.
+func whoAmI(w http.ResponseWriter, r *http.Request) {
+	cfg, ok := ctxcreds.Config(r.Context())
+	if !ok {
+		http.Error(w, "no AWS configuration", http.StatusInternalServerError)
+		return
+	}
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(r.Context(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		http.Error(w, "STS: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	creds, _ := cfg.Credentials.Retrieve(r.Context())
+	_ = json.NewEncoder(w).Encode(answer{AccessKey: creds.AccessKeyID, Arn: aws.ToString(out.Arn)})
+}
+
 func run(ctx context.Context, w io.Writer) error {
 	env, err := tiptest.NewEnv()
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	fmt.Fprintf(w, "local identity provider  %s\nlocal AWS (IAM Identity Center + STS)  %s\n\n", env.IdP.Issuer(), env.AWS.URL())
 
-	// The server's configuration: which Identity Center application trusts
-	// the IdP, which role users act through, and the application role that
-	// signs the exchange (so the server needs no AWS keys of its own).
+	// The server needs no AWS keys: the application role, assumed with the
+	// users' tokens, signs the exchange.
 	base := env.Config()
 	base.Credentials = nil
-	x, err := exchange.New(exchange.Options{
-		ApplicationArn:     env.ApplicationArn,
-		AccessRoleArn:      env.AccessRoleArn,
-		ApplicationRoleArn: env.ApplicationRoleArn,
-		Config:             base,
-		Now:                env.Clock.Now,
+	mw, err := middleware.New(ctx, middleware.Options{
+		Issuer:   env.IdP.Issuer(),
+		Audience: []string{env.IdP.Audience()},
+		Exchange: exchange.Options{
+			ApplicationArn:     env.ApplicationArn,
+			AccessRoleArn:      env.AccessRoleArn,
+			ApplicationRoleArn: env.ApplicationRoleArn,
+			Config:             base,
+			MaxAttempts:        2,
+		},
+		AWSConfig: base,
+		Realm:     "quickstart",
 	})
 	if err != nil {
 		return err
 	}
+	defer mw.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mw.Handler(http.HandlerFunc(whoAmI))}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/whoami"
+	fmt.Fprintf(w, "identity provider %s\nlocal AWS         %s\nserver            %s\n\n", env.IdP.Issuer(), env.AWS.URL(), url)
+
+	if err := burst(ctx, w, env, url); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return refusals(ctx, w, env, url)
+}
+
+// burst sends requestsPerUser concurrent requests for each user, each user
+// with one token, and checks that every answer used that user's
+// credentials and that each user cost exactly one exchange.
+func burst(ctx context.Context, w io.Writer, env *tiptest.Env, url string) error {
+	type tally struct {
+		requests int
+		keys     map[string]bool
+		owners   map[string]bool
+	}
+	var mu sync.Mutex
+	tallies := map[string]*tally{}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(users)*requestsPerUser)
+	for _, user := range users {
+		token := env.IdP.Token(user)
+		tallies[user] = &tally{keys: map[string]bool{}, owners: map[string]bool{}}
+		for range requestsPerUser {
+			wg.Go(func() {
+				status, body, err := call(ctx, url, token)
+				if err == nil && status != http.StatusOK {
+					err = fmt.Errorf("%s: status %d: %s", user, status, body)
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				var a answer
+				if err := json.Unmarshal([]byte(body), &a); err != nil {
+					errc <- err
+					return
+				}
+				owner, _ := env.AWS.UserFor(a.AccessKey)
+				mu.Lock()
+				t := tallies[user]
+				t.requests++
+				t.keys[a.AccessKey] = true
+				t.owners[owner] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tACCESS KEY\tSTS SAYS THE CALLER IS\tTIPTEST SAYS THE KEY BELONGS TO")
-	sessions := map[string]*exchange.Session{}
-	for _, user := range []string{"alice", "bob"} {
-		s, err := x.Exchange(ctx, env.IdP.Token(user))
-		if err != nil {
-			return fmt.Errorf("exchange for %s: %w", user, err)
+	fmt.Fprintf(tw, "USER\tREQUESTS\tEXCHANGES\tCREDENTIALS USED BELONG TO\n")
+	for _, user := range users {
+		t := tallies[user]
+		owners := keysOf(t.owners)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", user, t.requests, len(t.keys), strings.Join(owners, ", "))
+		if len(owners) != 1 || owners[0] != user {
+			return fmt.Errorf("%s's requests used credentials of %v", user, owners)
 		}
-		sessions[user] = s
-		arn, owner, err := whoAmI(ctx, env, s.Credentials)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", user, s.Credentials.AccessKeyID, arn, owner)
-		if owner != user {
-			return fmt.Errorf("%s received credentials of %q", user, owner)
+		if len(t.keys) != 1 {
+			return fmt.Errorf("%s cost %d exchanges, want 1", user, len(t.keys))
 		}
 	}
 	tw.Flush()
-
-	// Ten minutes later, alice's credentials are renewed with the identity
-	// context already held: one AssumeRole, no token spent.
-	env.Clock.Advance(10 * time.Minute)
-	before := env.AWS.Calls("CreateTokenWithIAM")
-	renewed, err := x.Renew(ctx, sessions["alice"], "")
-	if err != nil {
-		return fmt.Errorf("renewal: %w", err)
+	created, assumed := env.AWS.Calls("CreateTokenWithIAM"), env.AWS.Calls("AssumeRole")
+	fmt.Fprintf(w, "AWS saw %d CreateTokenWithIAM, %d AssumeRole and %d AssumeRoleWithWebIdentity calls for %d requests\n",
+		created, assumed, env.AWS.Calls("AssumeRoleWithWebIdentity"), len(users)*requestsPerUser)
+	if created != len(users) || assumed != len(users) {
+		return fmt.Errorf("%d exchanges for %d users", created, len(users))
 	}
-	if _, owner, err := whoAmI(ctx, env, renewed.Credentials); err != nil || owner != "alice" {
-		return fmt.Errorf("renewed credentials belong to %q (%v)", owner, err)
-	}
-	if env.AWS.Calls("CreateTokenWithIAM") != before {
-		return errors.New("renewal spent a token")
-	}
-	fmt.Fprintf(w, "\nrenewed alice without her token: new key %s, valid until %s\n",
-		renewed.Credentials.AccessKeyID, renewed.Expires().Format(time.Kitchen))
-
-	// Identity Center exchanges a token once: the same token again is
-	// refused before any call.
-	tok := env.IdP.Token("carol")
-	if _, err := x.Exchange(ctx, tok); err != nil {
-		return err
-	}
-	_, err = x.Exchange(ctx, tok)
-	if !errors.Is(err, exchange.ErrReauthenticate) {
-		return fmt.Errorf("a token exchanged twice: %v", err)
-	}
-	fmt.Fprintf(w, "carol's token a second time: refused (%v)\n\n", err)
-
-	fmt.Fprintln(w, "AWS calls:")
-	for _, op := range []string{"AssumeRoleWithWebIdentity", "CreateTokenWithIAM", "AssumeRole", "GetCallerIdentity"} {
-		fmt.Fprintf(w, "  %-26s %d\n", op, env.AWS.Calls(op))
-	}
-	fmt.Fprintln(w, "\nOK: each user got their own credentials")
 	return nil
 }
 
-// whoAmI calls STS GetCallerIdentity with creds and returns the caller's
-// ARN and the user tiptest issued creds for.
-func whoAmI(ctx context.Context, env *tiptest.Env, creds aws.Credentials) (arn, owner string, err error) {
-	cfg := env.Config()
-	cfg.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })
-	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return "", "", fmt.Errorf("GetCallerIdentity: %w", err)
+// refusals shows the answers to a tampered token, an unknown user and AWS
+// throttling.
+func refusals(ctx context.Context, w io.Writer, env *tiptest.Env, url string) error {
+	good := env.IdP.Token("erin")
+	tampered := good[:len(good)-4] + flip(good[len(good)-4:])
+	env.AWS.RemoveUser("mallory")
+	cases := []struct {
+		name   string
+		token  string
+		setup  func()
+		status int
+	}{
+		{"tampered token", tampered, func() {}, http.StatusUnauthorized},
+		{"user unknown to IAM Identity Center", env.IdP.Token("mallory"), func() {}, http.StatusForbidden},
+		{"AWS throttling", env.IdP.Token("frank"), func() {
+			env.AWS.SetFault("AssumeRole", tiptest.Fault{Code: "Throttling"})
+		}, http.StatusServiceUnavailable},
 	}
-	owner, _ = env.AWS.UserFor(creds.AccessKeyID)
-	return aws.ToString(out.Arn), owner, nil
+	for _, c := range cases {
+		c.setup()
+		status, h, body, err := callHeaders(ctx, url, c.token)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s -> %d\n  body: %s\n", c.name, status, strings.TrimSpace(body))
+		for _, name := range []string{"WWW-Authenticate", "Retry-After"} {
+			if v := h.Get(name); v != "" {
+				fmt.Fprintf(w, "  %s: %s\n", name, v)
+			}
+		}
+		if status != c.status {
+			return fmt.Errorf("%s: status %d, want %d", c.name, status, c.status)
+		}
+		if strings.Contains(body, c.token) {
+			return errors.New("an answer echoed the token")
+		}
+	}
+	fmt.Fprintln(w, "\nOK: every request ran with its own user's credentials, one exchange per user")
+	return nil
+}
+
+// call GETs url with token and returns the status and body.
+func call(ctx context.Context, url, token string) (int, string, error) {
+	status, _, body, err := callHeaders(ctx, url, token)
+	return status, body, err
+}
+
+// callHeaders is call that also returns the response headers.
+func callHeaders(ctx context.Context, url, token string) (int, http.Header, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body), err
+}
+
+// flip changes every character of s, keeping it base64url.
+func flip(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+	}
+	return string(b)
+}
+
+func keysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
