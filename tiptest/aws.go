@@ -333,7 +333,8 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 
 // Calls returns how many requests op received, refused or not: op is
 // "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity" or
-// "GetCallerIdentity" (any other STS Action is counted under its name).
+// "GetCallerIdentity". Any other STS Action is counted under its name, and
+// a POST /token without aws_iam=t under "CreateToken".
 func (a *AWS) Calls(op string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()

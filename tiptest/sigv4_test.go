@@ -133,7 +133,9 @@ func TestSigV4(t *testing.T) {
 			}
 		}, 403, "SignatureDoesNotMatch"},
 		{"altered signed header", func(r *sigRequest) {
-			r.after = func(req *http.Request) { req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8") }
+			r.after = func(req *http.Request) {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+			}
 		}, 403, "SignatureDoesNotMatch"},
 		{"altered query", func(r *sigRequest) {
 			r.path = "/?a=1"

@@ -361,16 +361,37 @@ type providedContext struct {
 	assertion   string
 }
 
-// providedContexts returns ProvidedContexts.member.N, N = 1, 2, ...
+// providedContexts returns ProvidedContexts.member.N (N = 1, 2, ...),
+// refusing unknown members and gaps in the numbering.
 func (c *stsCall) providedContexts() ([]providedContext, *apiError) {
-	var out []providedContext
-	for n := 1; ; n++ {
-		prefix := "ProvidedContexts.member." + strconv.Itoa(n) + "."
-		pc := providedContext{providerArn: c.form.Get(prefix + "ProviderArn"), assertion: c.form.Get(prefix + "ContextAssertion")}
-		if pc == (providedContext{}) {
-			break
+	const prefix = "ProvidedContexts.member."
+	byIndex := map[int]*providedContext{}
+	for key := range c.form {
+		rest, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
 		}
-		out = append(out, pc)
+		index, field, _ := strings.Cut(rest, ".")
+		n, err := strconv.Atoi(index)
+		if err != nil || n < 1 || n > stsMaxContexts+1 || (field != "ProviderArn" && field != "ContextAssertion") {
+			return nil, validationError(key, "providedContexts", "Member must have length less than or equal to 5")
+		}
+		if byIndex[n] == nil {
+			byIndex[n] = &providedContext{}
+		}
+		if field == "ProviderArn" {
+			byIndex[n].providerArn = c.form.Get(key)
+		} else {
+			byIndex[n].assertion = c.form.Get(key)
+		}
+	}
+	out := make([]providedContext, 0, len(byIndex))
+	for n := 1; n <= len(byIndex); n++ {
+		pc := byIndex[n]
+		if pc == nil {
+			return nil, newAPIError("ValidationError", "ProvidedContexts members must be numbered from 1 without gaps")
+		}
+		out = append(out, *pc)
 	}
 	if len(out) > stsMaxContexts {
 		return nil, validationError(strconv.Itoa(len(out)), "providedContexts", "Member must have length less than or equal to 5")
