@@ -146,7 +146,9 @@ func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Con
 	now := c.x.o.Now()
 	st := e.cur.Load()
 	if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
-		if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) {
+		// A renewal that failed recently is not retried before its
+		// errUntil: the credentials serve on meanwhile.
+		if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
 			c.refreshInBackground(e, webToken)
 		}
 		c.stats.hits.Add(1)
@@ -202,7 +204,14 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.(*userState), nil
+		st := r.Val.(*userState)
+		// The flight may have run for an entry of the same user that was
+		// evicted since: e must hold what it hands out, unless it holds
+		// newer credentials already.
+		if cur := e.cur.Load(); cur != st && (cur == nil || cur.sess == nil || cur.sess.Credentials.Expires.Before(st.sess.Credentials.Expires)) {
+			e.cur.CompareAndSwap(cur, st)
+		}
+		return st, nil
 	case <-ctx.Done():
 		c.stats.abandoned.Add(1)
 		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Err: ctx.Err()}
@@ -251,7 +260,11 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	c.stats.countError(err)
 	if prevSess != nil && now.Before(prevSess.Credentials.Expires) {
-		return prev, nil
+		// The still-valid credentials serve on; the failure is remembered
+		// so that requests in the refresh window do not retry it at once.
+		st := &userState{sess: prevSess, err: err, errUntil: now.Add(max(c.failureTTL(err), c.o.UnavailableTTL))}
+		e.cur.Store(st)
+		return st, nil
 	}
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
 	if !errors.Is(err, ErrRefused) {
