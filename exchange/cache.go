@@ -48,6 +48,30 @@ type CacheOptions struct {
 	// Timeout bounds one shared exchange or renewal, which runs detached
 	// from the requests waiting on it. Default 30 seconds.
 	Timeout time.Duration
+	// Observe, when set, is called after each exchange or renewal and each
+	// eviction, for logs and metrics. It must be quick and must not call
+	// back into the Cache.
+	Observe func(CacheEvent)
+}
+
+// CacheEvent describes one exchange, renewal or eviction of a [Cache]. It
+// holds no token and no secret.
+type CacheEvent struct {
+	// User is the user concerned.
+	User UserKey
+	// Op is "exchange" (a token traded), "renewal" (a session renewed) or
+	// "eviction" (the user dropped by MaxUsers).
+	Op string
+	// Background tells a renewal started ahead of expiry by the refresh
+	// window.
+	Background bool
+	// Err is the failure, nil on success; it matches this package's
+	// sentinel errors.
+	Err error
+	// Duration is how long the exchange or renewal took, on the wall clock.
+	Duration time.Duration
+	// Expires is when the new credentials expire, on success.
+	Expires time.Time
 }
 
 // Cache holds identity-enhanced credentials per user and renews them. It
@@ -183,6 +207,7 @@ func (c *Cache) lookup(key UserKey) *entry {
 		c.lru.Remove(oldest)
 		delete(c.users, oldest.Value.(*entry).key)
 		c.stats.evictions.Add(1)
+		c.observe(CacheEvent{User: oldest.Value.(*entry).key, Op: "eviction"})
 	}
 	return e
 }
@@ -251,8 +276,17 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	if prev != nil {
 		prevSess = prev.sess
 	}
+	start := time.Now()
 	sess, err := c.call(ctx, prevSess, e.getToken())
 	now := c.x.o.Now()
+	ev := CacheEvent{User: e.key, Op: "exchange", Background: e.refreshing.Load(), Err: err, Duration: time.Since(start)}
+	if prevSess != nil {
+		ev.Op = "renewal"
+	}
+	if err == nil {
+		ev.Expires = sess.Credentials.Expires
+	}
+	c.observe(ev)
 	if err == nil {
 		st := &userState{sess: sess}
 		e.cur.Store(st)
@@ -272,6 +306,13 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	e.cur.Store(st)
 	return nil, err
+}
+
+// observe reports ev to Options.Observe.
+func (c *Cache) observe(ev CacheEvent) {
+	if c.o.Observe != nil {
+		c.o.Observe(ev)
+	}
 }
 
 // failureTTL is how long a failure is answered from memory. A user who

@@ -149,20 +149,21 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
 	}
-	cache, err := exchange.NewCache(x, exchange.CacheOptions{
+	m := &Middleware{o: o, verifier: v, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.cache, err = exchange.NewCache(x, exchange.CacheOptions{
 		BaseConfig: o.AWSConfig, MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
 		MaxInFlight: o.MaxExchangesInFlight, RateLimit: o.ExchangeRateLimit, Timeout: o.ExchangeTimeout,
+		Observe: m.logEvent,
 	})
 	if err != nil {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
 	}
-	m := &Middleware{o: o, verifier: v, cache: cache, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor}
 	if m.onError == nil {
 		m.onError = DefaultErrorHandler(o.Realm)
-	}
-	if m.log == nil {
-		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.extract == nil {
 		m.extract = BearerExtractor
@@ -286,6 +287,36 @@ func (m *Middleware) failedFor(err *Error, c *Claims) *Error {
 	}
 	m.log.LogAttrs(ctx, level, "tipkit: request refused", attrs...)
 	return err
+}
+
+// logEvent logs an exchange, renewal or eviction: info on success, warn on
+// failure (debug when only a fresh token can help), debug for evictions.
+func (m *Middleware) logEvent(ev exchange.CacheEvent) {
+	level, msg := slog.LevelInfo, "tipkit: credentials obtained"
+	switch {
+	case ev.Op == "eviction":
+		level, msg = slog.LevelDebug, "tipkit: user evicted"
+	case errors.Is(ev.Err, exchange.ErrReauthenticate):
+		level, msg = slog.LevelDebug, "tipkit: credentials need a fresh token"
+	case ev.Err != nil:
+		level, msg = slog.LevelWarn, "tipkit: credentials not obtained"
+	}
+	ctx := context.Background()
+	if !m.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("op", ev.Op), slog.String("user", UserHash(ev.User.Issuer, ev.User.Subject))}
+	if ev.Op != "eviction" {
+		attrs = append(attrs, slog.Bool("background", ev.Background), slog.Duration("duration", ev.Duration))
+	}
+	var xe *exchange.Error
+	switch {
+	case errors.As(ev.Err, &xe):
+		attrs = append(attrs, slog.String("failure", xe.Kind.String()), slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
+	case ev.Err == nil && !ev.Expires.IsZero():
+		attrs = append(attrs, slog.Time("expires", ev.Expires))
+	}
+	m.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // UserHash returns the short, stable name under which logs show a user: a

@@ -83,6 +83,11 @@ func (ks *keySet) has(ctx context.Context, kid string) bool {
 func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any, error) {
 	ks.mu.Lock()
 	wait := ks.refreshing
+	if wait == nil && ks.has(ctx, kid) {
+		// A refresh finished between the caller's look-up and now.
+		ks.mu.Unlock()
+		return ks.kf.KeyfuncCtx(ctx)(t)
+	}
 	if wait == nil && ks.limiter.Tokens() >= 1 {
 		done := make(chan struct{})
 		ks.refreshing = done
