@@ -95,8 +95,10 @@ type AWSOptions struct {
 }
 
 // AWS is a local AWS serving, on one HTTP server on 127.0.0.1, STS
-// (awsQuery, POST /) and IAM Identity Center SSO OIDC (restJson1,
-// POST /token?aws_iam=t). It models one account with:
+// (awsQuery, POST /), IAM Identity Center SSO OIDC (restJson1,
+// POST /token?aws_iam=t) and a small S3 (restXml, path-style
+// ListObjectsV2, GetObject, HeadObject and PutObject; see CreateBucket and
+// Grant). It models one account with:
 //
 //   - the IAM user "tipkit-server", whose long-term keys are
 //     ServerCredentials;
@@ -108,7 +110,10 @@ type AWSOptions struct {
 //     assumable with AssumeRoleWithWebIdentity by a token of the issuer;
 //   - the role "tipkit-access" (AccessRoleArn, at most 43200 s), assumable
 //     with AssumeRole, with an Identity Center identity context, by the
-//     server user and by sessions of the application role.
+//     server user and by sessions of the application role;
+//   - S3 buckets whose objects are reached only through S3 Access Grants
+//     of Identity Center users and groups (Grant, GrantGroup): only
+//     identity-enhanced sessions of the access role reach anything.
 //
 // Every signed request is verified with SigV4 against the credentials the
 // local AWS issued. All methods are safe for concurrent use.
@@ -136,6 +141,7 @@ type AWS struct {
 	issuerKeys  *issuerKeys
 	stsVerifier *sigv4Verifier
 	ssoVerifier *sigv4Verifier
+	s3          *s3Store
 
 	mu         sync.Mutex
 	principals map[string]*principal // by access key id
@@ -204,6 +210,7 @@ func NewAWS(o AWSOptions) (*AWS, error) {
 	a.principals[a.server.accessKeyID] = a.server
 	a.stsVerifier = a.newVerifier("sts")
 	a.ssoVerifier = a.newVerifier("sso-oauth")
+	a.s3 = newS3Store(a.newVerifier("s3"))
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serveHTTP))
 	return a, nil
 }
@@ -288,7 +295,8 @@ func (a *AWS) Close() {
 }
 
 // URL returns the base URL of the local AWS, "http://127.0.0.1:PORT", to
-// use as aws.Config.BaseEndpoint of both the sts and the ssooidc clients.
+// use as aws.Config.BaseEndpoint of the sts, ssooidc and s3 clients (the
+// s3 client with UsePathStyle).
 func (a *AWS) URL() string { return a.srv.URL }
 
 // Region returns the region of STS and of the Identity Center instance.
@@ -332,9 +340,12 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 }
 
 // Calls returns how many requests op received, refused or not: op is
-// "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity" or
-// "GetCallerIdentity". Any other STS Action is counted under its name, and
-// a POST /token without aws_iam=t under "CreateToken".
+// "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity",
+// "GetCallerIdentity", or one of the S3 operations "ListObjectsV2",
+// "GetObject", "PutObject" and "HeadObject". Any other STS Action is
+// counted under its name, a POST /token without aws_iam=t under
+// "CreateToken", and an S3 request the local S3 does not serve under the
+// x-id query parameter the SDK sends, else a name such as "DeleteObject".
 func (a *AWS) Calls(op string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -393,8 +404,13 @@ func (a *AWS) record(op string, r *http.Request) {
 	a.agents[op] = r.UserAgent()
 }
 
-// serveHTTP dispatches by path: "/" is STS, "/token" is SSO OIDC.
+// serveHTTP dispatches S3 by the credential scope (see isS3Request), then
+// by path: "/" is STS, "/token" is SSO OIDC.
 func (a *AWS) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if isS3Request(r) {
+		a.serveS3(w, r)
+		return
+	}
 	requestID := newRequestID()
 	w.Header().Set("X-Amzn-Requestid", requestID)
 	switch r.URL.Path {

@@ -48,7 +48,8 @@ func WithoutIdentityContextField() Option { return func(o *envOptions) { o.omitC
 // audience authorised for the application.
 func WithAudience(aud string) Option { return func(o *envOptions) { o.audience = aud } }
 
-// Env is a local IdP and a local AWS that trusts it, sharing one Clock.
+// Env is a local IdP and a local AWS that trusts it, sharing one Clock,
+// with an empty S3 bucket, Bucket.
 type Env struct {
 	// IdP is the identity provider, the application's trusted token issuer.
 	IdP *IdP
@@ -65,7 +66,14 @@ type Env struct {
 	// ApplicationRoleArn is the role AssumeRoleWithWebIdentity assumes with
 	// a token of the IdP.
 	ApplicationRoleArn string
+	// Bucket is the S3 bucket NewEnv creates, DefaultBucket. It holds no
+	// objects and grants nothing until a test seeds it with AWS.PutObject
+	// and AWS.Grant.
+	Bucket string
 }
+
+// DefaultBucket is the name of the S3 bucket NewEnv creates.
+const DefaultBucket = "tipkit-data"
 
 // NewEnv starts an IdP and an AWS that trusts it: the AWS's issuer is
 // IdP.Issuer() and its one audience is IdP.Audience(). Call Close to stop
@@ -91,6 +99,12 @@ func NewEnv(opts ...Option) (*Env, error) {
 		TokenTTL:                 o.tokenTTL,
 		OmitIdentityContextField: o.omitContext,
 	})
+	if err == nil {
+		err = a.CreateBucket(DefaultBucket)
+		if err != nil {
+			a.Close()
+		}
+	}
 	if err != nil {
 		idp.Close()
 		return nil, err
@@ -102,6 +116,7 @@ func NewEnv(opts ...Option) (*Env, error) {
 		ApplicationArn:     a.ApplicationArn(),
 		AccessRoleArn:      a.AccessRoleArn(),
 		ApplicationRoleArn: a.ApplicationRoleArn(),
+		Bucket:             DefaultBucket,
 	}, nil
 }
 
@@ -124,9 +139,13 @@ func (e *Env) Close() error {
 	return nil
 }
 
-// Config returns an aws.Config for the sts and ssooidc clients: the AWS's
-// region and URL (BaseEndpoint), the server user's static credentials, and
-// a retryer of at most 3 quick attempts with no retry quota.
+// Config returns an aws.Config for the sts, ssooidc and s3 clients (the
+// s3 client with UsePathStyle set): the AWS's region and URL
+// (BaseEndpoint), the server user's static credentials, the request and
+// response checksum modes that config.LoadDefaultConfig gives
+// (WhenSupported: PutObject sends a CRC32, GetObject validates the
+// object's checksum), and a retryer of at most 3 quick attempts with no
+// retry quota.
 func (e *Env) Config() aws.Config {
 	creds := e.AWS.ServerCredentials()
 	return aws.Config{
@@ -134,6 +153,8 @@ func (e *Env) Config() aws.Config {
 		BaseEndpoint: aws.String(e.AWS.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider(
 			creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = envMaxAttempts

@@ -1,0 +1,288 @@
+package tiptest
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// The S3 operations the local AWS serves, as named by AWS.Calls and
+// AWS.SetFault.
+const (
+	opListObjectsV2 = "ListObjectsV2"
+	opGetObject     = "GetObject"
+	opPutObject     = "PutObject"
+	opHeadObject    = "HeadObject"
+)
+
+// S3 limits.
+const (
+	// s3MaxObject bounds the objects PutObject accepts (S3 allows 5 GiB in
+	// one PUT; a local test needs far less).
+	s3MaxObject = 32 << 20
+	// s3MaxKey is the longest key S3 accepts, in bytes of UTF-8.
+	s3MaxKey = 1024
+)
+
+// bucketNamePattern is S3's general purpose bucket naming rule: 3 to 63
+// lowercase letters, digits, dots and hyphens, starting and ending with a
+// letter or digit.
+var bucketNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// Access is what an S3 access grant allows on the objects under its
+// prefix.
+type Access int
+
+// The access levels of an access grant, as S3 Access Grants names them.
+const (
+	// AccessRead allows GetObject, HeadObject, and ListObjectsV2 of a
+	// prefix within the grant's prefix.
+	AccessRead Access = 1
+	// AccessWrite allows PutObject.
+	AccessWrite Access = 2
+	// AccessReadWrite allows both.
+	AccessReadWrite = AccessRead | AccessWrite
+)
+
+// String returns "READ", "WRITE" or "READWRITE", the permission names of S3
+// Access Grants.
+func (a Access) String() string {
+	switch a {
+	case AccessRead:
+		return "READ"
+	case AccessWrite:
+		return "WRITE"
+	case AccessReadWrite:
+		return "READWRITE"
+	}
+	return fmt.Sprintf("Access(%d)", int(a))
+}
+
+// s3Store is the state of the local S3: buckets, objects, access grants
+// and the group memberships of Identity Center users.
+type s3Store struct {
+	verifier *sigv4Verifier
+
+	mu      sync.Mutex
+	buckets map[string]*s3Bucket
+	grants  []s3Grant
+	groups  map[string][]string // Identity Center user => groups
+}
+
+// s3Bucket is a bucket and its objects by key.
+type s3Bucket struct {
+	objects map[string]*s3Object
+}
+
+// s3Object is a stored object; it is never changed once stored (a new
+// PutObject replaces it), so readers may use it without the lock.
+type s3Object struct {
+	body        []byte
+	etag        string // quoted hex MD5
+	contentType string
+	modified    time.Time
+	checksum    s3Checksum
+	metadata    map[string]string // x-amz-meta-* without the prefix, lowercase
+	headers     http.Header       // the s3StoredHeaders the writer sent
+}
+
+// s3Grant is an access grant of S3 Access Grants: grantee (an Identity
+// Center user, or a group) reaches the keys of bucket that start with
+// prefix.
+type s3Grant struct {
+	bucket  string
+	prefix  string
+	grantee string
+	group   bool
+	access  Access
+}
+
+func newS3Store(verifier *sigv4Verifier) *s3Store {
+	return &s3Store{
+		verifier: verifier,
+		buckets:  map[string]*s3Bucket{},
+		groups:   map[string][]string{},
+	}
+}
+
+// newS3Object returns an object of body, with its ETag and its full-object
+// checksum: check when the writer sent one, else CRC64NVME, as S3 computes
+// for every new object.
+func newS3Object(body []byte, contentType string, check s3Checksum, meta map[string]string, headers http.Header, now time.Time) *s3Object {
+	sum := md5.Sum(body)
+	if contentType == "" {
+		contentType = "binary/octet-stream"
+	}
+	if check.algorithm == "" {
+		check = s3Checksum{algorithm: "CRC64NVME", value: computeS3Checksum("CRC64NVME", body)}
+	}
+	return &s3Object{
+		body:        body,
+		etag:        `"` + hex.EncodeToString(sum[:]) + `"`,
+		contentType: contentType,
+		modified:    now.UTC().Truncate(time.Second),
+		checksum:    check,
+		metadata:    meta,
+		headers:     headers,
+	}
+}
+
+// checkBucketName refuses a name S3 would refuse for a general purpose
+// bucket.
+func checkBucketName(name string) error {
+	if !bucketNamePattern.MatchString(name) || strings.Contains(name, "..") || net.ParseIP(name) != nil ||
+		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || strings.HasSuffix(name, "--ol-s3") {
+		return fmt.Errorf("tiptest: %q is not a valid S3 bucket name", name)
+	}
+	return nil
+}
+
+// checkKey refuses a key S3 would refuse: empty, longer than 1024 bytes or
+// not UTF-8.
+func checkKey(key string) error {
+	if key == "" || len(key) > s3MaxKey || !utf8.ValidString(key) {
+		return fmt.Errorf("tiptest: %q is not a valid S3 key (1 to %d bytes of UTF-8)", key, s3MaxKey)
+	}
+	return nil
+}
+
+// CreateBucket creates the bucket name in the account of the local AWS,
+// in its region. Creating a bucket that exists does nothing, as S3 does for
+// the bucket's owner in us-east-1. It fails on a name S3 would refuse.
+func (a *AWS) CreateBucket(name string) error {
+	if err := checkBucketName(name); err != nil {
+		return err
+	}
+	s := a.s3
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.buckets[name] == nil {
+		s.buckets[name] = &s3Bucket{objects: map[string]*s3Object{}}
+	}
+	return nil
+}
+
+// PutObject stores body (copied) as the object key of bucket, replacing
+// any object of that key, as an S3 PutObject without a Content-Type would
+// (its Content-Type is "binary/octet-stream"). It needs no grant: it is how
+// tests seed data. It fails when the bucket does not exist or the key is
+// not 1 to 1024 bytes of UTF-8.
+func (a *AWS) PutObject(bucket, key string, body []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	obj := newS3Object(slices.Clone(body), "", s3Checksum{}, nil, nil, a.clock.Now())
+	if !a.s3.store(bucket, key, obj) {
+		return fmt.Errorf("tiptest: bucket %q does not exist", bucket)
+	}
+	return nil
+}
+
+// Object returns a copy of the object key of bucket, and whether it
+// exists. It needs no grant: it is how tests check what was written.
+func (a *AWS) Object(bucket, key string) ([]byte, bool) {
+	obj, ok := a.s3.object(bucket, key)
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(obj.body), true
+}
+
+// Grant adds an S3 access grant: the Identity Center user (the name
+// UserFor reports, the local part of the email claim) reaches, with
+// access, the keys of bucket that start with prefix. The prefix is matched
+// as a plain string prefix, so end it with "/" to grant a folder; the
+// empty prefix grants the whole bucket. Grants add up; there is no
+// revocation. The bucket need not exist yet.
+func (a *AWS) Grant(bucket, prefix, user string, access Access) {
+	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: user, access: access})
+}
+
+// GrantGroup is Grant for every member of the Identity Center group (see
+// SetGroups).
+func (a *AWS) GrantGroup(bucket, prefix, group string, access Access) {
+	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: group, group: true, access: access})
+}
+
+// SetGroups makes groups the Identity Center groups of user, replacing
+// the user's previous groups; no groups removes the user from every
+// group. Group membership is looked up when S3 authorises a request, so
+// a change applies at once to credentials already issued.
+func (a *AWS) SetGroups(user string, groups ...string) {
+	s := a.s3
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(groups) == 0 {
+		delete(s.groups, user)
+		return
+	}
+	s.groups[user] = slices.Clone(groups)
+}
+
+func (s *s3Store) grant(g s3Grant) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grants = append(s.grants, g)
+}
+
+// store puts obj under key and reports whether the bucket exists.
+func (s *s3Store) store(bucket, key string, obj *s3Object) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[bucket]
+	if b == nil {
+		return false
+	}
+	b.objects[key] = obj
+	return true
+}
+
+// object returns the object key of bucket.
+func (s *s3Store) object(bucket, key string) (*s3Object, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[bucket]
+	if b == nil {
+		return nil, false
+	}
+	obj, ok := b.objects[key]
+	return obj, ok
+}
+
+// bucketExists reports whether bucket exists.
+func (s *s3Store) bucketExists(bucket string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buckets[bucket] != nil
+}
+
+// allowed reports whether the Identity Center user may use need on the
+// keys of bucket that start with prefix: some grant of the user, or of one
+// of the user's groups, gives need on a prefix of prefix. A request with
+// no user (the server user, a session without an identity context) is
+// allowed nothing.
+func (s *s3Store) allowed(user, bucket, prefix string, need Access) bool {
+	if user == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	groups := s.groups[user]
+	for _, g := range s.grants {
+		if g.bucket != bucket || g.access&need != need || !strings.HasPrefix(prefix, g.prefix) {
+			continue
+		}
+		if (!g.group && g.grantee == user) || (g.group && slices.Contains(groups, g.grantee)) {
+			return true
+		}
+	}
+	return false
+}

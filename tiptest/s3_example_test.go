@@ -1,0 +1,100 @@
+package tiptest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+// s3ClientFor exchanges a token of user for an identity-enhanced session
+// of the access role and returns an s3 client signed with it.
+func s3ClientFor(env *tiptest.Env, user string) *s3.Client {
+	ctx := context.Background()
+	cfg := env.Config()
+	tok, err := ssooidc.NewFromConfig(cfg).CreateTokenWithIAM(ctx, &ssooidc.CreateTokenWithIAMInput{
+		ClientId:  aws.String(env.ApplicationArn),
+		GrantType: aws.String("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+		Assertion: aws.String(env.IdP.Token(user)),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	role, err := sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn:         aws.String(env.AccessRoleArn),
+		RoleSessionName: aws.String(user),
+		ProvidedContexts: []ststypes.ProvidedContext{{
+			ProviderArn:      aws.String("arn:aws:iam::aws:contextProvider/IdentityCenter"),
+			ContextAssertion: tok.AwsAdditionalDetails.IdentityContext,
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{
+				AccessKeyID:     aws.ToString(role.Credentials.AccessKeyId),
+				SecretAccessKey: aws.ToString(role.Credentials.SecretAccessKey),
+				SessionToken:    aws.ToString(role.Credentials.SessionToken),
+			}, nil
+		})
+	})
+}
+
+// ExampleAWS_Grant seeds the Env's bucket and grants two users a folder
+// each: through the same role, each lists only their own folder and is
+// refused the other's.
+func ExampleAWS_Grant() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+	for _, key := range []string{"alice/notes.txt", "alice/todo.txt", "bob/plan.md"} {
+		if err := env.AWS.PutObject(env.Bucket, key, []byte("…")); err != nil {
+			log.Fatal(err)
+		}
+	}
+	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
+	env.AWS.Grant(env.Bucket, "bob/", "bob", tiptest.AccessRead)
+
+	ctx := context.Background()
+	for _, user := range []string{"alice", "bob"} {
+		client := s3ClientFor(env, user)
+		out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+			Bucket: aws.String(env.Bucket),
+			Prefix: aws.String(user + "/"),
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			fmt.Println(user, "sees", aws.ToString(o.Key))
+		}
+	}
+
+	_, err = s3ClientFor(env, "bob").GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(env.Bucket),
+		Key:    aws.String("alice/notes.txt"),
+	})
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		fmt.Println("bob reads alice/notes.txt:", apiErr.ErrorCode())
+	}
+	// Output:
+	// alice sees alice/notes.txt
+	// alice sees alice/todo.txt
+	// bob sees bob/plan.md
+	// bob reads alice/notes.txt: AccessDenied
+}
