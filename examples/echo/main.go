@@ -1,0 +1,144 @@
+// Command echo is a small file server on Echo where each user reaches only
+// their own files in S3, through the same server and the same IAM role:
+// echotip runs tipkit's middleware, which verifies the user's token and
+// hands the handlers the user's identity-enhanced aws.Config, and S3
+// authorises the user.
+//
+//	GET /files?prefix=alice/   lists keys (ListObjectsV2)
+//	GET /files/*               reads a file (GetObject)
+//	PUT /files/*               writes a file (PutObject)
+//
+// The listing takes its prefix from ?prefix=: S3 Access Grants allow a
+// listing only within a granted prefix.
+//
+// Run it with no environment for a local stand-in of AWS with two users and
+// ready-to-paste curl commands, with -selftest to check it end to end, or
+// with the TIPKIT_ variables against real AWS (see the README).
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/labstack/echo/v4"
+
+	"github.com/tipkit/tipkit/adapters/echotip"
+	"github.com/tipkit/tipkit/examples/internal/demo"
+)
+
+func main() { demo.Main("echo", newServer) }
+
+// newServer routes the file API behind the tipkit middleware.
+func newServer(app demo.App) http.Handler {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	f := files{bucket: app.Bucket, pathStyle: app.PathStyle}
+	api := e.Group("/files", echotip.New(app.Middleware))
+	api.GET("", f.list)
+	api.GET("/*", f.get)
+	api.PUT("/*", f.put)
+	return e
+}
+
+// files serves one S3 bucket. Its handlers know nothing about who calls
+// them: the caller's aws.Config carries the user's credentials, and S3
+// decides what the user may reach.
+type files struct {
+	bucket    string
+	pathStyle bool
+}
+
+// client returns an S3 client acting as the caller of c's request.
+func (f files) client(c echo.Context) (*s3.Client, bool) {
+	cfg, ok := echotip.Config(c)
+	if !ok {
+		return nil, false
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.pathStyle }), true
+}
+
+// key returns the key of c's route: Echo's wildcard, which Echo leaves
+// escaped when the request path holds escapes.
+func key(c echo.Context) string {
+	k := c.Param("*")
+	if c.Request().URL.RawPath == "" {
+		return k
+	}
+	if u, err := url.PathUnescape(k); err == nil {
+		return u
+	}
+	return ""
+}
+
+func (f files) list(c echo.Context) error {
+	client, ok := f.client(c)
+	if !ok {
+		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
+	}
+	prefix := c.QueryParam("prefix")
+	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
+	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(c.Request().Context())
+		if err != nil {
+			return c.JSON(demo.S3Problem(err))
+		}
+		for _, o := range page.Contents {
+			out.Keys = append(out.Keys, aws.ToString(o.Key))
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (f files) get(c echo.Context) error {
+	client, ok := f.client(c)
+	if !ok {
+		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
+	}
+	if key(c) == "" {
+		return c.JSON(http.StatusBadRequest, demo.BadKey)
+	}
+	obj, err := client.GetObject(c.Request().Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key(c))})
+	if err != nil {
+		return c.JSON(demo.S3Problem(err))
+	}
+	defer obj.Body.Close()
+	contentType := aws.ToString(obj.ContentType)
+	if contentType == "" {
+		contentType = echo.MIMEOctetStream
+	}
+	return c.Stream(http.StatusOK, contentType, obj.Body)
+}
+
+func (f files) put(c echo.Context) error {
+	client, ok := f.client(c)
+	if !ok {
+		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
+	}
+	if key(c) == "" {
+		return c.JSON(http.StatusBadRequest, demo.BadKey)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, demo.MaxUpload))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return c.JSON(http.StatusRequestEntityTooLarge, demo.TooLarge)
+	case err != nil:
+		return c.JSON(http.StatusBadRequest, demo.Problem{Error: "invalid_request", Description: "the body could not be read"})
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key(c)), Body: bytes.NewReader(body)}
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		in.ContentType = aws.String(ct)
+	}
+	out, err := client.PutObject(c.Request().Context(), in)
+	if err != nil {
+		return c.JSON(demo.S3Problem(err))
+	}
+	return c.JSON(http.StatusOK, demo.Written{Bucket: f.bucket, Key: key(c), ETag: aws.ToString(out.ETag), Size: len(body)})
+}

@@ -1,0 +1,194 @@
+// Package demo holds what the file server examples (examples/nethttp,
+// examples/gin, examples/echo) share, so that each example's main.go is
+// only about its framework: reading the configuration from the environment,
+// the local stand-in for AWS with two seeded users, the printed curl
+// commands, the self-test, and the mapping of S3 errors to HTTP answers.
+//
+// Each example calls [Main] with a function that builds its router from an
+// [App]; the router's handlers read the caller's aws.Config from the
+// request (ctxcreds.Config or the adapter's Config) and call S3 with it.
+package demo
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tipkit/tipkit/middleware"
+)
+
+// App is what an example's router needs: the middleware that authenticates
+// each request and the bucket its handlers read and write.
+type App struct {
+	// Middleware verifies each request's bearer token and puts the caller's
+	// aws.Config in the request context.
+	Middleware *middleware.Middleware
+	// Bucket is the S3 bucket of the files.
+	Bucket string
+	// PathStyle is true when S3 must be addressed path-style
+	// (http://host/bucket/key), as the local stand-in requires.
+	PathStyle bool
+}
+
+// Router builds an example's HTTP handler from an App.
+type Router func(App) http.Handler
+
+// Main is the main function of an example named name: it parses the
+// command line (-selftest, -addr), runs, and exits with Run's code.
+func Main(name string, router Router) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, name, router, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes of Run.
+const (
+	ExitOK     = 0 // served until interrupted, or the self-test passed
+	ExitFailed = 1 // the self-test found a difference, or the server failed
+	ExitUsage  = 2 // bad flags or an incomplete environment
+)
+
+// Run runs the example: with -selftest it serves locally, makes the
+// requests of the printed curl commands itself, and returns ExitOK only
+// when every answer was the expected one. Otherwise it serves until ctx is
+// done: against real AWS when getenv names any TIPKIT_ variable, else
+// against a local stand-in with two seeded users, printing curl commands
+// with a token for each.
+func Run(ctx context.Context, name string, router Router, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	selftest := fs.Bool("selftest", false, "serve locally, send the example requests, and exit 0 only if every answer is the expected one")
+	addr := fs.String("addr", "", "listen address (default $"+EnvAddr+", else "+defaultAddr+")")
+	timeout := fs.Duration("timeout", time.Minute, "with -selftest: the longest the self-test may take")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./examples/%s [-selftest] [-addr host:port]\n\n", name)
+		fmt.Fprintf(stderr, "Without environment it serves a local stand-in for AWS with two users.\nAgainst AWS it needs:\n%s\nFlags:\n", EnvHelp(true))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if *addr == "" {
+		*addr = getenv(EnvAddr)
+	}
+
+	if *selftest {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if err := SelfTest(ctx, name, router, stdout); err != nil {
+			fmt.Fprintf(stderr, "%s: self-test FAILED: %v\n", name, err)
+			return ExitFailed
+		}
+		return ExitOK
+	}
+
+	settings, err := SettingsFromEnv(getenv)
+	switch {
+	case errors.Is(err, ErrNoSettings):
+		return serveLocal(ctx, name, router, *addr, stdout, stderr)
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\nAgainst AWS it needs:\n%s", name, err, EnvHelp(true))
+		return ExitUsage
+	}
+	if settings.Bucket == "" {
+		fmt.Fprintf(stderr, "%s: %s is not set: the bucket of the files\n", name, EnvBucket)
+		return ExitUsage
+	}
+	if *addr == "" {
+		*addr = defaultAddr
+	}
+	return serveAWS(ctx, name, router, settings, *addr, stdout, stderr)
+}
+
+// defaultAddr is where the examples listen unless told otherwise.
+const defaultAddr = "127.0.0.1:8080"
+
+// serveAWS serves router against real AWS until ctx is done.
+func serveAWS(ctx context.Context, name string, router Router, s Settings, addr string, stdout, stderr io.Writer) int {
+	mw, err := NewMiddleware(ctx, s, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitUsage
+	}
+	defer mw.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitFailed
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "%s: serving s3://%s on %s for tokens of %s\n\n", name, s.Bucket, base, s.Issuer)
+	fmt.Fprintf(stdout, "With a token of your identity provider in $TOKEN:\n")
+	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" '%s/files?prefix=<your prefix>'\n", base)
+	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
+	fmt.Fprintf(stdout, "  curl -X PUT --data-binary @file -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
+	return serve(ctx, name, ln, router(App{Middleware: mw, Bucket: s.Bucket}), stderr)
+}
+
+// serveLocal starts the local stand-in, prints curl commands for its two
+// users, and serves router until ctx is done.
+func serveLocal(ctx context.Context, name string, router Router, addr string, stdout, stderr io.Writer) int {
+	l, err := StartLocal(ctx, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitFailed
+	}
+	defer l.Close()
+	ln, err := listenLocal(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitFailed
+	}
+	base := "http://" + ln.Addr().String()
+	l.PrintCurl(stdout, name, base)
+	return serve(ctx, name, ln, router(l.App()), stderr)
+}
+
+// listenLocal listens on addr, or on 127.0.0.1:8080 when addr is empty,
+// falling back to any free loopback port when 8080 is taken.
+func listenLocal(addr string) (net.Listener, error) {
+	if addr != "" {
+		return net.Listen("tcp", addr)
+	}
+	if ln, err := net.Listen("tcp", defaultAddr); err == nil {
+		return ln, nil
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// serve serves h on ln until ctx is done, then shuts down gracefully.
+func serve(ctx context.Context, name string, ln net.Listener, h http.Handler, stderr io.Writer) int {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitFailed
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
+	}
+	return ExitOK
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,151 @@
+// Command nethttp is a small file server on plain net/http where each user
+// reaches only their own files in S3, through the same server and the same
+// IAM role: tipkit's middleware verifies the user's token and hands the
+// handlers the user's identity-enhanced aws.Config, and S3 authorises the
+// user.
+//
+//	GET /files?prefix=alice/   lists keys (ListObjectsV2)
+//	GET /files/{key...}        reads a file (GetObject)
+//	PUT /files/{key...}        writes a file (PutObject)
+//
+// The listing takes its prefix from ?prefix=: S3 Access Grants allow a
+// listing only within a granted prefix.
+//
+// Routing uses the method and wildcard patterns of net/http (Go 1.22 and
+// later). Run it with no environment for a local stand-in of AWS with two
+// users and ready-to-paste curl commands, with -selftest to check it end to
+// end, or with the TIPKIT_ variables against real AWS (see the README).
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/examples/internal/demo"
+)
+
+func main() { demo.Main("nethttp", newHandler) }
+
+// newHandler routes the file API behind the tipkit middleware.
+func newHandler(app demo.App) http.Handler {
+	f := files{bucket: app.Bucket, pathStyle: app.PathStyle}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /files", f.list)
+	mux.HandleFunc("GET /files/{key...}", f.get)
+	mux.HandleFunc("PUT /files/{key...}", f.put)
+	return app.Middleware.Handler(mux)
+}
+
+// files serves one S3 bucket. Its handlers know nothing about who calls
+// them: the caller's aws.Config, from the request context, carries the
+// user's credentials, and S3 decides what the user may reach.
+type files struct {
+	bucket    string
+	pathStyle bool
+}
+
+// client returns an S3 client acting as the caller of r.
+func (f files) client(r *http.Request) (*s3.Client, bool) {
+	cfg, ok := ctxcreds.Config(r.Context())
+	if !ok {
+		return nil, false
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.pathStyle }), true
+}
+
+func (f files) list(w http.ResponseWriter, r *http.Request) {
+	client, ok := f.client(r)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
+		return
+	}
+	prefix := r.URL.Query().Get("prefix")
+	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
+	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(r.Context())
+		if err != nil {
+			writeS3Error(w, err)
+			return
+		}
+		for _, o := range page.Contents {
+			out.Keys = append(out.Keys, aws.ToString(o.Key))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (f files) get(w http.ResponseWriter, r *http.Request) {
+	client, ok := f.client(r)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
+		return
+	}
+	key := r.PathValue("key")
+	if key == "" {
+		writeJSON(w, http.StatusBadRequest, demo.BadKey)
+		return
+	}
+	obj, err := client.GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
+	if err != nil {
+		writeS3Error(w, err)
+		return
+	}
+	defer obj.Body.Close()
+	w.Header().Set("Content-Type", aws.ToString(obj.ContentType))
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	_, _ = io.Copy(w, obj.Body)
+}
+
+func (f files) put(w http.ResponseWriter, r *http.Request) {
+	client, ok := f.client(r)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
+		return
+	}
+	key := r.PathValue("key")
+	if key == "" {
+		writeJSON(w, http.StatusBadRequest, demo.BadKey)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, demo.MaxUpload))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, demo.TooLarge)
+		return
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, demo.Problem{Error: "invalid_request", Description: "the body could not be read"})
+		return
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key), Body: bytes.NewReader(body)}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		in.ContentType = aws.String(ct)
+	}
+	out, err := client.PutObject(r.Context(), in)
+	if err != nil {
+		writeS3Error(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, demo.Written{Bucket: f.bucket, Key: key, ETag: aws.ToString(out.ETag), Size: len(body)})
+}
+
+func writeS3Error(w http.ResponseWriter, err error) {
+	status, problem := demo.S3Problem(err)
+	writeJSON(w, status, problem)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
