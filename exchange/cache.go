@@ -268,10 +268,16 @@ func (c *Cache) refreshInBackground(e *entry, webToken string) {
 // served, and the session is kept for a later renewal unless AWS refused
 // the user.
 func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
+	prev := e.cur.Load()
+	if prev != nil && prev.err == nil && prev.sess != nil &&
+		c.x.o.Now().Before(prev.sess.Credentials.Expires.Add(-max(c.o.RefreshWindow, c.x.o.ExpiryWindow))) {
+		// A flight that ended after the caller looked renewed them: a
+		// second renewal would only spend an STS call.
+		return prev, nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
 	defer cancel()
 	c.stats.flights.Add(1)
-	prev := e.cur.Load()
 	var prevSess *Session
 	if prev != nil {
 		prevSess = prev.sess
@@ -303,6 +309,11 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
 	if !errors.Is(err, ErrRefused) {
 		st.sess = prevSess
+		if sess != nil {
+			// A half-done exchange or refresh: no credentials yet, but its
+			// identity context renews them once AWS answers again.
+			st.sess = sess
+		}
 	}
 	e.cur.Store(st)
 	return nil, err
@@ -343,10 +354,10 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session
 	}
 	if prev != nil {
 		c.stats.renewals.Add(1)
-		return c.x.Renew(ctx, prev, token)
+		return c.x.renew(ctx, prev, token)
 	}
 	c.stats.exchanges.Add(1)
-	return c.x.Exchange(ctx, token)
+	return c.x.exchange(ctx, token)
 }
 
 // Retrieve hands out the user's current credentials, so that an aws.Config

@@ -96,6 +96,20 @@ func New(o Options) (*Exchanger, error) {
 // before any call, as IAM Identity Center would refuse it; so does a token
 // whose exp has passed.
 func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, error) {
+	s, err := x.exchange(ctx, webToken)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// exchange is Exchange, except that when AssumeRole fails after
+// CreateTokenWithIAM succeeded, it returns with the error the Session
+// without credentials: the token is spent by then, and the identity
+// context is what can still renew the user's credentials once STS answers
+// again. A token that CreateTokenWithIAM refused as throttled is not
+// counted as spent: a throttled request is not processed.
+func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, error) {
 	if webToken == "" {
 		return nil, &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
 	}
@@ -120,10 +134,16 @@ func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, er
 		Assertion: aws.String(webToken),
 	})
 	if err != nil {
+		if isThrottle(err) {
+			x.spent.release(info)
+		}
 		return nil, err
 	}
 	s.Issuer, s.Subject = info.issuer, info.subject
-	return x.assumeRole(ctx, s)
+	if _, err := x.assumeRole(ctx, s); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 // Tokens refused before any call: IAM Identity Center would refuse them.
@@ -149,6 +169,16 @@ func (x *Exchanger) Exchanged(webToken string) bool {
 // the application role's credentials when they expire; a token already
 // exchanged still serves for that.
 func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Session, error) {
+	ns, err := x.renew(ctx, s, webToken)
+	if err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// renew is Renew, except that it may return with an error a Session whose
+// new identity context AssumeRole could not use yet (see exchange).
+func (x *Exchanger) renew(ctx context.Context, s *Session, webToken string) (*Session, error) {
 	if s == nil {
 		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NoSession"}
 	}
@@ -176,7 +206,7 @@ func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Se
 	if webToken == "" || x.Exchanged(webToken) || x.expired(webToken) {
 		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
 	}
-	return x.Exchange(ctx, webToken)
+	return x.exchange(ctx, webToken)
 }
 
 // expired reports whether token's exp has passed.
@@ -206,7 +236,10 @@ func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
 	if ns.RefreshToken == "" {
 		ns.RefreshToken = s.RefreshToken
 	}
-	return x.assumeRole(ctx, ns)
+	if _, err := x.assumeRole(ctx, ns); err != nil {
+		return ns, err
+	}
+	return ns, nil
 }
 
 // createToken calls CreateTokenWithIAM and returns a Session holding the

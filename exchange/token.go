@@ -23,17 +23,18 @@ const maxPeekSize = 64 << 10
 
 // peek reads the claims of token that the exchange needs. It never fails: an
 // unreadable token yields empty fields and a key derived from its bytes.
+//
+// Claims are matched by their exact names, as the verifier and IAM Identity
+// Center match them (encoding/json would match struct fields
+// case-insensitively, taking a "SUB" member for the subject), and the last
+// of duplicate members counts, as for them too.
 func peek(token string) tokenInfo {
-	var c struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Jti string          `json:"jti"`
-		Exp json.RawMessage `json:"exp"`
-	}
-	_ = decodeClaims(token, &c)
-	info := tokenInfo{issuer: c.Iss, subject: c.Sub, expires: numericDate(c.Exp)}
-	if c.Jti != "" {
-		info.key = "jti\x00" + c.Iss + "\x00" + c.Jti
+	var claims map[string]json.RawMessage
+	_ = decodeClaims(token, &claims)
+	iss, sub, jti := rawString(claims["iss"]), rawString(claims["sub"]), rawString(claims["jti"])
+	info := tokenInfo{issuer: iss, subject: sub, expires: numericDate(claims["exp"])}
+	if jti != "" {
+		info.key = "jti\x00" + iss + "\x00" + jti
 	} else {
 		sum := sha256.Sum256([]byte(token))
 		info.key = "sha256\x00" + hex.EncodeToString(sum[:])
@@ -72,8 +73,13 @@ func stringClaim(token, name string) string {
 	if decodeClaims(token, &claims) != nil {
 		return ""
 	}
+	return rawString(claims[name])
+}
+
+// rawString returns the JSON string raw, or "" when raw is not one.
+func rawString(raw json.RawMessage) string {
 	var s string
-	if json.Unmarshal(claims[name], &s) != nil {
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
 		return ""
 	}
 	return s
@@ -109,8 +115,21 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 	if !info.expires.IsZero() {
 		until = info.expires.Add(spentMargin)
 	}
+	if !until.After(now) {
+		// Long expired: remembered a while all the same, or it could be
+		// claimed again at once.
+		until = now.Add(spentMargin)
+	}
 	s.until[info.key] = until
 	return true
+}
+
+// release forgets that info was claimed, for a token that was refused
+// before IAM Identity Center processed it.
+func (s *spentSet) release(info tokenInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.until, info.key)
 }
 
 // has reports whether info was claimed and is still remembered.

@@ -1,0 +1,457 @@
+package middleware_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"go.uber.org/goleak"
+
+	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+var soakFor = flag.Duration("soak", 0, "how long TestSoak runs (default 25s)")
+
+const (
+	soakUsers     = 300
+	soakClockSpan = 3 * time.Hour // of the tiptest clock, over the whole soak
+)
+
+// soakLedger is the HTTP client of every AWS call of the soak. It passes
+// calls on and attributes them to users: CreateTokenWithIAM by the
+// assertion's sub (or the user a refresh token was issued to), AssumeRole
+// by its session name ("s-" + subject). For each user it keeps the expiry
+// of every set of credentials AssumeRole issued; for each jti, how many
+// exchanges succeeded.
+type soakLedger struct {
+	next *http.Client
+	env  *tiptest.Env
+
+	mu          sync.Mutex
+	attempts    map[string]int         // AssumeRole requests by user
+	issued      map[string][]time.Time // expiry of each credentials issued, by user
+	jtiExchange map[string]int         // successful jwt-bearer exchanges by jti
+	refreshOf   map[string]string      // refresh token => user
+	secrets     []string
+	wrongOwner  []string
+}
+
+func (l *soakLedger) Do(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		_ = req.Body.Close()
+	}
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	resp, err := l.next.Do(out)
+	if err != nil {
+		return resp, err
+	}
+	answer, rerr := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(answer))
+	if rerr != nil {
+		return resp, nil
+	}
+	l.note(req.URL.Path, body, resp.StatusCode, answer)
+	return resp, nil
+}
+
+// note attributes one call and its answer.
+func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if path == "/token" {
+		var in struct{ GrantType, Assertion, RefreshToken string }
+		_ = json.Unmarshal(body, &in)
+		var outTok struct {
+			AccessToken, RefreshToken, IDToken string
+			AWSAdditionalDetails               struct{ IdentityContext string }
+		}
+		_ = json.Unmarshal(answer, &outTok)
+		l.secrets = append(l.secrets, outTok.AccessToken, outTok.RefreshToken, outTok.IDToken, outTok.AWSAdditionalDetails.IdentityContext)
+		user := l.refreshOf[in.RefreshToken]
+		if in.GrantType == exchange.GrantJWTBearer {
+			var c struct{ Sub, Jti string }
+			_, p, _ := segments(in.Assertion)
+			raw, _ := base64.RawURLEncoding.DecodeString(p)
+			_ = json.Unmarshal(raw, &c)
+			user = c.Sub
+			if status == http.StatusOK {
+				l.jtiExchange[c.Jti]++
+			}
+		}
+		if outTok.RefreshToken != "" && user != "" {
+			l.refreshOf[outTok.RefreshToken] = user
+		}
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	if form.Get("Action") != "AssumeRole" && form.Get("Action") != "AssumeRoleWithWebIdentity" {
+		return
+	}
+	type credentials struct {
+		AccessKeyID     string `xml:"AccessKeyId"`
+		SecretAccessKey string
+		SessionToken    string
+		Expiration      time.Time
+	}
+	var res struct {
+		AR  credentials `xml:"AssumeRoleResult>Credentials"`
+		ARW credentials `xml:"AssumeRoleWithWebIdentityResult>Credentials"`
+	}
+	_ = xml.Unmarshal(answer, &res)
+	c := res.AR
+	if c.AccessKeyID == "" {
+		c = res.ARW
+	}
+	l.secrets = append(l.secrets, c.SecretAccessKey, c.SessionToken)
+	if form.Get("Action") != "AssumeRole" {
+		return
+	}
+	user := strings.TrimPrefix(form.Get("RoleSessionName"), "s-")
+	l.attempts[user]++
+	if status == http.StatusOK {
+		l.issued[user] = append(l.issued[user], c.Expiration)
+		if owner, _ := l.env.AWS.UserFor(c.AccessKeyID); owner != user {
+			l.wrongOwner = append(l.wrongOwner, fmt.Sprintf("session of %s issued credentials of %q", user, owner))
+		}
+	}
+}
+
+// soakClient is one user of the soak, with the token it presents.
+type soakClient struct {
+	name string
+
+	mu     sync.Mutex
+	token  string
+	exp    time.Time
+	fresh  int // tokens obtained after a 401 asking for one
+	served int
+}
+
+// TestSoak runs hundreds of users against the middleware with random
+// concurrency and random AWS faults while the tiptest clock moves through
+// several lifetimes of the credentials (15 minutes), identity contexts and
+// tokens (1 hour). On every answer it checks: a 200 carries credentials of
+// the token's user (by tiptest's AWS) that have not expired (by its clock);
+// any other answer is one DESIGN.md names for a fault (401 asking for a
+// fresh token, 403, 503). At the end: each user's credentials were issued
+// at most once per refresh period (one lifetime less the refresh window)
+// and AssumeRole attempts stay within the retries of the flights the cache
+// ran; no token was exchanged twice; no secret was shown; after Close no
+// goroutine is left and the heap is back near where it started.
+//
+// It runs 25 s by default (-soak=5m for longer) and not with -short.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak skipped with -short")
+	}
+	d := 25 * time.Second
+	if *soakFor > 0 {
+		d = *soakFor
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	logStart := len(suiteLogs.String())
+	ignore := goleak.IgnoreCurrent()
+
+	soak(t, d)
+
+	if t.Failed() {
+		return
+	}
+	goleak.VerifyNone(t, ignore)
+	runtime.GC()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	logs := uint64(len(suiteLogs.String()) - logStart) // kept on purpose, for TestMain's check
+	const slack = 64 << 20
+	if after.HeapAlloc > before.HeapAlloc+logs+slack {
+		t.Errorf("heap %d MiB after the soak, %d MiB before (%d MiB of logs kept)",
+			after.HeapAlloc>>20, before.HeapAlloc>>20, logs>>20)
+	}
+	t.Logf("heap: %d KiB before, %d KiB after, %d KiB of logs", before.HeapAlloc>>10, after.HeapAlloc>>10, logs>>10)
+}
+
+// soak is the body of TestSoak: everything it builds is closed and
+// unreachable when it returns.
+func soak(t *testing.T, d time.Duration) {
+	env, err := tiptest.NewEnv(tiptest.WithRefreshGrant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	// Every HTTP client of the soak is one of these two transports, whose
+	// idle connections are closed at the end.
+	awsTransport, keysTransport := &http.Transport{}, &http.Transport{}
+	defer awsTransport.CloseIdleConnections()
+	defer keysTransport.CloseIdleConnections()
+	transport := &http.Client{Transport: awsTransport}
+	ledger := &soakLedger{next: transport, env: env, attempts: map[string]int{}, issued: map[string][]time.Time{},
+		jtiExchange: map[string]int{}, refreshOf: map[string]string{}}
+	watch := &exposureWatch{logStart: len(suiteLogs.String())}
+
+	base := env.Config()
+	base.Credentials = nil
+	base.HTTPClient = transport
+	xcfg := base.Copy()
+	xcfg.HTTPClient = ledger
+	m, err := middleware.New(context.Background(), middleware.Options{
+		Issuer: env.IdP.Issuer(), Audience: []string{env.IdP.Audience()},
+		HTTPClient: &http.Client{Transport: keysTransport, Timeout: 10 * time.Second},
+		Exchange: exchange.Options{
+			ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn, ApplicationRoleArn: env.ApplicationRoleArn,
+			Config:          xcfg,
+			SessionNameFunc: func(_, subject string) string { return "s-" + subject },
+		},
+		AWSConfig:       base,
+		Now:             env.Clock.Now,
+		Logger:          suiteLog,
+		ErrorHandler:    watch.errorHandler(),
+		ExchangeTimeout: 2 * time.Second,
+		MaxUsers:        2 * soakUsers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch.stats = m.Stats
+	defer func() { _ = m.Close() }()
+
+	var (
+		okCount, bad atomic.Int64
+		statuses     sync.Map // "status error" => *atomic.Int64
+		credsMu      sync.Mutex
+		creds        = map[string]bool{}        // access keys seen, their secrets handed to watch once
+		handedOut    = map[string][]time.Time{} // expiry of each credentials handed to a handler, by user
+	)
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg, _ := ctxcreds.Config(r.Context())
+		id, _ := ctxcreds.IdentityFrom(r.Context())
+		c, err := cfg.Credentials.Retrieve(r.Context())
+		if err != nil {
+			http.Error(w, "no credentials", http.StatusInternalServerError)
+			return
+		}
+		if owner, _ := env.AWS.UserFor(c.AccessKeyID); owner != id.Subject {
+			t.Errorf("a request of %s was handed credentials of %q", id.Subject, owner)
+		}
+		if now := env.Clock.Now(); !now.Before(c.Expires) {
+			t.Errorf("credentials of %s served %v past their expiry", id.Subject, now.Sub(c.Expires))
+		}
+		credsMu.Lock()
+		if !creds[c.AccessKeyID] {
+			creds[c.AccessKeyID] = true
+			watch.secret(c.SecretAccessKey, c.SessionToken)
+			handedOut[id.Subject] = append(handedOut[id.Subject], c.Expires)
+		}
+		credsMu.Unlock()
+		if rand.IntN(50) == 0 { // now and then, the credentials must work
+			if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(r.Context(), &sts.GetCallerIdentityInput{}); err != nil {
+				http.Error(w, "GetCallerIdentity failed", http.StatusBadGateway)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, id.Subject)
+	}))
+
+	clients := make([]*soakClient, soakUsers)
+	for i := range clients {
+		clients[i] = &soakClient{name: fmt.Sprintf("user%03d", i)}
+	}
+	// tokenOf returns the client's token, minting a new one when it has
+	// none or it expires within 10 minutes.
+	tokenOf := func(c *soakClient) string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.token == "" || env.Clock.Now().Add(10*time.Minute).After(c.exp) {
+			c.token, c.exp = env.IdP.Token(c.name), env.Clock.Now().Add(time.Hour)
+			watch.secret(c.token)
+		}
+		return c.token
+	}
+	call := func(c *soakClient) {
+		tok := tokenOf(c)
+		w := serve(h, request(tok))
+		var b errorBody
+		_ = json.Unmarshal(w.Body.Bytes(), &b)
+		key := fmt.Sprint(w.Code, " ", b.Error)
+		n, _ := statuses.LoadOrStore(key, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		switch {
+		case w.Code == http.StatusOK && w.Body.String() == c.name:
+			okCount.Add(1)
+			c.mu.Lock()
+			c.served++
+			c.mu.Unlock()
+		case w.Code == http.StatusUnauthorized && b.Error == "invalid_token" && strings.Contains(b.Description, "fresh token"):
+			c.mu.Lock()
+			if c.token == tok {
+				c.token = ""
+				c.fresh++
+			}
+			c.mu.Unlock()
+		case w.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") != "",
+			w.Code == http.StatusForbidden && b.Error == "access_denied":
+		default:
+			if bad.Add(1) <= 5 {
+				t.Errorf("%s: unexpected answer %d %s", c.name, w.Code, w.Body.String())
+			}
+		}
+		if w.Code != http.StatusOK {
+			watch.answer(w)
+		}
+	}
+
+	faults := map[string][]tiptest.Fault{
+		"CreateTokenWithIAM": {{}, {Code: "SlowDownException", Fraction: 0.2}, {Code: "SlowDownException", Fraction: 0.8},
+			{Code: "InternalServerException", Fraction: 0.6}, {Latency: 30 * time.Millisecond, Fraction: 0.2},
+			{Code: "AccessDeniedException", Fraction: 0.02}},
+		"AssumeRole": {{}, {Code: "Throttling", Fraction: 0.2}, {Code: "Throttling", Fraction: 0.8},
+			{Code: "InternalError", Fraction: 0.6}, {Latency: 30 * time.Millisecond, Fraction: 0.2},
+			{Code: "AccessDenied", Fraction: 0.02}},
+		"AssumeRoleWithWebIdentity": {{}, {Code: "Throttling", Fraction: 0.5}, {Code: "InternalError", Fraction: 0.5}},
+	}
+	start, clockStart := time.Now(), env.Clock.Now()
+	rounds := 0
+	for time.Since(start) < d {
+		rounds++
+		// The clock follows the soak's progress through soakClockSpan,
+		// with jumps of up to 10 s more.
+		target := clockStart.Add(time.Duration(float64(soakClockSpan) * float64(time.Since(start)) / float64(d)))
+		if gap := target.Sub(env.Clock.Now()); gap > 0 {
+			env.Clock.Advance(gap)
+		}
+		env.Clock.Advance(time.Duration(rand.Int64N(int64(10 * time.Second))))
+		env.AWS.ClearFaults()
+		if rounds%5 != 0 { // one round in five runs without faults
+			for op, fs := range faults {
+				if f := fs[rand.IntN(len(fs))]; f != (tiptest.Fault{}) {
+					env.AWS.SetFault(op, f)
+				}
+			}
+		}
+		workers, requests := 1+rand.IntN(48), 20+rand.IntN(200)
+		work := make(chan *soakClient)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for c := range work {
+					call(c)
+				}
+			})
+		}
+		for range requests {
+			work <- clients[rand.IntN(len(clients))]
+		}
+		close(work)
+		wg.Wait()
+	}
+	env.AWS.ClearFaults()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	span := env.Clock.Now().Sub(clockStart)
+
+	// Per user: credentials handed out at most once per refresh period
+	// (one lifetime less the refresh window); credentials issued by AWS at
+	// most once per flight of the cache (a flight that fails after AWS
+	// answered, at its deadline, wastes one); AssumeRole attempts within
+	// the retries of the flights.
+	flights, failed := map[string]int{}, map[string]int{}
+	for line := range strings.SplitSeq(suiteLogs.String()[watch.logStart:], "\n") {
+		var rec struct{ Msg, Op, User string }
+		if json.Unmarshal([]byte(line), &rec) == nil && (rec.Op == "exchange" || rec.Op == "renewal") {
+			flights[rec.User]++
+			if rec.Msg != "tipkit: credentials obtained" {
+				failed[rec.User]++
+			}
+		}
+	}
+	period := 15*time.Minute - exchange.DefaultRefreshWindow
+	sorted := func(ts []time.Time) []time.Time {
+		ts = slices.Clone(ts)
+		slices.SortFunc(ts, time.Time.Compare)
+		return ts
+	}
+	wasted := 0
+	ledger.mu.Lock()
+	credsMu.Lock()
+	for _, c := range clients {
+		exp := sorted(handedOut[c.name])
+		for i := 1; i < len(exp); i++ {
+			if gap := exp[i].Sub(exp[i-1]); gap < period-5*time.Second {
+				t.Errorf("%s: credentials handed out %v apart (expiring %v then %v), want at least %v",
+					c.name, gap, exp[i-1], exp[i], period)
+			}
+		}
+		if n := len(exp); n > int(span/period)+2+c.fresh {
+			t.Errorf("%s: %d credentials handed out over %v", c.name, n, span)
+		}
+		f := flights[middleware.UserHash(env.IdP.Issuer(), c.name)]
+		if n := len(ledger.issued[c.name]); n > f {
+			t.Errorf("%s: %d credentials issued by AWS for %d flights", c.name, n, f)
+		}
+		wasted += len(ledger.issued[c.name]) - len(exp)
+		// A flight calls AssumeRole for at most three steps, each with up
+		// to 4 attempts of up to 3 SDK attempts.
+		if a := ledger.attempts[c.name]; a > 36*f {
+			t.Errorf("%s: %d AssumeRole attempts for %d flights", c.name, a, f)
+		}
+	}
+	credsMu.Unlock()
+	for jti, n := range ledger.jtiExchange {
+		if n > 1 {
+			t.Errorf("token %s exchanged %d times", jti, n)
+		}
+	}
+	for _, w := range ledger.wrongOwner {
+		t.Error(w)
+	}
+	issuedTotal, attemptsTotal := 0, 0
+	for _, c := range clients {
+		issuedTotal += len(ledger.issued[c.name])
+		attemptsTotal += ledger.attempts[c.name]
+	}
+	watch.secret(ledger.secrets...)
+	ledger.mu.Unlock()
+	watch.check(t)
+
+	var answers []string
+	statuses.Range(func(k, v any) bool {
+		answers = append(answers, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	s := m.Stats()
+	t.Logf("%d credentials issued but never handed out (renewed ahead and not used, or failed after AWS answered)", wasted)
+	t.Logf("%d rounds, %v of clock, %d users; answers %v; %d credentials issued in %d AssumeRole attempts; "+
+		"%d AssumeRoleWithWebIdentity; stats: exchanges %d, renewals %d, background %d, merged %d",
+		rounds, span.Round(time.Minute), soakUsers, answers, issuedTotal, attemptsTotal,
+		env.AWS.Calls("AssumeRoleWithWebIdentity"), s.Exchanges, s.Renewals, s.BackgroundRefreshes, s.MergedWaiters)
+	if okCount.Load() == 0 || span < 2*time.Hour {
+		t.Errorf("%d requests served over %v of clock: the soak proved nothing", okCount.Load(), span)
+	}
+}
