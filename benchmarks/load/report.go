@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// report is what a run found.
+type report struct {
+	Started time.Time
+	Took    time.Duration
+	Config  config
+	Machine string
+	Results []result
+
+	OneExchange        time.Duration // one exchange through the server, no contention
+	HerdMerged         uint64        // herd requests that joined another's exchange
+	MemUsers           int           // users cached by the memory scenario
+	HeapPerUser        float64       // bytes the middleware holds per cached user
+	ProcessHeapPerUser float64       // the whole process's growth per user (tiptest and client included)
+	ChurnEvictions     uint64
+	ChurnHeld          int
+	ChurnRetained      uint64 // bytes the churn middleware held at the end
+	RefreshBackground  uint64 // background renewals of the refresh scenario
+	RefreshMoves       int    // clock moves done
+}
+
+// byName returns the result named name, or nil.
+func (r *report) byName(name string) *result {
+	for i := range r.Results {
+		if strings.HasPrefix(r.Results[i].Name, name) {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+
+func perUser(n uint64, users int) string {
+	if users == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(n)/float64(users))
+}
+
+// markdown returns the report as a Markdown table and notes.
+func (r *report) markdown() string {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "Load run of %s on %s, %.0f s. AWS latency %v per call, %d clients, %s tokens, at most %v and %d requests per timed scenario.\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine, r.Took.Seconds(), c.latency, c.concurrency, c.alg, c.duration, c.requests)
+	b.WriteString("| scenario | users | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | AWS calls/req | exchanges/user | renewals/user | peak heap MiB |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, x := range r.Results {
+		calls := "-"
+		if x.Requests > 0 {
+			calls = fmt.Sprintf("%.3f", float64(x.AWSCalls)/float64(x.Requests))
+		}
+		ex, rn := perUser(x.Exchanges, x.Users), perUser(x.Renewals, x.Users)
+		if x.Name == "bare" {
+			calls, ex, rn = "-", "-", "-"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			x.Name, x.Users, x.Requests, x.Errors, x.reqPerSec(), ms(x.P50), ms(x.P90), ms(x.P99), ms(x.Max), calls, ex, rn, mib(x.PeakHeap))
+	}
+	b.WriteString("\n")
+	if bare, warm := r.byName("bare"), r.byName("warm"); bare != nil && warm != nil && bare.reqPerSec() > 0 {
+		fmt.Fprintf(&b, "- warm throughput: %.0f%% of the bare server's (target at least 90%%).\n", 100*warm.reqPerSec()/bare.reqPerSec())
+	}
+	if h := r.byName("herd"); h != nil {
+		ratio := "-"
+		if r.OneExchange > 0 {
+			ratio = fmt.Sprintf("%.1f", float64(h.P99)/float64(r.OneExchange))
+		}
+		fmt.Fprintf(&b, "- herd: %d users x %d requests: %d exchanges, %d requests joined one under way; one exchange alone takes %s ms, herd p99 = %s x that (target: exactly %d exchanges, p99 under 3x).\n",
+			h.Users, c.herdPerUser, h.Exchanges, r.HerdMerged, ms(r.OneExchange), ratio, h.Users)
+	}
+	if r.MemUsers > 0 {
+		fmt.Fprintf(&b, "- memory: %d users cached: the middleware holds %.0f bytes per user (%.2f KiB; target at most 4 KiB); the whole process (local AWS and client included) grew %.0f bytes per user.\n",
+			r.MemUsers, r.HeapPerUser, r.HeapPerUser/1024, r.ProcessHeapPerUser)
+	}
+	if ch := r.byName("churn"); ch != nil {
+		fmt.Fprintf(&b, "- churn: %d users through a bound of %d: %d evictions, %d held at the end; the middleware then held %s MiB",
+			ch.Users, c.churnBound, r.ChurnEvictions, r.ChurnHeld, mib(r.ChurnRetained))
+		if r.HeapPerUser > 0 {
+			bound := r.HeapPerUser * float64(c.churnBound)
+			fmt.Fprintf(&b, ", %.1fx what %d cached users take (1.0x is flat)", float64(r.ChurnRetained)/bound, c.churnBound)
+		}
+		b.WriteString(".\n")
+	}
+	if rf := r.byName("refresh"); rf != nil {
+		fmt.Fprintf(&b, "- refresh: the clock moved %d times (+11 min, +5 min, +11 min); %d renewals of which %d in the background ahead of expiry, %d exchanges.\n",
+			r.RefreshMoves, rf.Renewals, r.RefreshBackground, rf.Exchanges)
+	}
+	for _, x := range r.Results {
+		if x.FirstErr != "" {
+			fmt.Fprintf(&b, "- %s: first error: %s\n", x.Name, x.FirstErr)
+		}
+	}
+	return b.String()
+}
+
+// svg returns a chart of the latency percentiles of each scenario: one
+// group of bars (p50, p90, p99, max) per scenario, on a log scale.
+func (r *report) svg() string {
+	const (
+		w, h            = 760, 360
+		left, right     = 60, 20
+		top, bottom     = 30, 60
+		plotW, plotH    = w - left - right, h - top - bottom
+		minMS, barWidth = 0.01, 12
+	)
+	names := []string{"p50", "p90", "p99", "max"}
+	colors := []string{"#4e79a7", "#59a14f", "#f28e2b", "#e15759"}
+	maxMS := 1.0
+	for _, x := range r.Results {
+		maxMS = max(maxMS, float64(x.Max)/float64(time.Millisecond))
+	}
+	hi := math.Pow(10, math.Ceil(math.Log10(maxMS)))
+	y := func(v float64) float64 {
+		v = max(v, minMS)
+		return top + plotH*(1-math.Log10(v/minMS)/math.Log10(hi/minMS))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="13">tipkit load: latency per scenario (ms, log scale), AWS latency %v</text>`+"\n", left, r.Config.latency)
+	for v := minMS; v <= hi*1.001; v *= 10 {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n",
+			left, w-right, y(v), y(v), left-6, y(v)+4, v)
+	}
+	group := float64(plotW) / float64(max(len(r.Results), 1))
+	for i, x := range r.Results {
+		vals := []time.Duration{x.P50, x.P90, x.P99, x.Max}
+		x0 := float64(left) + group*float64(i) + (group-float64(len(vals)*barWidth))/2
+		for j, v := range vals {
+			top := y(float64(v) / float64(time.Millisecond))
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s %s %s ms</title></rect>`+"\n",
+				x0+float64(j*barWidth), top, barWidth-1, float64(h-bottom)-top, colors[j], x.Name, names[j], ms(v))
+		}
+		label := strings.TrimSuffix(x.Name, " (no AWS latency)")
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", float64(left)+group*(float64(i)+0.5), h-bottom+16, label)
+	}
+	for j, n := range names {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			left+j*70, h-22, colors[j], left+j*70+14, h-13, n)
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
