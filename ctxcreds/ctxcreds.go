@@ -36,17 +36,60 @@ func WithConfig(ctx context.Context, cfg *aws.Config) context.Context {
 	return context.WithValue(ctx, configKey{}, cfg)
 }
 
-// Config returns the caller's AWS configuration stored by [WithConfig], and
+// Config returns the caller's AWS configuration stored by [WithConfig] or
+// [WithCaller], and
 // whether there was one. The returned value is a copy: changing it does not
 // change what later readers of ctx see (slices and maps inside it, such as
 // APIOptions, are shared and must not be modified in place).
 func Config(ctx context.Context) (aws.Config, bool) {
-	cfg, ok := ctx.Value(configKey{}).(*aws.Config)
-	if !ok || cfg == nil {
-		return aws.Config{}, false
+	switch v := ctx.Value(configKey{}).(type) {
+	case *aws.Config:
+		if v != nil {
+			return *v, true
+		}
+	case *callerCtx:
+		if v.base != nil {
+			cfg := *v.base
+			cfg.Credentials = v.creds
+			return cfg, true
+		}
 	}
-	return *cfg, true
+	return aws.Config{}, false
 }
+
+// WithCaller returns a copy of ctx that carries the caller's AWS
+// configuration, base with its Credentials replaced by creds, and the
+// caller's identity, as [WithConfig] and [WithIdentity] would, in one
+// allocation instead of two and without copying base: [Config] composes
+// the configuration when it is read. base must not change afterwards.
+// The middleware calls it on every request.
+func WithCaller(ctx context.Context, base *aws.Config, creds aws.CredentialsProvider, id *Identity) context.Context {
+	return &callerCtx{Context: ctx, base: base, creds: creds, id: id}
+}
+
+// callerCtx is a context holding the values of both keys; any other key,
+// and cancellation, come from its parent.
+type callerCtx struct {
+	context.Context
+	base  *aws.Config
+	creds aws.CredentialsProvider
+	id    *Identity
+}
+
+// Value returns c itself for the configuration key, the identity for
+// its key, and asks the parent context for any other key.
+func (c *callerCtx) Value(key any) any {
+	switch key.(type) {
+	case configKey:
+		return c
+	case identityKey:
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context in the way the context package's own do.
+func (c *callerCtx) String() string { return "ctxcreds.WithCaller" }
 
 // Identity describes the verified caller of a request.
 type Identity struct {

@@ -144,7 +144,7 @@ func cmpOr[T int | float64 | time.Duration](v, def T) T {
 type entry struct {
 	c   *Cache
 	key UserKey
-	cfg aws.Config
+	cfg atomic.Pointer[aws.Config] // built by the first Get
 
 	cur        atomic.Pointer[userState]
 	refreshing atomic.Bool
@@ -162,12 +162,55 @@ type userState struct {
 
 // Get returns the aws.Config carrying the current credentials of the user
 // key, whose verified token is webToken, and when those credentials
-// expire. On a hit it makes no AWS call and does not allocate; on a miss it
-// waits for the user's single shared exchange, or gives up when ctx ends.
+// expire. The aws.Config is built once per user, on the first Get, from
+// CacheOptions.BaseConfig; its Credentials renew through the cache. On a
+// hit Get makes no AWS call and does not allocate; on a miss it waits for
+// the user's single shared exchange, or gives up when ctx ends.
 func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Config, time.Time, error) {
+	e, expires, err := c.get(ctx, key, webToken, c.x.o.Now())
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	cfg := e.cfg.Load()
+	if cfg == nil {
+		fresh := c.o.BaseConfig.Copy()
+		fresh.Credentials = e
+		if !e.cfg.CompareAndSwap(nil, &fresh) {
+			cfg = e.cfg.Load()
+		} else {
+			cfg = &fresh
+		}
+	}
+	return cfg, expires, nil
+}
+
+// Credentials is [Cache.Get] without the aws.Config, for a caller that
+// composes it itself from the base configuration (as the middleware does
+// through ctxcreds.WithCaller), so that a user costs no copy of
+// aws.Config. The provider it returns hands out the user's current
+// credentials and renews them through the cache, like the Credentials of
+// Get's configuration.
+//
+// now is the time just read from the Exchanger's clock (Options.Now), or
+// zero to have Credentials read it: a caller that needs the time anyway
+// saves a clock read. It decides whether the cached credentials still
+// serve and whether to renew them ahead of expiry.
+func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string, now time.Time) (aws.CredentialsProvider, time.Time, error) {
+	if now.IsZero() {
+		now = c.x.o.Now()
+	}
+	e, expires, err := c.get(ctx, key, webToken, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return e, expires, nil
+}
+
+// get returns the entry of the user key with valid credentials at now,
+// and when they expire.
+func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.Time) (*entry, time.Time, error) {
 	c.stats.requests.Add(1)
 	e := c.lookup(key)
-	now := c.x.o.Now()
 	st := e.cur.Load()
 	if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
 		// A renewal that failed recently is not retried before its
@@ -176,7 +219,7 @@ func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Con
 			c.refreshInBackground(e, webToken)
 		}
 		c.stats.hits.Add(1)
-		return &e.cfg, st.sess.Credentials.Expires, nil
+		return e, st.sess.Credentials.Expires, nil
 	}
 	if st != nil && st.err != nil && now.Before(st.errUntil) {
 		c.stats.negativeHits.Add(1)
@@ -187,7 +230,7 @@ func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Con
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return &e.cfg, st.sess.Credentials.Expires, nil
+	return e, st.sess.Credentials.Expires, nil
 }
 
 // lookup returns the user's entry, creating it (and evicting the least
@@ -199,8 +242,7 @@ func (c *Cache) lookup(key UserKey) *entry {
 		c.lru.MoveToFront(el)
 		return el.Value.(*entry)
 	}
-	e := &entry{c: c, key: key, cfg: c.o.BaseConfig.Copy()}
-	e.cfg.Credentials = e
+	e := &entry{c: c, key: key}
 	c.users[key] = c.lru.PushFront(e)
 	for c.lru.Len() > c.o.MaxUsers {
 		oldest := c.lru.Back()
@@ -283,7 +325,13 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 		prevSess = prev.sess
 	}
 	start := time.Now()
-	sess, err := c.call(ctx, prevSess, e.getToken())
+	token := e.getToken()
+	sess, err := c.call(ctx, prevSess, token)
+	if token != "" && c.x.Exchanged(token) {
+		// A spent token can never renew anything: holding it would only
+		// keep the request header it came in alive.
+		e.dropToken(token)
+	}
 	now := c.x.o.Now()
 	ev := CacheEvent{User: e.key, Op: "exchange", Background: e.refreshing.Load(), Err: err, Duration: time.Since(start)}
 	if prevSess != nil {
@@ -385,6 +433,15 @@ func (e *entry) setToken(token string) {
 	}
 	e.mu.Lock()
 	e.token = token
+	e.mu.Unlock()
+}
+
+// dropToken forgets token unless a newer one replaced it meanwhile.
+func (e *entry) dropToken(token string) {
+	e.mu.Lock()
+	if e.token == token {
+		e.token = ""
+	}
 	e.mu.Unlock()
 }
 

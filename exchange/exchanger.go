@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -256,10 +257,12 @@ func (x *Exchanger) createToken(ctx context.Context, in *ssooidc.CreateTokenWith
 	if len(ic) < 4 || len(ic) > 2048 {
 		return nil, &Error{Kind: KindConfig, Op: "CreateTokenWithIAM", Code: "NoIdentityContext"}
 	}
+	// Cloned: a Session outlives the response, whose decoder keeps every
+	// string of it (access and ID tokens too) in one shared buffer.
 	return &Session{
-		IdentityContext: ic,
+		IdentityContext: strings.Clone(ic),
 		ContextExpires:  start.Add(time.Duration(out.ExpiresIn) * time.Second),
-		RefreshToken:    aws.ToString(out.RefreshToken),
+		RefreshToken:    strings.Clone(aws.ToString(out.RefreshToken)),
 	}, nil
 }
 
@@ -308,10 +311,12 @@ func credentialsOf(c *ststypes.Credentials, op string) (aws.Credentials, error) 
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
 		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: op, Code: "IncompleteCredentials"}
 	}
+	// Cloned to their exact size: the XML decoder's strings have the
+	// spare capacity of the buffers they were built in.
 	return aws.Credentials{
-		AccessKeyID:     *c.AccessKeyId,
-		SecretAccessKey: *c.SecretAccessKey,
-		SessionToken:    *c.SessionToken,
+		AccessKeyID:     strings.Clone(*c.AccessKeyId),
+		SecretAccessKey: strings.Clone(*c.SecretAccessKey),
+		SessionToken:    strings.Clone(*c.SessionToken),
 		Source:          "tipkit",
 		CanExpire:       true,
 		Expires:         *c.Expiration,

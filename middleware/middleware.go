@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -95,7 +96,8 @@ type Options struct {
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
-	// time.Now. It also becomes Exchange.Now when that is nil.
+	// time.Now. It also becomes Exchange.Now when that is nil, and then one
+	// reading per request serves both (leave Exchange.Now nil).
 	Now func() time.Time
 }
 
@@ -108,6 +110,9 @@ type Middleware struct {
 	onError  ErrorHandler
 	log      *slog.Logger
 	extract  Extractor
+	// sharedClock: the exchange reads the same clock, so one reading per
+	// request serves both the token check and the credential lookup.
+	sharedClock bool
 
 	requests      atomic.Uint64
 	skipped       atomic.Uint64
@@ -141,7 +146,8 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		return nil, err
 	}
 	xo := o.Exchange
-	if xo.Now == nil {
+	sharedClock := xo.Now == nil
+	if sharedClock {
 		xo.Now = o.Now
 	}
 	x, err := exchange.New(xo)
@@ -149,7 +155,7 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
 	}
-	m := &Middleware{o: o, verifier: v, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor}
+	m := &Middleware{o: o, verifier: v, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor, sharedClock: sharedClock}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -195,29 +201,62 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 		m.skipped.Add(1)
 		return r, nil
 	}
-	raw, err := m.extract(r)
-	if err != nil {
-		return nil, m.failed(asError(err, KindInvalidRequest))
-	}
-	if raw == "" {
-		if m.o.Optional {
-			m.anonymous.Add(1)
-			return r, nil
-		}
-		return nil, m.failed(errNoToken)
-	}
 	ctx := r.Context()
-	claims, err := m.verifier.Verify(ctx, raw)
-	if err != nil {
-		return nil, m.failed(asError(err, KindInvalidToken))
+	now := m.o.Now()
+	raw, claims := m.rememberedBearer(r, now)
+	if claims == nil {
+		var err error
+		if raw, err = m.extract(r); err != nil {
+			return nil, m.failed(asError(err, KindInvalidRequest))
+		}
+		if raw == "" {
+			if m.o.Optional {
+				m.anonymous.Add(1)
+				return r, nil
+			}
+			return nil, m.failed(errNoToken)
+		}
+		if claims, err = m.verifier.Verify(ctx, raw); err != nil {
+			return nil, m.failed(asError(err, KindInvalidToken))
+		}
+		now = m.o.Now()
 	}
-	cfg, expires, err := m.cache.Get(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw)
+	if !m.sharedClock {
+		now = time.Time{}
+	}
+	creds, expires, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw, now)
 	if err != nil {
 		return nil, m.failedFor(ErrorFromExchange(err), claims)
 	}
-	ctx = ctxcreds.WithConfig(ctx, cfg)
-	ctx = ctxcreds.WithIdentity(ctx, identityOf(claims, expires))
-	return r.WithContext(ctx), nil
+	return r.WithContext(ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, expires))), nil
+}
+
+// rememberedBearer is the hot path of the default extractor: when r holds
+// one "Authorization: Bearer" header whose token the verifier remembers,
+// it returns that token and its claims without scanning the token's bytes.
+// Every remembered token came through BearerExtractor (the verifier is the
+// middleware's own), so the bytes passed its checks when first seen; any
+// other request, including one with a token in its query string, gets
+// (_, nil) and goes through the extractor and a full Verify.
+func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *Claims) {
+	if m.o.Extractor != nil || hasQueryToken(r.URL) || r.PostForm.Has("access_token") {
+		return "", nil
+	}
+	values := r.Header["Authorization"]
+	if len(values) != 1 {
+		return "", nil
+	}
+	v := values[0]
+	const scheme = "Bearer "
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", nil
+	}
+	raw := strings.TrimLeft(v[len(scheme):], " ")
+	c := m.verifier.remembered(raw, now)
+	if c == nil {
+		return "", nil
+	}
+	return raw, c
 }
 
 var errNoToken = &Error{Kind: KindNoToken, Description: "a bearer token is required"}

@@ -267,11 +267,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err := checkSize(raw, v.maxSize); err != nil {
 		return nil, err
 	}
-	if c := v.cache.get(raw, v.now()); c != nil {
-		v.hits.Add(1)
+	if c := v.remembered(raw, v.now()); c != nil {
 		return c, nil
 	}
 	return v.verify(ctx, raw)
+}
+
+// remembered returns the claims of raw when the token cache holds them
+// and they are still valid at now, counting the hit; nil otherwise.
+func (v *Verifier) remembered(raw string, now time.Time) *Claims {
+	if len(raw) > v.maxSize {
+		return nil
+	}
+	c := v.cache.get(raw, now)
+	if c != nil {
+		v.hits.Add(1)
+	}
+	return c
 }
 
 // verify is the full verification of Verify.
