@@ -2,9 +2,11 @@
 // through a request's context.
 //
 // A server that acts on AWS as the user who calls it puts the user's
-// identity-enhanced aws.Config into the request context once the user's token
-// is verified and exchanged; handlers read it back with [Config] and hand it
-// to any AWS service client:
+// identity-enhanced aws.Config and identity into the request context once
+// the user's token is verified and exchanged: with [WithConfig] and
+// [WithIdentity], or both at once with [WithCaller], as tipkit's
+// middleware does. Handlers read them back with [Config] and
+// [IdentityFrom], and hand the configuration to any AWS service client:
 //
 //	cfg, ok := ctxcreds.Config(r.Context())
 //	if !ok {

@@ -14,12 +14,21 @@
 //     user.
 //
 // IAM Identity Center exchanges a given IdP token (its jti) once and refuses
-// it ever after, so an [Exchanger] never sends a token twice and renews a
-// [Session] without the user's token where it can: first by AssumeRole with
-// the identity context it already holds, then with the refresh token grant
-// when the application issued one, and only then with a newer token of the
-// user. When nothing can renew it, the error matches [ErrReauthenticate]: the
-// user must sign in again.
+// it afterwards. An [Exchanger] therefore remembers every token it has sent
+// to CreateTokenWithIAM until the token expires (plus 10 minutes; 24 hours
+// for a token without exp) and does not send it again; a call AWS
+// throttled was not processed, and is retried with the same token. That
+// memory is the Exchanger's own: another process (another replica, or this
+// one after a restart) sends the token again, and IAM Identity Center
+// refuses it with InvalidGrantException, an error matching [ErrRefused]
+// that cannot be told from a refused user. Route each user to one process
+// (sticky sessions), or have clients present a fresh token to each.
+//
+// An [Exchanger] renews a [Session] without the user's token where it can:
+// first by AssumeRole with the identity context it already holds, then
+// with the refresh token grant when the application issued one, and only
+// then with a newer token of the user. When nothing can renew it, the
+// error matches [ErrReauthenticate]: the user must sign in again.
 //
 // [Exchanger] serves many users (one call of [Exchanger.Exchange] per user);
 // [Provider] is the single-identity form, an aws.CredentialsProvider for

@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -604,3 +605,31 @@ func TestProviderCallerGivingUpDoesNotFailOthers(t *testing.T) {
 }
 
 func ssooidcClient(env *tiptest.Env) *ssooidc.Client { return ssooidc.NewFromConfig(env.Config()) }
+
+// TestSessionPrintsNoSecret: however a Session reaches fmt (value,
+// pointer, nil, inside another struct, any verb), no secret appears.
+func TestSessionPrintsNoSecret(t *testing.T) {
+	s := exchange.Session{
+		Credentials:     aws.Credentials{AccessKeyID: "ASIAKEYID", SecretAccessKey: "SECRETKEY", SessionToken: "SESSIONTOKEN", Expires: time.Unix(1e9, 0)},
+		IdentityContext: "IDENTITYCONTEXT", RefreshToken: "REFRESHTOKEN", Issuer: "https://idp.example.com", Subject: "alice",
+	}
+	holder := struct {
+		Name string
+		S    exchange.Session
+		P    *exchange.Session
+	}{"x", s, &s}
+	var none *exchange.Session
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{s, &s, holder, &holder, none} {
+			out := fmt.Sprintf(verb, v)
+			for _, secret := range []string{"SECRETKEY", "SESSIONTOKEN", "IDENTITYCONTEXT", "REFRESHTOKEN"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("fmt %s of %T printed a secret: %s", verb, v, out)
+				}
+			}
+		}
+	}
+	if got := s.String(); !strings.Contains(got, "refresh token: true") {
+		t.Errorf("String() = %q, want a description", got)
+	}
+}

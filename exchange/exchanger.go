@@ -37,19 +37,26 @@ type Session struct {
 // Expires returns when the session's credentials expire.
 func (s *Session) Expires() time.Time { return s.Credentials.Expires }
 
-// String describes s without any secret.
-func (s *Session) String() string {
-	if s == nil {
-		return "exchange.Session(nil)"
-	}
+// String describes s without any secret. Its value receiver makes a
+// Session print the same whether fmt is given the value or a pointer, and
+// whatever the verb (%v, %+v, %s; %#v through GoString), and in an
+// exported field of another struct. fmt cannot call String on an
+// unexported field: a struct holding a Session there prints its secrets,
+// so never log such a struct. A nil *Session prints "<nil>".
+func (s Session) String() string {
 	return fmt.Sprintf("exchange.Session{credentials until %s, identity context until %s, refresh token: %t}",
 		s.Credentials.Expires.UTC().Format(time.RFC3339), s.ContextExpires.UTC().Format(time.RFC3339), s.RefreshToken != "")
 }
 
+// GoString is String, so that %#v does not print the secrets either.
+func (s Session) GoString() string { return s.String() }
+
 // Exchanger trades users' tokens for identity-enhanced credentials. It is
-// safe for concurrent use by many users; it keeps no per-user state except
-// the keys of the tokens it exchanged, so that no token is sent to IAM
-// Identity Center twice.
+// safe for concurrent use by many users. It keeps no per-user state except
+// the keys of the tokens it exchanged, until they expire, so that it never
+// sends IAM Identity Center a token it processed before; with an
+// application role, it also keeps the last token that assumed the role, to
+// renew the role's shared credentials.
 type Exchanger struct {
 	o     Options
 	oidc  SSOOIDCClient

@@ -51,14 +51,14 @@ type Options struct {
 	// required and sign with their own credentials.
 	ApplicationRoleArn string
 
-	// SSOOIDCClient calls CreateTokenWithIAM. When nil it is built from
-	// Config. With ApplicationRoleArn its calls are signed with the
-	// application role's credentials.
+	// SSOOIDCClient calls CreateTokenWithIAM. When nil (allowed only with
+	// ApplicationRoleArn) it is built from Config. With ApplicationRoleArn
+	// its calls are signed with the application role's credentials.
 	SSOOIDCClient SSOOIDCClient
 
-	// STSClient calls AssumeRole. When nil it is built from Config. With
-	// ApplicationRoleArn its calls are signed with the application role's
-	// credentials.
+	// STSClient calls AssumeRole. When nil (allowed only with
+	// ApplicationRoleArn) it is built from Config. With ApplicationRoleArn
+	// its calls are signed with the application role's credentials.
 	STSClient STSClient
 
 	// WebIdentityClient calls AssumeRoleWithWebIdentity for ApplicationRoleArn.
@@ -92,8 +92,10 @@ type Options struct {
 	ExpiryWindow time.Duration
 
 	// MaxAttempts bounds the attempts of one call that AWS throttles
-	// (SlowDownException, Throttling); retries back off with jitter and stop
-	// at the caller's deadline. Default 4.
+	// (SlowDownException, Throttling), all with the same input; retries
+	// back off with jitter, and none is made when its wait would pass the
+	// context's deadline (a [Cache] runs each exchange or renewal under its
+	// own Timeout, detached from the requests). Default 4.
 	MaxAttempts int
 
 	// Now returns the current time; tests set it to move time. Default

@@ -18,11 +18,29 @@
 //	...
 //	http.Handle("/files", mw.Handler(filesHandler))
 //
+// Every request's token is verified before the handler runs, except for
+// requests passed through untouched, which reach it with no aws.Config:
+// CORS preflights (unless Options.AuthenticatePreflight is set), requests
+// Options.Skipper selects, and, with Options.Optional, requests carrying no
+// token.
+//
 // On the hot path (a token seen before, the user's credentials cached) a
-// request costs a map lookup for the token, one for the user, and the
-// request context; no signature check and no AWS call. Failures are
-// answered as RFC 6750 and DESIGN.md say: 401 without or with a bad token,
-// 403 when AWS refuses the user, 503 with Retry-After when AWS or the
-// identity provider is unavailable, 500 for a configuration error found at
-// run time; every answer can be replaced through Options.ErrorHandler.
+// request costs a map lookup for the token, one for the user, and a copy
+// of the request with one context value; no signature check and no AWS
+// call. With the default extractor, a remembered token's bytes are not
+// scanned again.
+//
+// Failures are answered with RFC 6750's challenges and codes: 401 without
+// a token, with a bad one (invalid_token, also when the user must bring a
+// fresh token) or with a malformed request (invalid_request: two
+// Authorization headers, a token in the query string, ...), 403 when AWS refuses the user, 503 with
+// Retry-After when AWS or the identity provider is unavailable, 500 for a
+// configuration error found at run time; see [ErrorKind]. Every answer can
+// be replaced through Options.ErrorHandler.
+//
+// The memory of exchanged tokens is per process: behind several replicas,
+// or after a restart, a token exchanged elsewhere is refused by IAM
+// Identity Center and answered 403 for Options.RefusedTTL. Route each
+// user to one replica (sticky sessions), or have clients present a fresh
+// token to each.
 package middleware

@@ -24,8 +24,11 @@ const (
 	KindNoToken ErrorKind = iota + 1
 	// KindInvalidRequest means the request is malformed: several
 	// Authorization headers, a token in the query string or form body, a
-	// Bearer scheme without a token, bytes a token cannot hold. 400
-	// invalid_request.
+	// Bearer scheme without a token, bytes a token cannot hold. 401 with
+	// the RFC 6750 code invalid_request: every refusal of a request's
+	// credentials is a 401 (RFC 6750 section 3.1 suggests 400 for this
+	// code; a client that retries after a 401 with a fresh, well-formed
+	// request is what is wanted here too).
 	KindInvalidRequest
 	// KindInvalidToken means the token is malformed, expired, not signed by
 	// a trusted key, or not meant for this service; also a user whose
@@ -62,14 +65,13 @@ func (k ErrorKind) String() string {
 	return "unknown"
 }
 
-// Status returns the HTTP status code of k: 401, 400, 401, 403, 503, or 500
-// (also for an unknown kind).
+// Status returns the HTTP status code of k: 401 for KindNoToken,
+// KindInvalidRequest and KindInvalidToken, 403, 503, or 500 (also for an
+// unknown kind).
 func (k ErrorKind) Status() int {
 	switch k {
-	case KindNoToken, KindInvalidToken:
+	case KindNoToken, KindInvalidRequest, KindInvalidToken:
 		return http.StatusUnauthorized
-	case KindInvalidRequest:
-		return http.StatusBadRequest
 	case KindForbidden:
 		return http.StatusForbidden
 	case KindUnavailable:
@@ -146,7 +148,7 @@ type ErrorHandler func(w http.ResponseWriter, r *http.Request, err *Error)
 // asks, with realm in the challenge (omitted when empty):
 //
 //   - the status of err.Kind (see [ErrorKind.Status]);
-//   - on 400, 401 and 403, WWW-Authenticate: Bearer realm="...", with
+//   - on 401 and 403, WWW-Authenticate: Bearer realm="...", with
 //     error="..." and error_description="..." except for [KindNoToken];
 //   - on 503, Retry-After in whole seconds, at least 1;
 //   - Content-Type: application/json, Cache-Control: no-store,
@@ -169,7 +171,7 @@ func DefaultErrorHandler(realm string) ErrorHandler {
 		status := err.Kind.Status()
 		h := w.Header()
 		switch status {
-		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		case http.StatusUnauthorized, http.StatusForbidden:
 			h.Set("WWW-Authenticate", challenge(realm, err.Kind, code, desc))
 		case http.StatusServiceUnavailable:
 			h.Set("Retry-After", strconv.Itoa(retrySeconds(err.RetryAfter)))

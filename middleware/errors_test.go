@@ -33,7 +33,7 @@ func TestDefaultErrorHandler(t *testing.T) {
 		{"no token", newError(KindNoToken, "the request carries no bearer token", nil), 401,
 			`Bearer realm="api"`, "",
 			`{"error":"missing_token","error_description":"the request carries no bearer token"}`},
-		{"invalid request", newError(KindInvalidRequest, "bad", nil), 400,
+		{"invalid request", newError(KindInvalidRequest, "bad", nil), 401,
 			`Bearer realm="api", error="invalid_request", error_description="bad"`, "",
 			`{"error":"invalid_request","error_description":"bad"}`},
 		{"invalid token", newError(KindInvalidToken, "the token has expired", nil), 401,
@@ -128,7 +128,7 @@ func TestErrorFromExchange(t *testing.T) {
 
 func TestErrorKinds(t *testing.T) {
 	for k, want := range map[ErrorKind]string{
-		KindNoToken: "no_token 401", KindInvalidRequest: "invalid_request 400", KindInvalidToken: "invalid_token 401",
+		KindNoToken: "no_token 401", KindInvalidRequest: "invalid_request 401", KindInvalidToken: "invalid_token 401",
 		KindForbidden: "forbidden 403", KindUnavailable: "unavailable 503", KindInternal: "internal 500", 0: "unknown 500",
 	} {
 		if got := fmt.Sprint(k, " ", k.Status()); got != want {

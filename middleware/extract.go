@@ -25,7 +25,7 @@ type Extractor func(r *http.Request) (string, error)
 //     token: the answer is then 401 without an error code.
 //   - Two or more Authorization headers, a Bearer scheme without a token,
 //     bytes outside printable ASCII, or a value that is not one b64token are
-//     errors (400 invalid_request).
+//     errors (401 invalid_request).
 //   - An access_token parameter in the query string, or in a form body that
 //     the application has already parsed (r.PostForm), is an error: RFC 6750
 //     section 5.3 advises against tokens in URLs, which end up in logs. The

@@ -17,7 +17,7 @@ import (
 // FuzzBearerExtractor feeds arbitrary Authorization values and query
 // strings to BearerExtractor. It must not panic; a token it returns is one
 // b64token taken from a "Bearer" value (in any case) with no query token
-// beside it; every error is a 400 invalid_request that does not repeat the
+// beside it; every error is a 401 invalid_request that does not repeat the
 // value.
 func FuzzBearerExtractor(f *testing.F) {
 	for _, seed := range [][2]string{

@@ -440,7 +440,7 @@ func headerReq(values ...string) func() *http.Request {
 }
 
 // TestHostileRequests sends hostile or broken tokens and requests through
-// m.Handler. Each is refused (401 invalid_token, or 400 invalid_request
+// m.Handler. Each is refused (401 invalid_token, or 401 invalid_request
 // where the request itself is malformed, or 401 without an error code when
 // it carries no bearer token) before any AWS call: the counters of every
 // operation of the local AWS stay at zero, the next handler never runs,
@@ -567,7 +567,7 @@ func TestHostileRequests(t *testing.T) {
 			return h + "." + p[:10] + "+" + p[11:] + "." + s
 		}), status: 401, code: inv, desc: "malformed"},
 		{name: "bad base64: padding", req: bearerReq(func() string { return env.IdP.Token("alice") + "==" }), status: 401, code: inv, desc: "malformed"},
-		{name: "bad base64: byte outside the token alphabet", req: bearerReq(func() string { return "*" + env.IdP.Token("alice")[1:] }), status: 400, code: badRq},
+		{name: "bad base64: byte outside the token alphabet", req: bearerReq(func() string { return "*" + env.IdP.Token("alice")[1:] }), status: 401, code: badRq},
 		{name: "header not JSON", req: bearerReq(forge("not json")), status: 401, code: inv, desc: "malformed"},
 		{name: "claims not JSON", req: bearerReq(payload("[1,2")), status: 401, code: inv, desc: "malformed"},
 		{name: "claims a JSON array", req: bearerReq(payload(`["sub","alice"]`)), status: 401, code: inv, desc: "malformed"},
@@ -596,29 +596,29 @@ func TestHostileRequests(t *testing.T) {
 		}())), status: 401, code: inv},
 		{name: "over the size cap, validly signed", req: bearerReq(claims(map[string]any{"pad": strings.Repeat("x", 16<<10)})), status: 401, code: inv, desc: "too large"},
 		{name: "over the size cap, 1 MiB", req: bearerReq(func() string { return strings.Repeat("a", 1<<20) }), status: 401, code: inv, desc: "too large"},
-		{name: "Bearer with no token", req: headerReq("Bearer"), status: 400, code: badRq},
-		{name: "Bearer with spaces only", req: headerReq("Bearer    "), status: 400, code: badRq},
+		{name: "Bearer with no token", req: headerReq("Bearer"), status: 401, code: badRq},
+		{name: "Bearer with spaces only", req: headerReq("Bearer    "), status: 401, code: badRq},
 		{name: "two tokens in one header", req: func() *http.Request {
 			return headerReq("Bearer " + env.IdP.Token("alice") + ", Bearer " + env.IdP.Token("bob"))()
-		}, status: 400, code: badRq},
+		}, status: 401, code: badRq},
 		{name: "two Authorization headers", req: func() *http.Request {
 			return headerReq("Bearer "+env.IdP.Token("alice"), "Bearer "+env.IdP.Token("alice"))()
-		}, status: 400, code: badRq},
+		}, status: 401, code: badRq},
 		{name: "valid token in the query string", req: func() *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/?access_token="+url.QueryEscape(env.IdP.Token("alice")), nil)
-		}, status: 400, code: badRq},
+		}, status: 401, code: badRq},
 		{name: "valid token in the query string, percent-encoded name", req: func() *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/?access%5Ftoken="+env.IdP.Token("alice"), nil)
-		}, status: 400, code: badRq},
+		}, status: 401, code: badRq},
 		{name: "valid token in a parsed form body, valid header too", req: func() *http.Request {
 			r := request(env.IdP.Token("alice"))
 			r.PostForm = url.Values{"access_token": {env.IdP.Token("bob")}}
 			return r
-		}, status: 400, code: badRq},
-		{name: "non-ASCII bytes in the token", req: bearerReq(func() string { v := env.IdP.Token("alice"); return v[:20] + "é" + v[20:] }), status: 400, code: badRq},
+		}, status: 401, code: badRq},
+		{name: "non-ASCII bytes in the token", req: bearerReq(func() string { v := env.IdP.Token("alice"); return v[:20] + "é" + v[20:] }), status: 401, code: badRq},
 		{name: "CR LF in the header", req: func() *http.Request {
 			return headerReq("Bearer " + env.IdP.Token("alice") + "\r\nX-Injected: 1")()
-		}, status: 400, code: badRq},
+		}, status: 401, code: badRq},
 		{name: "Basic credentials", req: headerReq("Basic YWxpY2U6c2VjcmV0"), status: 401, code: "missing_token"},
 		{name: "scheme glued to the token", req: func() *http.Request { return headerReq("Bearer" + env.IdP.Token("alice"))() }, status: 401, code: "missing_token"},
 		// Last of the IdP-signed rows: once the IdP retires the key, a
@@ -971,8 +971,9 @@ func TestBootstrapCredentialsExpire(t *testing.T) {
 }
 
 // TestIdPFaults: the identity provider's key endpoints go down after a
-// first fetch (known keys keep working; a token with a new kid is refused
-// 401, and accepted once the IdP is back), and its keys rotate (a new kid
+// first fetch (known keys keep working; a token with a new kid is answered
+// 503, since it may be signed with the issuer's new key, and accepted once
+// the IdP is back), and its keys rotate (a new kid
 // is accepted after the refresh its first token triggers; once the old
 // keys are retired and the key set refreshed, tokens signed with them are
 // refused, even one accepted before). An IdP down at startup is
@@ -990,10 +991,14 @@ func TestIdPFaults(t *testing.T) {
 		keyOf(t, env, send(env.IdP.Token("carol", tiptest.WithAlg("ES256"))), "carol") // known kid of another algorithm
 		env.IdP.RotateKeys()
 		dave := env.IdP.Token("dave")
-		b := refusal(t, send(dave), http.StatusUnauthorized, "invalid_token")
-		t.Logf("new kid while the key set is down: 401 invalid_token (%s)", b.Description)
+		w := send(dave)
+		b := refusal(t, w, http.StatusServiceUnavailable, "temporarily_unavailable")
+		if w.Header().Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+		t.Logf("new kid while the key set is down: 503 temporarily_unavailable (%s)", b.Description)
 		time.Sleep(60 * time.Millisecond)
-		refusal(t, send(dave), http.StatusUnauthorized, "invalid_token")
+		refusal(t, send(dave), http.StatusServiceUnavailable, "temporarily_unavailable")
 		keyOf(t, env, send(alice), "alice")
 		env.IdP.SetDown(false)
 		time.Sleep(60 * time.Millisecond)

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,7 +43,9 @@ type Options struct {
 	// TokenCacheTTL bounds how long a verified token is remembered, so the
 	// hot path skips the signature check (never beyond its exp); default 5
 	// minutes, negative turns it off. TokenCacheSize bounds how many;
-	// default 100,000.
+	// default MaxUsers, so that the memory held stays flat however many
+	// users pass through (a token forgotten early costs one more signature
+	// check, nothing else).
 	TokenCacheTTL  time.Duration
 	TokenCacheSize int
 	// MaxTokenSize is the largest token read; default 16 KiB.
@@ -91,8 +94,10 @@ type Options struct {
 	ErrorHandler ErrorHandler
 	// Realm is the realm of WWW-Authenticate challenges.
 	Realm string
-	// Logger receives debug, info and warn records (users appear only as a
-	// hash of issuer and subject; no token or secret is ever logged).
+	// Logger receives debug, info and warn records, and one error record
+	// for the first configuration error found at run time (users appear
+	// only as a hash of issuer and subject; no token or secret is ever
+	// logged).
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
@@ -128,10 +133,14 @@ var ErrNoExchange = errors.New("middleware: invalid Exchange options")
 // New checks o, builds the verifier and the exchange, and returns the
 // Middleware. It does not contact the identity provider or AWS: keys are
 // fetched on the first request, so a server starts even when its IdP is
-// down. Background work stops when ctx is done or at Close.
+// down. Background key refreshes stop when ctx is done or at Close;
+// background credential renewals stop at Close.
 func New(ctx context.Context, o Options) (*Middleware, error) {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TokenCacheSize == 0 {
+		o.TokenCacheSize = cmp.Or(max(o.MaxUsers, 0), exchange.DefaultMaxUsers)
 	}
 	issuers := o.Issuers
 	if o.Issuer != "" {
@@ -379,6 +388,7 @@ type Stats struct {
 
 	TokenCacheHits uint64 // tokens accepted from memory, no signature check
 	TokensVerified uint64 // tokens that passed a full verification
+	TokensMerged   uint64 // requests that shared a concurrent request's verification of their token
 
 	CredentialHits      uint64 // served cached credentials
 	Exchanges           uint64 // tokens exchanged with IAM Identity Center
@@ -397,7 +407,7 @@ func (m *Middleware) Stats() Stats {
 	vs, cs := m.verifier.Stats(), m.cache.Stats()
 	s := Stats{
 		Requests: m.requests.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
-		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified,
+		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
 		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
 		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Users: m.cache.Len(),
 		Errors: map[string]uint64{},

@@ -867,7 +867,7 @@ func TestStatsCounters(t *testing.T) {
 	two := request("")
 	two.Header.Add("Authorization", "Bearer a")
 	two.Header.Add("Authorization", "Bearer b")
-	refusal(t, serve(h, two), http.StatusBadRequest, "invalid_request")
+	refusal(t, serve(h, two), http.StatusUnauthorized, "invalid_request")
 	refusal(t, get(t, h, "abc.def.ghi"), http.StatusUnauthorized, "invalid_token")
 
 	alice := env.IdP.Token("alice")
@@ -929,8 +929,8 @@ func TestStatsCounters(t *testing.T) {
 	if s.Requests != requests {
 		t.Errorf("%d requests, want %d", s.Requests, requests)
 	}
-	if s.TokenCacheHits+s.TokensVerified != requests-3 {
-		t.Errorf("%d token cache hits and %d verified, want %d together", s.TokenCacheHits, s.TokensVerified, requests-3)
+	if s.TokenCacheHits+s.TokensVerified+s.TokensMerged != requests-3 {
+		t.Errorf("%d token cache hits, %d verified and %d merged, want %d together", s.TokenCacheHits, s.TokensVerified, s.TokensMerged, requests-3)
 	}
 	// erin, the fifth user, evicted alice, the least recently used.
 	if s.Evictions != 1 || s.Users != 4 {

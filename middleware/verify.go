@@ -14,6 +14,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tipkit/tipkit/ctxcreds"
 )
@@ -49,7 +50,10 @@ type VerifierOptions struct {
 	// Default 30 seconds; a negative value means none.
 	Leeway time.Duration
 	// HTTPClient fetches discovery documents and key sets. Default: a
-	// client with a 10 second timeout.
+	// client with a 10 second timeout that follows at most 5 redirects, and
+	// only to https URLs (or http on a loopback host), as the configured
+	// and discovered URLs must be. A client given here keeps its own
+	// redirect policy.
 	HTTPClient *http.Client
 	// Now gives the time of every check of exp, nbf and iat, and of the
 	// expiry of remembered tokens. Default time.Now.
@@ -137,6 +141,9 @@ type VerifierStats struct {
 	CacheHits uint64
 	// Verified counts tokens that passed a full verification.
 	Verified uint64
+	// Merged counts requests that waited for the verification of the same
+	// token by a concurrent request instead of checking it themselves.
+	Merged uint64
 	// Remembered is the number of tokens in memory now.
 	Remembered int
 }
@@ -153,6 +160,8 @@ type Verifier struct {
 	stop     context.CancelFunc
 	hits     atomic.Uint64
 	verified atomic.Uint64
+	merged   atomic.Uint64
+	flight   singleflight.Group // concurrent verifications of one token
 }
 
 // NewVerifier checks o and returns a Verifier. It never contacts an
@@ -232,7 +241,7 @@ func (o *VerifierOptions) check() error {
 		o.Leeway = 0
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: fetchTimeout}
+		o.HTTPClient = &http.Client{Timeout: fetchTimeout, CheckRedirect: checkRedirect}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -270,7 +279,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if c := v.remembered(raw, v.now()); c != nil {
 		return c, nil
 	}
-	return v.verify(ctx, raw)
+	// Concurrent first requests with one token (a client opening several
+	// connections at once) share one signature check, on a context that the
+	// first of them cancelling does not end; each waits only as long as its
+	// own context allows.
+	var led atomic.Bool
+	ch := v.flight.DoChan(raw, func() (any, error) {
+		led.Store(true)
+		return v.verify(context.WithoutCancel(ctx), raw)
+	})
+	select {
+	case r := <-ch:
+		if !led.Load() {
+			v.merged.Add(1)
+		}
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Claims), nil
+	case <-ctx.Done():
+		// Only a wait for the issuer's keys takes that long.
+		return nil, newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", ctx.Err())
+	}
 }
 
 // remembered returns the claims of raw when the token cache holds them
@@ -318,7 +348,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 
 // Stats returns the counters of v.
 func (v *Verifier) Stats() VerifierStats {
-	return VerifierStats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Remembered: v.cache.len()}
+	return VerifierStats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Merged: v.merged.Load(), Remembered: v.cache.len()}
 }
 
 // Close stops the background refreshes of key sets. Tokens in memory and
@@ -424,4 +454,17 @@ func timeOf(d *jwt.NumericDate, _ error) time.Time {
 		return time.Time{}
 	}
 	return d.Time
+}
+
+// checkRedirect is the redirect policy of the default HTTP client: a key
+// set or discovery document is not fetched over plain http on the
+// network, even through a redirect.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("middleware: stopped after 5 redirects")
+	}
+	if !fetchableURL(req.URL.String()) {
+		return errors.New("middleware: refused a redirect to a URL that is neither https nor loopback")
+	}
+	return nil
 }

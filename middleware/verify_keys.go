@@ -52,8 +52,24 @@ type keySet struct {
 	limiter *rate.Limiter      // of refreshes for unknown key IDs
 	stop    context.CancelFunc // ends the background refresh (Close does too)
 
+	// stale is set while the last refresh of the key set failed: a kid
+	// it does not hold may then be a new key of the issuer, not a forgery.
+	stale *atomic.Bool
+
 	mu         sync.Mutex
 	refreshing chan struct{} // closed when the running refresh ends
+}
+
+// unknownKey refuses a token whose kid the key set does not hold: 401,
+// unless the key set could not be refreshed, when the kid may be the
+// issuer's new key and the answer is 503.
+func (ks *keySet) unknownKey(err error, every time.Duration) error {
+	if !ks.stale.Load() {
+		return err
+	}
+	e := newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", err)
+	e.RetryAfter = every
+	return e
 }
 
 // key returns the verification key for t (whose kid checkHeader checked).
@@ -98,7 +114,11 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 			ks.mu.Unlock()
 			close(done)
 		}()
-		return ks.kf.KeyfuncCtx(ctx)(t) // kid unknown: keyfunc refreshes
+		key, err := ks.kf.KeyfuncCtx(ctx)(t) // kid unknown: keyfunc refreshes
+		if err != nil && errors.Is(err, jwkset.ErrKeyNotFound) {
+			return nil, ks.unknownKey(err, ks.every())
+		}
+		return key, err
 	}
 	ks.mu.Unlock()
 	if wait != nil {
@@ -110,7 +130,15 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 			return ks.kf.KeyfuncCtx(ctx)(t)
 		}
 	}
-	return nil, fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound)
+	return nil, ks.unknownKey(fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound), ks.every())
+}
+
+// every is the least time between refreshes for unknown key IDs.
+func (ks *keySet) every() time.Duration {
+	if l := ks.limiter.Limit(); l > 0 {
+		return time.Duration(float64(time.Second) / float64(l))
+	}
+	return time.Second
 }
 
 // keys returns the key set, waiting for a first fetch if one is running or
@@ -171,13 +199,15 @@ func (s *keySource) newKeySet() (*keySet, error) {
 		}
 	}
 	ctx, stop := context.WithCancel(s.ctx)
-	local := &watchedStorage{Storage: jwkset.NewMemoryStorage(), gen: &s.gen}
+	stale := new(atomic.Bool)
+	local := &watchedStorage{Storage: jwkset.NewMemoryStorage(), gen: &s.gen, stale: stale}
 	remote, err := jwkset.NewStorageFromHTTP(u, jwkset.HTTPClientStorageOptions{
-		Client:          s.client,
-		Ctx:             ctx,
-		HTTPTimeout:     fetchTimeout,
-		RefreshInterval: refreshInterval,
-		Storage:         local,
+		Client:              s.client,
+		Ctx:                 ctx,
+		HTTPTimeout:         fetchTimeout,
+		RefreshInterval:     refreshInterval,
+		RefreshErrorHandler: func(context.Context, error) { stale.Store(true) },
+		Storage:             local,
 	})
 	if err != nil {
 		stop() // ends the refresh goroutine already started
@@ -198,7 +228,7 @@ func (s *keySource) newKeySet() (*keySet, error) {
 		stop()
 		return nil, err
 	}
-	return &keySet{kf: kf, local: local, limiter: limiter, stop: stop}, nil
+	return &keySet{kf: kf, local: local, limiter: limiter, stop: stop, stale: stale}, nil
 }
 
 // discover returns the jwks_uri of the issuer's OpenID Connect discovery
@@ -258,8 +288,9 @@ func fetchableURL(raw string) bool {
 // remembered before no longer skip the signature check.
 type watchedStorage struct {
 	jwkset.Storage
-	mu  sync.Mutex // serializes replacements
-	gen *atomic.Uint64
+	mu    sync.Mutex // serializes replacements
+	gen   *atomic.Uint64
+	stale *atomic.Bool // cleared by a successful refresh
 }
 
 // KeyReplaceAll replaces the keys with given and bumps gen if a key went.
@@ -273,6 +304,7 @@ func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) 
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}
+	w.stale.Store(false)
 	for _, o := range old {
 		if !slices.ContainsFunc(given, func(n jwkset.JWK) bool { return sameKey(o, n) }) {
 			w.gen.Add(1)

@@ -324,7 +324,14 @@ func TestVerifierIdPDown(t *testing.T) {
 
 	idp.SetDown(true)
 	mustVerify(t, v, idp.Token("bob", tiptest.WithAlg("ES256")))
+	// A kid the key set does not hold, while the key set cannot be
+	// refreshed, may be the issuer's new key: 503, not 401.
 	token = idp.Token("carol", tiptest.WithHeader(map[string]any{"kid": "rotated-while-down"}))
+	_, err = v.Verify(context.Background(), token)
+	wantError(t, err, token, KindUnavailable, "keys are unavailable")
+	// Once a refresh succeeds, the same kid is what it is: unknown.
+	idp.SetDown(false)
+	time.Sleep(60 * time.Millisecond)
 	_, err = v.Verify(context.Background(), token)
 	wantError(t, err, token, KindInvalidToken, "unknown key")
 }
@@ -617,5 +624,76 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckRedirect: the default client follows a redirect only to a URL
+// it would have fetched itself, and not endlessly.
+func TestCheckRedirect(t *testing.T) {
+	req := func(u string) *http.Request {
+		r, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	one := []*http.Request{req("https://idp.example/keys")}
+	for u, ok := range map[string]bool{
+		"https://cdn.idp.example/keys": true,
+		"http://127.0.0.1:8080/keys":   true,
+		"http://localhost/keys":        true,
+		"http://idp.example/keys":      false,
+		"file:///etc/passwd":           false,
+		"http://10.0.0.1/keys":         false,
+	} {
+		if err := checkRedirect(req(u), one); (err == nil) != ok {
+			t.Errorf("redirect to %s: err = %v, want allowed %t", u, err, ok)
+		}
+	}
+	five := []*http.Request{one[0], one[0], one[0], one[0], one[0]}
+	if err := checkRedirect(req("https://idp.example/keys"), five); err == nil {
+		t.Error("a sixth redirect was followed")
+	}
+}
+
+// TestVerifierMergesConcurrentChecks: concurrent first requests with one
+// token share a single signature check, while the issuer's keys are still
+// being fetched.
+func TestVerifierMergesConcurrentChecks(t *testing.T) {
+	idp := startIdP(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		http.Redirect(w, r, idp.JWKSURL(), http.StatusFound)
+	}))
+	defer slow.Close()
+	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].JWKSURL = slow.URL })
+	token := idp.Token("alice")
+	const n = 20
+	var started, done sync.WaitGroup
+	started.Add(n)
+	done.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			defer done.Done()
+			started.Done()
+			_, err := v.Verify(context.Background(), token)
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(100 * time.Millisecond) // every request is waiting on the key fetch
+	close(release)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := v.Stats()
+	if s.Verified != 1 || s.Merged+s.CacheHits != n-1 {
+		t.Fatalf("stats %+v: want 1 verification shared by %d requests", s, n)
 	}
 }

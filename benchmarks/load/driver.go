@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -184,6 +185,42 @@ func (d *driver) get(ctx context.Context, url, token string) (time.Duration, err
 		return took, fmt.Errorf("answered %s", resp.Status)
 	}
 	return took, nil
+}
+
+// openConns leaves n idle keep-alive connections to url in the client's
+// pool, by sending n concurrent requests without a token (answered 401
+// without any work).
+func (d *driver) openConns(ctx context.Context, url string, n int) error {
+	var (
+		wg    sync.WaitGroup
+		gate  = make(chan struct{})
+		errMu sync.Mutex
+		first error
+	)
+	for range n {
+		wg.Go(func() {
+			<-gate
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = d.client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					if resp.StatusCode != http.StatusUnauthorized {
+						err = fmt.Errorf("opening connections: answered %s", resp.Status)
+					}
+				}
+			}
+			if err != nil {
+				errMu.Lock()
+				first = cmp.Or(first, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	close(gate)
+	wg.Wait()
+	return first
 }
 
 // load is the outcome of driving a server.

@@ -127,6 +127,12 @@ func (d *driver) herd(ctx context.Context, rep *report) error {
 	for range d.c.herdPerUser {
 		toks = append(toks, users...)
 	}
+	// The herd is of new users, not of new connections: 1,000 connections
+	// opened at once cost about as much as the exchanges themselves on
+	// loopback, middleware or not, so they are opened first.
+	if err := d.openConns(ctx, s.url, len(toks)); err != nil {
+		return err
+	}
 	before := s.mw.Stats()
 	calls := fixture.AWSCalls(d.env)
 	d.resetPeak()

@@ -197,7 +197,7 @@ func Cases() []Case {
 				r.Header.Set("Authorization", "Bearer ")
 				return r
 			}),
-			Want: Want{Status: 400, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
 		},
 		{
 			Name: "malformed authorization header",
@@ -207,7 +207,7 @@ func Cases() []Case {
 				r.Header.Set("Authorization", "Bearer "+tok+" "+tok)
 				return r, []string{tok}, nil
 			},
-			Want: Want{Status: 400, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
 		},
 		{
 			Name: "bytes outside printable ascii",
@@ -216,7 +216,7 @@ func Cases() []Case {
 				r.Header.Set("Authorization", "Bearer abc\x01def\xff")
 				return r
 			}),
-			Want: Want{Status: 400, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
 		},
 		{
 			Name: "two authorization headers",
@@ -227,7 +227,7 @@ func Cases() []Case {
 				r.Header.Add("Authorization", "Bearer "+b)
 				return r, []string{a, b}, nil
 			},
-			Want: Want{Status: 400, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
 		},
 		{
 			Name: "token in the query string",
@@ -235,7 +235,7 @@ func Cases() []Case {
 				tok := env.IdP.Token("alice")
 				return get("/?access_token="+tok, ""), []string{tok}, nil
 			},
-			Want: Want{Status: 400, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
 		},
 		{
 			Name:    "not a jwt",
