@@ -39,7 +39,10 @@ type CacheOptions struct {
 	// timeouts) is answered from memory for that user. Default 1 second.
 	UnavailableTTL time.Duration
 	// MaxInFlight bounds the exchanges and renewals in flight at once, for
-	// all users together. Default 32.
+	// all users together, and so the goroutines and connections they hold.
+	// Default 100: a burst of 100 new users is served in one wave. It is not
+	// a rate: with AWS answering in 50 ms, 100 in flight can make 2,000
+	// calls per second; use RateLimit to stay under the STS quota.
 	MaxInFlight int
 	// RateLimit, when positive, caps exchanges and renewals per second, to
 	// stay under the account's STS quota (about 600 signed requests per
@@ -104,7 +107,7 @@ const (
 	DefaultRefreshWindow  = 5 * time.Minute
 	DefaultRefusedTTL     = 30 * time.Second
 	DefaultUnavailableTTL = time.Second
-	DefaultMaxInFlight    = 32
+	DefaultMaxInFlight    = 100
 )
 
 // NewCache returns a Cache that exchanges and renews through x.

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
@@ -79,6 +81,7 @@ func New(o Options) (*Exchanger, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	o.Config.HTTPClient = withIdleConns(o.Config.HTTPClient)
 	x := &Exchanger{o: o, oidc: o.SSOOIDCClient, sts: o.STSClient}
 	if x.oidc == nil {
 		x.oidc = ssooidc.NewFromConfig(o.Config.Copy())
@@ -94,6 +97,29 @@ func New(o Options) (*Exchanger, error) {
 		x.boot = &bootstrap{x: x, web: web}
 	}
 	return x, nil
+}
+
+// idleConnsPerHost is how many idle connections the clients New builds keep
+// to each endpoint: enough for a burst of exchanges to reuse connections
+// instead of opening (TLS) connections all at once; the SDK keeps 10.
+const idleConnsPerHost = 128
+
+// withIdleConns returns c, or the SDK's default client when c is nil, with
+// at least idleConnsPerHost idle connections per host when it is the SDK's
+// BuildableClient (a copy: c itself is not changed). Any other client is
+// returned as it is.
+func withIdleConns(c aws.HTTPClient) aws.HTTPClient {
+	if c == nil {
+		c = awshttp.NewBuildableClient()
+	}
+	b, ok := c.(*awshttp.BuildableClient)
+	if !ok {
+		return c
+	}
+	return b.WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, idleConnsPerHost)
+		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*idleConnsPerHost)
+	})
 }
 
 // Exchange trades webToken, the user's OIDC token, for a new Session:

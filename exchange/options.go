@@ -67,6 +67,10 @@ type Options struct {
 
 	// Config is the base of the clients built here: region (which must be
 	// the IAM Identity Center instance's), BaseEndpoint, HTTPClient, Retryer.
+	// When HTTPClient is nil or the SDK's BuildableClient, the clients use a
+	// copy of it that keeps up to 128 idle connections per endpoint, so that
+	// a burst of exchanges reuses connections to STS and IAM Identity Center
+	// rather than opening them all at once; any other client is used as is.
 	Config aws.Config
 
 	// Duration of the user's credentials: 15 minutes to 12 hours, at most

@@ -71,7 +71,8 @@ type Options struct {
 	// default 30 s.
 	RefusedTTL time.Duration
 	// MaxExchangesInFlight bounds concurrent exchanges for all users;
-	// default 32.
+	// default 100 (exchange.DefaultMaxInFlight). ExchangeRateLimit, not this
+	// bound, keeps the exchanges under the account's STS quota.
 	MaxExchangesInFlight int
 	// ExchangeRateLimit, when positive, caps exchanges per second.
 	ExchangeRateLimit float64
