@@ -96,9 +96,10 @@ type AWSOptions struct {
 
 // AWS is a local AWS serving, on one HTTP server on 127.0.0.1, STS
 // (awsQuery, POST /), IAM Identity Center SSO OIDC (restJson1,
-// POST /token?aws_iam=t) and a small S3 (restXml, path-style
-// ListObjectsV2, GetObject, HeadObject and PutObject; see CreateBucket and
-// Grant). It models one account with:
+// POST /token?aws_iam=t), S3 Access Grants (S3 Control GetDataAccess,
+// restXml, on the host of the account; see HTTPClient) and a small S3
+// (restXml, path-style ListObjectsV2, GetObject, HeadObject and PutObject;
+// see CreateBucket and Grant). It models one account with:
 //
 //   - the IAM user "tipkit-server", whose long-term keys are
 //     ServerCredentials;
@@ -111,9 +112,12 @@ type AWSOptions struct {
 //   - the role "tipkit-access" (AccessRoleArn, at most 43200 s), assumable
 //     with AssumeRole, with an Identity Center identity context, by the
 //     server user and by sessions of the application role;
-//   - S3 buckets whose objects are reached only through S3 Access Grants
-//     of Identity Center users and groups (Grant, GrantGroup): only
-//     identity-enhanced sessions of the access role reach anything.
+//   - an S3 Access Grants instance associated with the Identity Center
+//     instance, whose grants (Grant, GrantGroup) name Identity Center
+//     users and groups, and whose location role "tipkit-access-grants-location"
+//     GetDataAccess vends sessions of, scoped to a grant;
+//   - S3 buckets whose objects only those sessions reach: GetDataAccess
+//     vends them only to identity-enhanced sessions of the access role.
 //
 // Every signed request is verified with SigV4 against the credentials the
 // local AWS issued. All methods are safe for concurrent use.
@@ -295,8 +299,9 @@ func (a *AWS) Close() {
 }
 
 // URL returns the base URL of the local AWS, "http://127.0.0.1:PORT", to
-// use as aws.Config.BaseEndpoint of the sts, ssooidc and s3 clients (the
-// s3 client with UsePathStyle).
+// use as aws.Config.BaseEndpoint of the sts, ssooidc, s3 and s3control
+// clients (the s3 client with UsePathStyle, the s3control client with
+// HTTPClient).
 func (a *AWS) URL() string { return a.srv.URL }
 
 // Region returns the region of STS and of the Identity Center instance.
@@ -341,11 +346,12 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 
 // Calls returns how many requests op received, refused or not: op is
 // "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity",
-// "GetCallerIdentity", or one of the S3 operations "ListObjectsV2",
-// "GetObject", "PutObject" and "HeadObject". Any other STS Action is
-// counted under its name, a POST /token without aws_iam=t under
-// "CreateToken", and an S3 request the local S3 does not serve under the
-// x-id query parameter the SDK sends, else a name such as "DeleteObject".
+// "GetCallerIdentity", "GetDataAccess", or one of the S3 operations
+// "ListObjectsV2", "GetObject", "PutObject" and "HeadObject". Any other
+// STS Action is counted under its name, a POST /token without aws_iam=t
+// under "CreateToken", an S3 request the local S3 does not serve under the
+// x-id query parameter the SDK sends, else a name such as "DeleteObject",
+// and another S3 Control request under "S3Control METHOD PATH".
 func (a *AWS) Calls(op string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -40,7 +40,8 @@ type faultState struct {
 }
 
 // SetFault makes op ("CreateTokenWithIAM", "AssumeRole",
-// "AssumeRoleWithWebIdentity" or "GetCallerIdentity") answer with f,
+// "AssumeRoleWithWebIdentity", "GetCallerIdentity", "GetDataAccess", or
+// an S3 operation such as "GetObject") answer with f,
 // replacing any fault op had. A fault applies before the request's
 // signature is checked, as throttling does in AWS; refused calls still
 // count in Calls.

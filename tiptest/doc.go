@@ -2,10 +2,10 @@
 // provider and a local AWS that speaks the real wire protocols of AWS IAM
 // Identity Center (SSO OIDC CreateTokenWithIAM, restJson1) and AWS STS
 // (AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, awsQuery),
-// and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject
-// and PutObject, restXml), so that code using trusted identity propagation
-// can be tested with the unmodified aws-sdk-go-v2 clients and no AWS
-// account.
+// S3 Access Grants (S3 Control GetDataAccess, restXml) and a small Amazon
+// S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
+// restXml), so that code using trusted identity propagation can be tested
+// with the unmodified aws-sdk-go-v2 clients and no AWS account.
 //
 // The local services are as strict as the real ones: every signed request
 // is checked with SigV4 against the credentials the local AWS issued, the
@@ -23,25 +23,50 @@
 //	token := env.IdP.Token("alice")
 //	cfg := env.Config() // the server's own credentials, BaseEndpoint = env.AWS.URL()
 //
-// # S3
+// # S3 and S3 Access Grants
 //
-// The local S3 authorises the user behind the credentials, as S3 Access
-// Grants does for identity-enhanced sessions: AWS.Grant and AWS.GrantGroup
-// give an Identity Center user, or a group of users (AWS.SetGroups), READ,
-// WRITE or READWRITE on the keys under a prefix of a bucket. A user reaches
-// only the keys under their grants, and lists only prefixes within a READ
-// grant (listing the bucket root needs a grant of the whole bucket); the
-// server user's credentials and role sessions without an identity context
-// reach nothing. Every refusal is S3's 403 AccessDenied. Tests seed and
-// check data with AWS.CreateBucket, AWS.PutObject and AWS.Object, which
-// need no grant; NewEnv creates the empty bucket Env.Bucket.
+// As on AWS, an identity-enhanced session does not reach S3 itself: it
+// asks S3 Access Grants for credentials with S3 Control GetDataAccess
+// (target "s3://bucket/prefix*", or an object key with targetType Object;
+// permission READ, WRITE or READWRITE), and those credentials call S3.
+// AWS.Grant and AWS.GrantGroup give an Identity Center user, or a group of
+// users (AWS.SetGroups), READ, WRITE or READWRITE on the keys under a
+// prefix of a bucket. GetDataAccess vends credentials only to an
+// identity-enhanced session of the access role, only for a target within
+// a grant of its user (or of the user's groups) that gives the permission
+// asked for (a READ grant gives neither WRITE nor READWRITE), and answers
+// AccessDenied otherwise. The credentials it vends are new session
+// credentials of an S3 Access Grants location role, verified with SigV4
+// like every other, that expire (after durationSeconds, 900 to 43200,
+// default 3600) and reach only the closest matching grant's prefix (with
+// privilege Minimal: the target itself) with the permission asked for.
+// S3 object operations accept nothing else: the server user's
+// credentials, role sessions without an identity context and the
+// identity-enhanced session itself get S3's 403 AccessDenied, as on AWS
+// without a bucket policy that names them. A listing needs READ on a scope
+// that holds its prefix (listing the bucket root needs a grant of the
+// whole bucket). Tests seed and check data with AWS.CreateBucket,
+// AWS.PutObject and AWS.Object, which need no grant; NewEnv creates the
+// empty bucket Env.Bucket.
 //
-// Point the s3 client at the local AWS with path-style addressing:
+// Point the s3 client at the local AWS with path-style addressing, and the
+// s3control client with no change at all:
 //
 //	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+//	control := s3control.NewFromConfig(cfg)
 //
-// S3 requests are told from STS and SSO OIDC requests by the service of
-// their SigV4 credential scope, so any bucket name is fine. Signatures are
+// The s3control client sends GetDataAccess to the host of the account,
+// "{AccountId}." in front of BaseEndpoint's host (as to
+// "{AccountId}.s3-control.{Region}.amazonaws.com" on AWS), with the
+// x-amz-account-id header, which must name the same account, the local
+// AWS's. No DNS resolves "123456789012.127.0.0.1", so the aws.Config of
+// Env.Config carries AWS.HTTPClient, which connects such names to the
+// local AWS; set it as aws.Config.HTTPClient in a configuration of your
+// own.
+//
+// S3 and S3 Control requests are told from STS and SSO OIDC requests by
+// the service of their SigV4 credential scope ("s3" for both), and from
+// each other by their host, so any bucket name is fine. Signatures are
 // checked as S3 checks them: the path is URI-encoded once, and the
 // x-amz-content-sha256 header is required and must be the SHA-256 of the
 // body, which is what the SDK sends on an http:// endpoint
@@ -53,12 +78,14 @@
 // (for example *s3/types.NoSuchKey) or a smithy.APIError with S3's code.
 // Versioning, multipart uploads, conditional requests, copies, deletes and
 // bucket operations other than ListObjectsV2 are not modelled: they are
-// answered 501 NotImplemented.
+// answered 501 NotImplemented; so are the S3 Control operations other
+// than GetDataAccess, whose errors have S3 Control's <ErrorResponse> shape.
 //
 // # Testing
 //
 // Tests move time with Clock.Advance, inject faults with AWS.SetFault (on
-// the S3 operations too, for example "SlowDown" on "GetObject"), count
-// calls with AWS.Calls, and ask whose credentials were used with
-// AWS.UserFor.
+// the S3 operations and GetDataAccess too, for example "SlowDown" on
+// "GetObject"), count calls with AWS.Calls, and ask whose credentials were
+// used with AWS.UserFor (which knows the user of the credentials that
+// GetDataAccess vends, too).
 package tiptest

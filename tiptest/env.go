@@ -139,9 +139,10 @@ func (e *Env) Close() error {
 	return nil
 }
 
-// Config returns an aws.Config for the sts, ssooidc and s3 clients (the
-// s3 client with UsePathStyle set): the AWS's region and URL
-// (BaseEndpoint), the server user's static credentials, the request and
+// Config returns an aws.Config for the sts, ssooidc, s3 and s3control
+// clients (the s3 client with UsePathStyle set): the AWS's region and URL
+// (BaseEndpoint), the AWS's HTTPClient (which resolves the account host
+// names of S3 Control), the server user's static credentials, the request and
 // response checksum modes that config.LoadDefaultConfig gives
 // (WhenSupported: PutObject sends a CRC32, GetObject validates the
 // object's checksum), and a retryer of at most 3 quick attempts with no
@@ -151,6 +152,7 @@ func (e *Env) Config() aws.Config {
 	return aws.Config{
 		Region:       e.AWS.Region(),
 		BaseEndpoint: aws.String(e.AWS.URL()),
+		HTTPClient:   e.AWS.HTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(
 			creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,

@@ -66,15 +66,20 @@ func (a Access) String() string {
 	return fmt.Sprintf("Access(%d)", int(a))
 }
 
-// s3Store is the state of the local S3: buckets, objects, access grants
-// and the group memberships of Identity Center users.
+// s3Store is the state of the local S3 and S3 Access Grants: buckets,
+// objects, access grants, the group memberships of Identity Center users,
+// and the scope of each set of credentials GetDataAccess vended.
 type s3Store struct {
 	verifier *sigv4Verifier
+	// locationRole is the role of the S3 Access Grants location, whose
+	// sessions GetDataAccess vends.
+	locationRole roleModel
 
 	mu      sync.Mutex
 	buckets map[string]*s3Bucket
 	grants  []s3Grant
-	groups  map[string][]string // Identity Center user => groups
+	groups  map[string][]string  // Identity Center user => groups
+	scopes  map[string]dataScope // access key id => scope of GetDataAccess credentials
 }
 
 // s3Bucket is a bucket and its objects by key.
@@ -105,11 +110,17 @@ type s3Grant struct {
 	access  Access
 }
 
+// target is the grant scope as S3 Access Grants writes it:
+// "s3://bucket/prefix*".
+func (g s3Grant) target() string { return "s3://" + g.bucket + "/" + g.prefix + "*" }
+
 func newS3Store(verifier *sigv4Verifier) *s3Store {
 	return &s3Store{
-		verifier: verifier,
-		buckets:  map[string]*s3Bucket{},
-		groups:   map[string][]string{},
+		verifier:     verifier,
+		locationRole: roleModel{name: locationRoleName, id: "AROA" + randomID(17), maxSession: dataAccessMaxDuration},
+		buckets:      map[string]*s3Bucket{},
+		groups:       map[string][]string{},
+		scopes:       map[string]dataScope{},
 	}
 }
 
@@ -197,11 +208,12 @@ func (a *AWS) Object(bucket, key string) ([]byte, bool) {
 }
 
 // Grant adds an S3 access grant: the Identity Center user (the name
-// UserFor reports, the local part of the email claim) reaches, with
-// access, the keys of bucket that start with prefix. The prefix is matched
-// as a plain string prefix, so end it with "/" to grant a folder; the
-// empty prefix grants the whole bucket. Grants add up; there is no
-// revocation. The bucket need not exist yet.
+// UserFor reports, the local part of the email claim) may obtain, through
+// S3 Control GetDataAccess, credentials that reach with access the keys of
+// bucket that start with prefix (the grant scope "s3://bucket/prefix*").
+// The prefix is matched as a plain string prefix, so end it with "/" to
+// grant a folder; the empty prefix grants the whole bucket. Grants add up;
+// there is no revocation. The bucket need not exist yet.
 func (a *AWS) Grant(bucket, prefix, user string, access Access) {
 	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: user, access: access})
 }
@@ -214,8 +226,9 @@ func (a *AWS) GrantGroup(bucket, prefix, group string, access Access) {
 
 // SetGroups makes groups the Identity Center groups of user, replacing
 // the user's previous groups; no groups removes the user from every
-// group. Group membership is looked up when S3 authorises a request, so
-// a change applies at once to credentials already issued.
+// group. Group membership is looked up when GetDataAccess matches a grant:
+// credentials it already vended keep their scope until they expire, as in
+// AWS.
 func (a *AWS) SetGroups(user string, groups ...string) {
 	s := a.s3
 	s.mu.Lock()
@@ -264,25 +277,55 @@ func (s *s3Store) bucketExists(bucket string) bool {
 	return s.buckets[bucket] != nil
 }
 
-// allowed reports whether the Identity Center user may use need on the
-// keys of bucket that start with prefix: some grant of the user, or of one
-// of the user's groups, gives need on a prefix of prefix. A request with
-// no user (the server user, a session without an identity context) is
-// allowed nothing.
-func (s *s3Store) allowed(user, bucket, prefix string, need Access) bool {
-	if user == "" {
-		return false
-	}
+// matchGrant returns the grant of the Identity Center user, or of one of
+// the user's groups, on bucket that gives need on the keys starting with
+// prefix and is the closest to it (the longest grant prefix), as S3
+// Access Grants matches GetDataAccess. A READ grant never gives WRITE,
+// and READWRITE needs a READWRITE grant.
+func (s *s3Store) matchGrant(user, bucket, prefix string, need Access) (s3Grant, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	groups := s.groups[user]
+	var best s3Grant
+	found := false
 	for _, g := range s.grants {
 		if g.bucket != bucket || g.access&need != need || !strings.HasPrefix(prefix, g.prefix) {
 			continue
 		}
-		if (!g.group && g.grantee == user) || (g.group && slices.Contains(groups, g.grantee)) {
-			return true
+		if (g.group || g.grantee != user) && (!g.group || !slices.Contains(groups, g.grantee)) {
+			continue
+		}
+		if !found || len(g.prefix) > len(best.prefix) {
+			best, found = g, true
 		}
 	}
-	return false
+	return best, found
+}
+
+// setScope records the scope of the credentials of accessKeyID.
+func (s *s3Store) setScope(accessKeyID string, sc dataScope) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scopes[accessKeyID] = sc
+}
+
+// scopeOf returns the scope of the credentials of accessKeyID, and whether
+// GetDataAccess vended them.
+func (s *s3Store) scopeOf(accessKeyID string) (dataScope, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc, ok := s.scopes[accessKeyID]
+	return sc, ok
+}
+
+// permits reports whether caller may use need on key of bucket (for a
+// listing, on the keys under the prefix key): only credentials vended by
+// GetDataAccess reach objects, within their scope. Any other caller (the
+// server user, a role session, an identity-enhanced session itself) is
+// allowed nothing, as S3 does without a bucket policy that names it.
+func (s *s3Store) permits(caller *principal, bucket, key string, need Access, listing bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc, ok := s.scopes[caller.accessKeyID]
+	return ok && sc.covers(bucket, key, need, listing)
 }

@@ -7,7 +7,10 @@ import (
 	"log"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
+	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
@@ -17,7 +20,9 @@ import (
 )
 
 // s3ClientFor exchanges a token of user for an identity-enhanced session
-// of the access role and returns an s3 client signed with it.
+// of the access role, asks S3 Access Grants (S3 Control GetDataAccess) for
+// credentials to read the user's folder, and returns an s3 client signed
+// with them.
 func s3ClientFor(env *tiptest.Env, user string) *s3.Client {
 	ctx := context.Background()
 	cfg := env.Config()
@@ -40,21 +45,27 @@ func s3ClientFor(env *tiptest.Env, user string) *s3.Client {
 	if err != nil {
 		log.Fatal(err)
 	}
+	session := cfg.Copy()
+	session.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(role.Credentials.AccessKeyId),
+		aws.ToString(role.Credentials.SecretAccessKey), aws.ToString(role.Credentials.SessionToken))
+	data, err := s3control.NewFromConfig(session).GetDataAccess(ctx, &s3control.GetDataAccessInput{
+		AccountId:  aws.String(env.AWS.AccountID()),
+		Target:     aws.String("s3://" + env.Bucket + "/" + user + "/*"),
+		Permission: s3ctypes.PermissionRead,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = true
-		o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{
-				AccessKeyID:     aws.ToString(role.Credentials.AccessKeyId),
-				SecretAccessKey: aws.ToString(role.Credentials.SecretAccessKey),
-				SessionToken:    aws.ToString(role.Credentials.SessionToken),
-			}, nil
-		})
+		o.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(data.Credentials.AccessKeyId),
+			aws.ToString(data.Credentials.SecretAccessKey), aws.ToString(data.Credentials.SessionToken))
 	})
 }
 
 // ExampleAWS_Grant seeds the Env's bucket and grants two users a folder
-// each: through the same role, each lists only their own folder and is
-// refused the other's.
+// each: through the same role, each obtains from S3 Access Grants
+// credentials for their own folder only, and S3 refuses them the other's.
 func ExampleAWS_Grant() {
 	env, err := tiptest.NewEnv()
 	if err != nil {

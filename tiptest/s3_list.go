@@ -106,16 +106,16 @@ func parseListParams(q url.Values) (*listParams, *apiError) {
 	return p, nil
 }
 
-// listObjectsV2 serves ListObjectsV2: the prefix must lie within a READ
-// grant of the caller (listing the bucket root needs a grant of the whole
-// bucket).
+// listObjectsV2 serves ListObjectsV2: the caller must hold credentials of
+// GetDataAccess with READ on a scope that holds the prefix (listing the
+// bucket root needs a scope of the whole bucket).
 func (a *AWS) listObjectsV2(w http.ResponseWriter, c *s3Call) *apiError {
 	p, aerr := parseListParams(c.r.URL.Query())
 	if aerr != nil {
 		return aerr
 	}
-	if !a.s3.allowed(c.caller.user, c.bucket, p.prefix, AccessRead) {
-		return s3Denied(c.caller, "s3:ListBucket", "arn:aws:s3:::"+c.bucket)
+	if !a.s3.permits(c.caller, c.bucket, p.prefix, AccessRead, true) {
+		return a.s3Denied(c.caller, "s3:ListBucket", "arn:aws:s3:::"+c.bucket)
 	}
 	keys, objects := a.s3.snapshot(c.bucket, p.prefix)
 	res := listBucketResult{

@@ -30,11 +30,11 @@ var s3ResponseOverrides = map[string]string{
 // objectArn is the ARN of the object key of bucket.
 func objectArn(bucket, key string) string { return "arn:aws:s3:::" + bucket + "/" + key }
 
-// getObject serves GetObject and HeadObject: a READ grant on the key is
-// needed; a single byte range is honoured.
+// getObject serves GetObject and HeadObject: credentials of GetDataAccess
+// with READ on the key are needed; a single byte range is honoured.
 func (a *AWS) getObject(w http.ResponseWriter, c *s3Call) *apiError {
-	if !a.s3.allowed(c.caller.user, c.bucket, c.key, AccessRead) {
-		return s3Denied(c.caller, "s3:GetObject", objectArn(c.bucket, c.key))
+	if !a.s3.permits(c.caller, c.bucket, c.key, AccessRead, false) {
+		return a.s3Denied(c.caller, "s3:GetObject", objectArn(c.bucket, c.key))
 	}
 	obj, ok := a.s3.object(c.bucket, c.key)
 	if !ok {
@@ -120,11 +120,12 @@ func parseS3Range(header string, size int64) (start, end int64, ranged bool, aer
 	return s, min(e+1, size), true, nil
 }
 
-// putObject serves PutObject: a WRITE grant on the key is needed; the
-// Content-MD5 and x-amz-checksum-* headers are verified.
+// putObject serves PutObject: credentials of GetDataAccess with WRITE on
+// the key are needed; the Content-MD5 and x-amz-checksum-* headers are
+// verified.
 func (a *AWS) putObject(w http.ResponseWriter, c *s3Call) *apiError {
-	if !a.s3.allowed(c.caller.user, c.bucket, c.key, AccessWrite) {
-		return s3Denied(c.caller, "s3:PutObject", objectArn(c.bucket, c.key))
+	if !a.s3.permits(c.caller, c.bucket, c.key, AccessWrite, false) {
+		return a.s3Denied(c.caller, "s3:PutObject", objectArn(c.bucket, c.key))
 	}
 	if len(c.key) > s3MaxKey {
 		return s3Err("KeyTooLongError", "Your key is too long",

@@ -138,12 +138,20 @@ func s3Operation(method, bucket, key string, query url.Values) (string, bool) {
 	return method + " /{Bucket}/{Key+}", false
 }
 
-// serveS3 serves a restXml S3 request, path-style: /{Bucket}/{Key+}.
+// serveS3 serves a restXml S3 request, path-style: /{Bucket}/{Key+}; or
+// an S3 Control request, sent to the host of an account.
 func (a *AWS) serveS3(w http.ResponseWriter, r *http.Request) {
+	if a.isS3ControlRequest(r) {
+		a.serveS3Control(w, r)
+		return
+	}
 	requestID := strings.ToUpper(hex.EncodeToString(randomBytes(8))) // S3's shape
 	w.Header().Set("X-Amz-Request-Id", requestID)
 	w.Header().Set("X-Amz-Id-2", randomToken("", 48))
 	c := newS3Call(r)
+	if a.hostLabel(r) != "" { // virtual-hosted-style, or S3 Control at another path
+		c.supported = false
+	}
 	a.record(c.op, r)
 	body, readErr := c.readBody(w)
 	if err := a.applyFault(r.Context(), c.op); err != nil {
@@ -365,10 +373,12 @@ func s3CanonicalURI(path string) string {
 }
 
 // s3Denied is S3's AccessDenied for caller on action and resource.
-func s3Denied(caller *principal, action, resource string) *apiError {
+func (a *AWS) s3Denied(caller *principal, action, resource string) *apiError {
 	reason := "because no identity-based policy allows the " + action + " action"
-	if caller.user != "" {
-		reason = "because no S3 access grant of Identity Center user " + caller.user + " (or of the user's groups) allows it"
+	if _, vended := a.s3.scopeOf(caller.accessKeyID); vended {
+		reason = "because no session policy allows the " + action + " action: the credentials of GetDataAccess reach only the scope of their grant"
+	} else if caller.user != "" {
+		reason += " (an identity-enhanced session reaches S3 only through credentials of S3 Access Grants GetDataAccess)"
 	}
 	return s3Err("AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: %s on resource: \"%s\" %s",
 		caller.arn, action, resource, reason))

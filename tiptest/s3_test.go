@@ -20,6 +20,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
+	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
 	"github.com/tipkit/tipkit/tiptest"
 )
@@ -42,11 +44,51 @@ func s3UserCreds(t *testing.T, env *tiptest.Env, user string) aws.Credentials {
 	return awsCredsOf(out.Credentials)
 }
 
-// s3UserClient returns an s3 client signed with identity-enhanced
-// credentials of user.
-func s3UserClient(t *testing.T, env *tiptest.Env, user string, optFns ...func(*s3.Options)) *s3.Client {
+// s3Control returns an s3control client of env signed with creds (the
+// server user's when nil), without retries.
+func s3Control(env *tiptest.Env, creds *aws.Credentials, optFns ...func(*s3control.Options)) *s3control.Client {
+	return s3control.NewFromConfig(awsConfig(env, creds), optFns...)
+}
+
+// s3DataAccess calls GetDataAccess for target and perm with creds.
+func s3DataAccess(env *tiptest.Env, creds *aws.Credentials, target string, perm s3ctypes.Permission,
+	edit ...func(*s3control.GetDataAccessInput)) (*s3control.GetDataAccessOutput, error) {
+	in := &s3control.GetDataAccessInput{
+		AccountId: aws.String(env.AWS.AccountID()), Target: aws.String(target), Permission: perm,
+	}
+	for _, e := range edit {
+		e(in)
+	}
+	return s3Control(env, creds).GetDataAccess(bg, in)
+}
+
+// s3Target is the S3 URI of prefix in env's bucket, as a grant target:
+// "s3://tipkit-data/prefix*".
+func s3Target(env *tiptest.Env, prefix string) string {
+	return "s3://" + env.Bucket + "/" + prefix + "*"
+}
+
+// s3DataCreds returns the credentials GetDataAccess vends to an
+// identity-enhanced session of user for target and perm.
+func s3DataCreds(t *testing.T, env *tiptest.Env, user, target string, perm s3ctypes.Permission) aws.Credentials {
 	t.Helper()
 	creds := s3UserCreds(t, env, user)
+	out, err := s3DataAccess(env, &creds, target, perm)
+	if err != nil {
+		t.Fatalf("GetDataAccess of %s for %s %s: %v", user, target, perm, err)
+	}
+	return aws.Credentials{
+		AccessKeyID:     aws.ToString(out.Credentials.AccessKeyId),
+		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey),
+		SessionToken:    aws.ToString(out.Credentials.SessionToken),
+	}
+}
+
+// s3UserClient returns an s3 client signed with the credentials
+// GetDataAccess vends to user for prefix of env's bucket and perm.
+func s3UserClient(t *testing.T, env *tiptest.Env, user, prefix string, perm s3ctypes.Permission, optFns ...func(*s3.Options)) *s3.Client {
+	t.Helper()
+	creds := s3DataCreds(t, env, user, s3Target(env, prefix), perm)
 	return s3Client(env, &creds, optFns...)
 }
 
@@ -115,14 +157,20 @@ func wantKeys(t *testing.T, got []string, err error, want ...string) {
 	}
 }
 
+const (
+	permRead      = s3ctypes.PermissionRead
+	permWrite     = s3ctypes.PermissionWrite
+	permReadWrite = s3ctypes.PermissionReadwrite
+)
+
 func TestS3UsersSeeTheirOwnData(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/notes.txt", "alice/2024/report.csv", "bob/plan.md", "shared/readme")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
 	env.AWS.Grant(env.Bucket, "bob/", "bob", tiptest.AccessReadWrite)
-	aliceCreds := s3UserCreds(t, env, "alice")
+	aliceCreds := s3DataCreds(t, env, "alice", s3Target(env, "alice/"), permReadWrite)
 	alice := s3Client(env, &aliceCreds)
-	bob := s3UserClient(t, env, "bob")
+	bob := s3UserClient(t, env, "bob", "bob/", permReadWrite)
 	if u, ok := env.AWS.UserFor(aliceCreds.AccessKeyID); !ok || u != "alice" {
 		t.Fatalf("UserFor = %q, %v", u, ok)
 	}
@@ -136,8 +184,8 @@ func TestS3UsersSeeTheirOwnData(t *testing.T) {
 	got, err = s3List(alice, env.Bucket, "alice/2024/r", "")
 	wantKeys(t, got, err, "alice/2024/report.csv")
 
-	// Outside the grant: another user's prefix, the bucket root, a prefix
-	// that is not within "alice/".
+	// Outside the scope of the credentials: another user's prefix, the
+	// bucket root, a prefix that is not within "alice/".
 	for _, prefix := range []string{"bob/", "", "alice", "shared/"} {
 		_, err := s3List(alice, env.Bucket, prefix, "/")
 		awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
@@ -168,6 +216,17 @@ func TestS3UsersSeeTheirOwnData(t *testing.T) {
 	if n := env.AWS.Calls("GetObject"); n != 3 {
 		t.Fatalf("Calls(GetObject) = %d, want 3", n)
 	}
+
+	// S3 Access Grants refuses Alice data access to Bob's prefix and to the
+	// bucket root.
+	session := s3UserCreds(t, env, "alice")
+	for _, target := range []string{s3Target(env, "bob/"), s3Target(env, ""), s3Target(env, "alice")} {
+		_, err := s3DataAccess(env, &session, target, permRead)
+		awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	}
+	if n := env.AWS.Calls("GetDataAccess"); n != 5 {
+		t.Fatalf("Calls(GetDataAccess) = %d, want 5", n)
+	}
 }
 
 func TestS3AccessLevels(t *testing.T) {
@@ -175,29 +234,58 @@ func TestS3AccessLevels(t *testing.T) {
 	s3Seed(t, env, "reports/q1.csv", "inbox/old")
 	env.AWS.Grant(env.Bucket, "reports/", "carol", tiptest.AccessRead)
 	env.AWS.Grant(env.Bucket, "inbox/", "carol", tiptest.AccessWrite)
-	carol := s3UserClient(t, env, "carol")
+	session := s3UserCreds(t, env, "carol")
+	data := func(prefix string, perm s3ctypes.Permission) (*s3.Client, error) {
+		out, err := s3DataAccess(env, &session, s3Target(env, prefix), perm)
+		if err != nil {
+			return nil, err
+		}
+		creds := aws.Credentials{AccessKeyID: aws.ToString(out.Credentials.AccessKeyId),
+			SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey), SessionToken: aws.ToString(out.Credentials.SessionToken)}
+		return s3Client(env, &creds), nil
+	}
 
-	if _, err := s3Get(carol, env.Bucket, "reports/q1.csv"); err != nil {
+	reports, err := data("reports/", permRead)
+	if err != nil {
 		t.Fatal(err)
 	}
-	awsWantCode(t, s3Put(carol, env.Bucket, "reports/q2.csv", "x"), "AccessDenied", http.StatusForbidden)
-	if err := s3Put(carol, env.Bucket, "inbox/new", "x"); err != nil {
+	if _, err := s3Get(reports, env.Bucket, "reports/q1.csv"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s3Get(carol, env.Bucket, "inbox/old")
+	awsWantCode(t, s3Put(reports, env.Bucket, "reports/q2.csv", "x"), "AccessDenied", http.StatusForbidden)
+	// A READ grant gives neither WRITE nor READWRITE.
+	for _, perm := range []s3ctypes.Permission{permWrite, permReadWrite} {
+		_, err := data("reports/", perm)
+		awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	}
+
+	inbox, err := data("inbox/", permWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3Put(inbox, env.Bucket, "inbox/new", "x"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s3Get(inbox, env.Bucket, "inbox/old")
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
-	_, err = s3List(carol, env.Bucket, "inbox/", "")
+	_, err = s3List(inbox, env.Bucket, "inbox/", "")
+	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	_, err = data("inbox/", permRead)
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
 
 	// Grants add up.
 	env.AWS.Grant(env.Bucket, "inbox/", "carol", tiptest.AccessRead)
-	if body, err := s3Get(carol, env.Bucket, "inbox/new"); err != nil || body != "x" {
+	inboxRead, err := data("inbox/", permRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := s3Get(inboxRead, env.Bucket, "inbox/new"); err != nil || body != "x" {
 		t.Fatalf("%q, %v", body, err)
 	}
 
 	// A grant of the whole bucket lets the root be listed.
 	env.AWS.Grant(env.Bucket, "", "dan", tiptest.AccessRead)
-	got, err := s3List(s3UserClient(t, env, "dan"), env.Bucket, "", "/")
+	got, err := s3List(s3UserClient(t, env, "dan", "", permRead), env.Bucket, "", "/")
 	wantKeys(t, got, err, "inbox/", "reports/")
 
 	for a, want := range map[tiptest.Access]string{
@@ -214,8 +302,18 @@ func TestS3GroupGrant(t *testing.T) {
 	s3Seed(t, env, "finance/budget.xlsx", "hr/salaries.csv")
 	env.AWS.GrantGroup(env.Bucket, "finance/", "finance", tiptest.AccessReadWrite)
 	env.AWS.SetGroups("erin", "engineering", "finance")
-	erin := s3UserClient(t, env, "erin")
-	frank := s3UserClient(t, env, "frank")
+	erinSession := s3UserCreds(t, env, "erin")
+	out, err := s3DataAccess(env, &erinSession, s3Target(env, "finance/"), permReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Grantee == nil || out.Grantee.GranteeType != s3ctypes.GranteeTypeDirectoryGroup || len(aws.ToString(out.Grantee.GranteeIdentifier)) != 36 ||
+		aws.ToString(out.MatchedGrantTarget) != s3Target(env, "finance/") {
+		t.Fatalf("GetDataAccess: grantee %+v, matched %q", out.Grantee, aws.ToString(out.MatchedGrantTarget))
+	}
+	erinCreds := aws.Credentials{AccessKeyID: aws.ToString(out.Credentials.AccessKeyId),
+		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey), SessionToken: aws.ToString(out.Credentials.SessionToken)}
+	erin := s3Client(env, &erinCreds)
 
 	got, err := s3List(erin, env.Bucket, "finance/", "")
 	wantKeys(t, got, err, "finance/budget.xlsx")
@@ -224,25 +322,31 @@ func TestS3GroupGrant(t *testing.T) {
 	}
 	_, err = s3Get(erin, env.Bucket, "hr/salaries.csv")
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
-	_, err = s3Get(frank, env.Bucket, "finance/budget.xlsx")
+	frankSession := s3UserCreds(t, env, "frank")
+	_, err = s3DataAccess(env, &frankSession, s3Target(env, "finance/"), permRead)
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
 
-	// Membership is looked up per request: the same credentials change.
+	// Membership is looked up by GetDataAccess; credentials already vended
+	// keep their scope until they expire.
 	env.AWS.SetGroups("frank", "finance")
-	if _, err := s3Get(frank, env.Bucket, "finance/budget.xlsx"); err != nil {
+	if _, err := s3DataAccess(env, &frankSession, s3Target(env, "finance/"), permRead); err != nil {
 		t.Fatal(err)
 	}
 	env.AWS.SetGroups("erin")
-	_, err = s3Get(erin, env.Bucket, "finance/budget.xlsx")
+	_, err = s3DataAccess(env, &erinSession, s3Target(env, "finance/"), permRead)
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	if _, err := s3Get(erin, env.Bucket, "finance/budget.xlsx"); err != nil {
+		t.Fatal(err)
+	}
 
 	// A group grant does not grant a user of the group's name.
 	env.AWS.SetGroups("finance")
-	_, err = s3Get(s3UserClient(t, env, "finance"), env.Bucket, "finance/budget.xlsx")
+	financeSession := s3UserCreds(t, env, "finance")
+	_, err = s3DataAccess(env, &financeSession, s3Target(env, "finance/"), permRead)
 	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
 }
 
-func TestS3CredentialsWithoutIdentityReachNothing(t *testing.T) {
+func TestS3CredentialsWithoutDataAccessReachNothing(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/notes.txt")
 	env.AWS.Grant(env.Bucket, "", "alice", tiptest.AccessReadWrite)
@@ -258,12 +362,15 @@ func TestS3CredentialsWithoutIdentityReachNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	plainCreds := awsCredsOf(plain.Credentials)
-	for name, c := range map[string]*s3.Client{
-		"server user":              s3Client(env, nil),
-		"application role session": s3Client(env, &appCreds),
-		"access role, no context":  s3Client(env, &plainCreds),
+	session := s3UserCreds(t, env, "alice")
+	for name, creds := range map[string]*aws.Credentials{
+		"server user":              nil,
+		"application role session": &appCreds,
+		"access role, no context":  &plainCreds,
+		"identity-enhanced":        &session,
 	} {
 		t.Run(name, func(t *testing.T) {
+			c := s3Client(env, creds)
 			_, err := s3List(c, env.Bucket, "alice/", "")
 			awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
 			_, err = s3Get(c, env.Bucket, "alice/notes.txt")
@@ -271,6 +378,11 @@ func TestS3CredentialsWithoutIdentityReachNothing(t *testing.T) {
 			awsWantCode(t, s3Put(c, env.Bucket, "alice/x", "x"), "AccessDenied", http.StatusForbidden)
 			_, err = c.HeadObject(bg, &s3.HeadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("alice/notes.txt")})
 			awsWantCode(t, err, "Forbidden", http.StatusForbidden)
+			if creds != &session {
+				// Only an identity-enhanced session is vended data access.
+				_, err = s3DataAccess(env, creds, s3Target(env, "alice/"), permRead)
+				awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+			}
 		})
 	}
 }
@@ -279,12 +391,29 @@ func TestS3ExpiredCredentials(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/notes.txt")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	alice := s3UserClient(t, env, "alice") // 900 s
+	session := s3UserCreds(t, env, "alice") // 900 s
+	out, err := s3DataAccess(env, &session, s3Target(env, "alice/"), permReadWrite, func(in *s3control.GetDataAccessInput) {
+		in.DurationSeconds = aws.Int32(1800)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := aws.Credentials{AccessKeyID: aws.ToString(out.Credentials.AccessKeyId),
+		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey), SessionToken: aws.ToString(out.Credentials.SessionToken)}
+	alice := s3Client(env, &creds)
 	if _, err := s3Get(alice, env.Bucket, "alice/notes.txt"); err != nil {
 		t.Fatal(err)
 	}
+	// The identity-enhanced session expires first; the data credentials
+	// live their own 1800 s.
 	env.Clock.Advance(901 * time.Second)
-	_, err := s3Get(alice, env.Bucket, "alice/notes.txt")
+	_, err = s3DataAccess(env, &session, s3Target(env, "alice/"), permRead)
+	awsWantCode(t, err, "ExpiredToken", http.StatusBadRequest)
+	if _, err := s3Get(alice, env.Bucket, "alice/notes.txt"); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(900 * time.Second)
+	_, err = s3Get(alice, env.Bucket, "alice/notes.txt")
 	awsWantCode(t, err, "ExpiredToken", http.StatusBadRequest)
 	_, err = s3List(alice, env.Bucket, "alice/", "")
 	awsWantCode(t, err, "ExpiredToken", http.StatusBadRequest)
@@ -318,7 +447,7 @@ func (rw rewriteBody) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestS3Tampering(t *testing.T) {
 	env := tiptest.New(t)
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	creds := s3UserCreds(t, env, "alice")
+	creds := s3DataCreds(t, env, "alice", s3Target(env, "alice/"), permReadWrite)
 	with := func(rt http.RoundTripper) *s3.Client {
 		return s3Client(env, &creds, func(o *s3.Options) { o.HTTPClient = &http.Client{Transport: rt} })
 	}
@@ -364,7 +493,7 @@ func TestS3NotFound(t *testing.T) {
 	env := tiptest.New(t)
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
 	env.AWS.Grant("no-such-bucket", "", "alice", tiptest.AccessReadWrite)
-	alice := s3UserClient(t, env, "alice")
+	alice := s3UserClient(t, env, "alice", "alice/", permReadWrite)
 
 	_, err := s3Get(alice, env.Bucket, "alice/missing")
 	awsWantType[*s3types.NoSuchKey](t, err)
@@ -392,7 +521,7 @@ func TestS3ListPagination(t *testing.T) {
 	s3Seed(t, env, want...)
 	s3Seed(t, env, "alice/dir-a/1", "alice/dir-a/2", "alice/dir-b/1", "alice/dir-c/x/y", "alice0", "bob/x")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessRead)
-	alice := s3UserClient(t, env, "alice")
+	alice := s3UserClient(t, env, "alice", "alice/", permRead)
 
 	// Plain pages of 5.
 	var got []string
@@ -477,7 +606,7 @@ func TestS3ListEncodingTypeURL(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/a b/c+d.txt", "alice/é")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessRead)
-	out, err := s3UserClient(t, env, "alice").ListObjectsV2(bg, &s3.ListObjectsV2Input{
+	out, err := s3UserClient(t, env, "alice", "alice/", permRead).ListObjectsV2(bg, &s3.ListObjectsV2Input{
 		Bucket: aws.String(env.Bucket), Prefix: aws.String("alice/"), EncodingType: s3types.EncodingTypeUrl,
 	})
 	if err != nil {
@@ -492,7 +621,7 @@ func TestS3ListEncodingTypeURL(t *testing.T) {
 func TestS3KeyEncoding(t *testing.T) {
 	env := tiptest.New(t)
 	env.AWS.Grant(env.Bucket, "u/", "alice", tiptest.AccessReadWrite)
-	alice := s3UserClient(t, env, "alice")
+	alice := s3UserClient(t, env, "alice", "u/", permReadWrite)
 	keys := []string{
 		"u/with space/and  two.txt",
 		"u/ünïcödé/日本語/😀.txt",
@@ -568,7 +697,7 @@ func TestS3Wire(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/k")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	creds := s3UserCreds(t, env, "alice")
+	creds := s3DataCreds(t, env, "alice", s3Target(env, "alice/"), permReadWrite)
 	empty := sha256Hex(nil)
 	path := "/" + env.Bucket + "/alice/k"
 
@@ -674,7 +803,7 @@ func sigDoS3(t *testing.T, r *http.Request) (int, string) {
 func TestS3ObjectAttributes(t *testing.T) {
 	env := tiptest.New(t)
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	alice := s3UserClient(t, env, "alice")
+	alice := s3UserClient(t, env, "alice", "alice/", permReadWrite)
 
 	// The check value of CRC-64/NVME ("123456789") is 0xae8b14860a799888;
 	// S3 gives seeded objects that checksum, and the client validates it.
@@ -746,7 +875,8 @@ func TestS3BucketNamedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.AWS.Grant("token", "", "alice", tiptest.AccessReadWrite)
-	alice := s3UserClient(t, env, "alice")
+	creds := s3DataCreds(t, env, "alice", "s3://token/*", permReadWrite)
+	alice := s3Client(env, &creds)
 	if err := s3Put(alice, "token", "k", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -761,7 +891,7 @@ func TestS3Faults(t *testing.T) {
 	env := tiptest.New(t)
 	s3Seed(t, env, "alice/k")
 	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	creds := s3UserCreds(t, env, "alice")
+	creds := s3DataCreds(t, env, "alice", s3Target(env, "alice/"), permReadWrite)
 	retrying := s3.NewFromConfig(env.Config(), func(o *s3.Options) {
 		o.UsePathStyle = true
 		o.Credentials = awsStaticCreds(creds)
@@ -833,7 +963,7 @@ func TestS3Concurrent(t *testing.T) {
 	clients := map[string]*s3.Client{}
 	for _, u := range users {
 		env.AWS.Grant(env.Bucket, u+"/", u, tiptest.AccessReadWrite)
-		clients[u] = s3UserClient(t, env, u)
+		clients[u] = s3UserClient(t, env, u, u+"/", permReadWrite)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(users)*10)

@@ -1,12 +1,14 @@
 // Command echo is a small file server on Echo where each user reaches only
 // their own files in S3, through the same server and the same IAM role:
 // echotip runs tipkit's middleware, which verifies the user's token and
-// hands the handlers the user's identity-enhanced aws.Config, and S3
-// authorises the user.
+// hands the handlers the user's identity-enhanced aws.Config; with it, the
+// handlers ask S3 Access Grants (S3 Control GetDataAccess) for credentials
+// for the prefix or key they need, which S3 Access Grants vends only
+// within the user's grants, and call S3 with those.
 //
-//	GET /files?prefix=alice/   lists keys (ListObjectsV2)
-//	GET /files/*               reads a file (GetObject)
-//	PUT /files/*               writes a file (PutObject)
+//	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
+//	GET /files/*               reads a file (GetDataAccess READ, GetObject)
+//	PUT /files/*               writes a file (GetDataAccess WRITE, PutObject)
 //
 // The listing takes its prefix from ?prefix=: S3 Access Grants allow a
 // listing only within a granted prefix.
@@ -25,6 +27,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 	"github.com/labstack/echo/v4"
 
 	"github.com/tipkit/tipkit/adapters/echotip"
@@ -38,7 +41,7 @@ func newServer(app demo.App) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	f := files{bucket: app.Bucket, pathStyle: app.PathStyle}
+	f := files{bucket: app.Bucket, data: app.Data}
 	api := e.Group("/files", echotip.New(app.Middleware))
 	api.GET("", f.list)
 	api.GET("/*", f.get)
@@ -48,19 +51,30 @@ func newServer(app demo.App) http.Handler {
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
 // them: the caller's aws.Config carries the user's credentials, and S3
-// decides what the user may reach.
+// Access Grants decides what the user may reach.
 type files struct {
-	bucket    string
-	pathStyle bool
+	bucket string
+	data   *demo.DataAccess
 }
 
-// client returns an S3 client acting as the caller of c's request.
-func (f files) client(c echo.Context) (*s3.Client, bool) {
+// client returns an S3 client acting as the caller of c's request, with
+// credentials of S3 Access Grants for perm on path (a key, or with prefix
+// a prefix); when there is none, it returns nil and the answer to give.
+func (f files) client(c echo.Context, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, int, demo.Problem) {
 	cfg, ok := echotip.Config(c)
 	if !ok {
-		return nil, false
+		return nil, http.StatusInternalServerError, demo.NoConfig
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.pathStyle }), true
+	get := f.data.ForObject
+	if prefix {
+		get = f.data.ForPrefix
+	}
+	client, err := get(c.Request().Context(), cfg, path, perm)
+	if err != nil {
+		status, problem := demo.S3Problem(err)
+		return nil, status, problem
+	}
+	return client, 0, demo.Problem{}
 }
 
 // key returns the key of c's route: Echo's wildcard, which Echo leaves
@@ -77,11 +91,11 @@ func key(c echo.Context) string {
 }
 
 func (f files) list(c echo.Context) error {
-	client, ok := f.client(c)
-	if !ok {
-		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
-	}
 	prefix := c.QueryParam("prefix")
+	client, status, problem := f.client(c, prefix, true, s3ctypes.PermissionRead)
+	if client == nil {
+		return c.JSON(status, problem)
+	}
 	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
 	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
@@ -97,12 +111,12 @@ func (f files) list(c echo.Context) error {
 }
 
 func (f files) get(c echo.Context) error {
-	client, ok := f.client(c)
-	if !ok {
-		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
-	}
 	if key(c) == "" {
 		return c.JSON(http.StatusBadRequest, demo.BadKey)
+	}
+	client, status, problem := f.client(c, key(c), false, s3ctypes.PermissionRead)
+	if client == nil {
+		return c.JSON(status, problem)
 	}
 	obj, err := client.GetObject(c.Request().Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key(c))})
 	if err != nil {
@@ -117,12 +131,12 @@ func (f files) get(c echo.Context) error {
 }
 
 func (f files) put(c echo.Context) error {
-	client, ok := f.client(c)
-	if !ok {
-		return c.JSON(http.StatusInternalServerError, demo.NoConfig)
-	}
 	if key(c) == "" {
 		return c.JSON(http.StatusBadRequest, demo.BadKey)
+	}
+	client, status, problem := f.client(c, key(c), false, s3ctypes.PermissionWrite)
+	if client == nil {
+		return c.JSON(status, problem)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, demo.MaxUpload))
 	var tooLarge *http.MaxBytesError

@@ -1,12 +1,14 @@
 // Command nethttp is a small file server on plain net/http where each user
 // reaches only their own files in S3, through the same server and the same
 // IAM role: tipkit's middleware verifies the user's token and hands the
-// handlers the user's identity-enhanced aws.Config, and S3 authorises the
-// user.
+// handlers the user's identity-enhanced aws.Config; with it, the handlers
+// ask S3 Access Grants (S3 Control GetDataAccess) for credentials for the
+// prefix or key they need, which S3 Access Grants vends only within the
+// user's grants, and call S3 with those.
 //
-//	GET /files?prefix=alice/   lists keys (ListObjectsV2)
-//	GET /files/{key...}        reads a file (GetObject)
-//	PUT /files/{key...}        writes a file (PutObject)
+//	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
+//	GET /files/{key...}        reads a file (GetDataAccess READ, GetObject)
+//	PUT /files/{key...}        writes a file (GetDataAccess WRITE, PutObject)
 //
 // The listing takes its prefix from ?prefix=: S3 Access Grants allow a
 // listing only within a granted prefix.
@@ -26,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/examples/internal/demo"
@@ -35,7 +38,7 @@ func main() { demo.Main("nethttp", newHandler) }
 
 // newHandler routes the file API behind the tipkit middleware.
 func newHandler(app demo.App) http.Handler {
-	f := files{bucket: app.Bucket, pathStyle: app.PathStyle}
+	f := files{bucket: app.Bucket, data: app.Data}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /files", f.list)
 	mux.HandleFunc("GET /files/{key...}", f.get)
@@ -45,28 +48,40 @@ func newHandler(app demo.App) http.Handler {
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
 // them: the caller's aws.Config, from the request context, carries the
-// user's credentials, and S3 decides what the user may reach.
+// user's credentials, and S3 Access Grants decides what the user may
+// reach.
 type files struct {
-	bucket    string
-	pathStyle bool
+	bucket string
+	data   *demo.DataAccess
 }
 
-// client returns an S3 client acting as the caller of r.
-func (f files) client(r *http.Request) (*s3.Client, bool) {
+// client returns an S3 client acting as the caller of r, with credentials
+// of S3 Access Grants for perm on path (a key, or with prefix a prefix). It
+// answers the request itself when it returns false.
+func (f files) client(w http.ResponseWriter, r *http.Request, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, bool) {
 	cfg, ok := ctxcreds.Config(r.Context())
 	if !ok {
+		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
 		return nil, false
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.pathStyle }), true
+	get := f.data.ForObject
+	if prefix {
+		get = f.data.ForPrefix
+	}
+	client, err := get(r.Context(), cfg, path, perm)
+	if err != nil {
+		writeS3Error(w, err)
+		return nil, false
+	}
+	return client, true
 }
 
 func (f files) list(w http.ResponseWriter, r *http.Request) {
-	client, ok := f.client(r)
+	prefix := r.URL.Query().Get("prefix")
+	client, ok := f.client(w, r, prefix, true, s3ctypes.PermissionRead)
 	if !ok {
-		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
 		return
 	}
-	prefix := r.URL.Query().Get("prefix")
 	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
 	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
@@ -83,14 +98,13 @@ func (f files) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f files) get(w http.ResponseWriter, r *http.Request) {
-	client, ok := f.client(r)
-	if !ok {
-		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
-		return
-	}
 	key := r.PathValue("key")
 	if key == "" {
 		writeJSON(w, http.StatusBadRequest, demo.BadKey)
+		return
+	}
+	client, ok := f.client(w, r, key, false, s3ctypes.PermissionRead)
+	if !ok {
 		return
 	}
 	obj, err := client.GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
@@ -107,14 +121,13 @@ func (f files) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f files) put(w http.ResponseWriter, r *http.Request) {
-	client, ok := f.client(r)
-	if !ok {
-		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
-		return
-	}
 	key := r.PathValue("key")
 	if key == "" {
 		writeJSON(w, http.StatusBadRequest, demo.BadKey)
+		return
+	}
+	client, ok := f.client(w, r, key, false, s3ctypes.PermissionWrite)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, demo.MaxUpload))

@@ -6,7 +6,9 @@
 //
 // Each example calls [Main] with a function that builds its router from an
 // [App]; the router's handlers read the caller's aws.Config from the
-// request (ctxcreds.Config or the adapter's Config) and call S3 with it.
+// request (ctxcreds.Config or the adapter's Config), ask S3 Access Grants
+// for credentials for the prefix or key they need ([DataAccess]: S3
+// Control GetDataAccess), and call S3 with those.
 package demo
 
 import (
@@ -27,16 +29,17 @@ import (
 )
 
 // App is what an example's router needs: the middleware that authenticates
-// each request and the bucket its handlers read and write.
+// each request, the bucket its handlers read and write, and the S3 Access
+// Grants step between the two.
 type App struct {
 	// Middleware verifies each request's bearer token and puts the caller's
 	// aws.Config in the request context.
 	Middleware *middleware.Middleware
 	// Bucket is the S3 bucket of the files.
 	Bucket string
-	// PathStyle is true when S3 must be addressed path-style
-	// (http://host/bucket/key), as the local stand-in requires.
-	PathStyle bool
+	// Data turns the caller's aws.Config into S3 clients with credentials
+	// of S3 Access Grants for the bucket.
+	Data *DataAccess
 }
 
 // Router builds an example's HTTP handler from an App.
@@ -61,9 +64,10 @@ const (
 // Run runs the example: with -selftest it serves locally, makes the
 // requests of the printed curl commands itself, and returns ExitOK only
 // when every answer was the expected one. Otherwise it serves until ctx is
-// done: against real AWS when getenv names any TIPKIT_ variable, else
-// against a local stand-in with two seeded users, printing curl commands
-// with a token for each.
+// done: against real AWS when getenv names any TIPKIT_ variable but
+// TIPKIT_ADDR, else against a local stand-in with two seeded users,
+// printing curl commands with a token for each (on TIPKIT_ADDR, or -addr,
+// when set).
 func Run(ctx context.Context, name string, router Router, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -135,7 +139,8 @@ func serveAWS(ctx context.Context, name string, router Router, s Settings, addr 
 	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" '%s/files?prefix=<your prefix>'\n", base)
 	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
 	fmt.Fprintf(stdout, "  curl -X PUT --data-binary @file -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
-	return serve(ctx, name, ln, router(App{Middleware: mw, Bucket: s.Bucket}), stderr)
+	app := App{Middleware: mw, Bucket: s.Bucket, Data: NewDataAccess(s.Bucket, s.AccountID, false)}
+	return serve(ctx, name, ln, router(app), stderr)
 }
 
 // serveLocal starts the local stand-in, prints curl commands for its two

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -40,9 +41,21 @@ func TestSettingsFromEnv(t *testing.T) {
 	if _, err := SettingsFromEnv(envOf(nil)); !errors.Is(err, ErrNoSettings) {
 		t.Fatalf("empty environment: err = %v, want ErrNoSettings", err)
 	}
-	// AWS_REGION alone is an ordinary AWS setting: still local.
-	if _, err := SettingsFromEnv(envOf(map[string]string{EnvRegion: "eu-west-1"})); !errors.Is(err, ErrNoSettings) {
-		t.Fatalf("AWS_REGION alone: err = %v, want ErrNoSettings", err)
+	// AWS_REGION alone is an ordinary AWS setting, and TIPKIT_ADDR alone a
+	// listen address that local mode honours too: still local.
+	for _, k := range []string{EnvRegion, EnvAddr} {
+		if _, err := SettingsFromEnv(envOf(map[string]string{k: "127.0.0.1:9090"})); !errors.Is(err, ErrNoSettings) {
+			t.Fatalf("%s alone: err = %v, want ErrNoSettings", k, err)
+		}
+	}
+	withAccount := maps.Clone(full)
+	withAccount[EnvAccountID] = "111122223333"
+	if s, err := SettingsFromEnv(envOf(withAccount)); err != nil || s.AccountID != "111122223333" {
+		t.Fatalf("TIPKIT_ACCOUNT_ID: %+v, %v", s, err)
+	}
+	withAccount[EnvAccountID] = "1111-2222-3333"
+	if _, err := SettingsFromEnv(envOf(withAccount)); err == nil || !strings.Contains(err.Error(), EnvAccountID) {
+		t.Fatalf("a bad TIPKIT_ACCOUNT_ID: err = %v", err)
 	}
 	_, err = SettingsFromEnv(envOf(map[string]string{EnvBucket: "files"}))
 	if err == nil || errors.Is(err, ErrNoSettings) {
@@ -137,8 +150,8 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRunLocalPrintsWorkingCurlCommands runs an example with no
-// environment and uses the printed address and tokens as a reader of the
-// README would.
+// environment but TIPKIT_ADDR and uses the printed address and tokens as a
+// reader of the README would.
 func TestRunLocalPrintsWorkingCurlCommands(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -150,7 +163,8 @@ func TestRunLocalPrintsWorkingCurlCommands(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, "local", router, []string{"-addr", "127.0.0.1:0"}, envOf(nil), &stdout, &stderr)
+		// TIPKIT_ADDR alone keeps the example local, on that address.
+		done <- Run(ctx, "local", router, nil, envOf(map[string]string{EnvAddr: "127.0.0.1:0"}), &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(stdout.String(), "Ctrl-C") {

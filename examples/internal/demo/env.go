@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -22,10 +23,14 @@ const (
 	EnvApplicationArn     = "TIPKIT_APPLICATION_ARN"      // the IAM Identity Center customer managed application
 	EnvAccessRoleArn      = "TIPKIT_ACCESS_ROLE_ARN"      // the role assumed with each user's identity context
 	EnvApplicationRoleArn = "TIPKIT_APPLICATION_ROLE_ARN" // optional: the role assumed with the user's token to sign the exchange
-	EnvRegion             = "AWS_REGION"                  // IAM Identity Center's region
+	EnvRegion             = "AWS_REGION"                  // the region of IAM Identity Center, and of the S3 (bucket, Access Grants instance) and Q Business calls
 	EnvBucket             = "TIPKIT_BUCKET"               // the S3 bucket of the file servers
-	EnvAddr               = "TIPKIT_ADDR"                 // optional: listen address, default 127.0.0.1:8080
+	EnvAccountID          = "TIPKIT_ACCOUNT_ID"           // optional: the account of the S3 Access Grants instance; default: the access role's, from STS GetCallerIdentity
+	EnvAddr               = "TIPKIT_ADDR"                 // optional: listen address, default 127.0.0.1:8080; alone, it keeps the examples local
 )
+
+// accountPattern is an AWS account id.
+var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
 
 // Settings is the configuration of an example against real AWS.
 type Settings struct {
@@ -36,17 +41,19 @@ type Settings struct {
 	ApplicationRoleArn string // empty: the server's own credentials sign the exchange
 	Region             string
 	Bucket             string
+	AccountID          string // empty: found with STS GetCallerIdentity
 }
 
 // ErrNoSettings is returned by SettingsFromEnv when the environment names
-// none of the TIPKIT_ variables: the examples then run locally.
+// none of the TIPKIT_ variables (TIPKIT_ADDR aside, which local mode
+// honours too): the examples then run locally.
 var ErrNoSettings = errors.New("no TIPKIT_ variable is set")
 
 // SettingsFromEnv reads Settings through getenv (os.Getenv). It returns
-// ErrNoSettings when no TIPKIT_ variable is set, and an error naming the
-// missing variables when some are set but not all the required ones.
-// TIPKIT_BUCKET is read but not required here: only the file servers need
-// it.
+// ErrNoSettings when no TIPKIT_ variable but TIPKIT_ADDR is set, and an
+// error naming the missing variables when some are set but not all the
+// required ones. TIPKIT_BUCKET is read but not required here: only the
+// file servers need it. TIPKIT_ACCOUNT_ID, when set, must be 12 digits.
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	s := Settings{
@@ -56,6 +63,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		ApplicationRoleArn: get(EnvApplicationRoleArn),
 		Region:             get(EnvRegion),
 		Bucket:             get(EnvBucket),
+		AccountID:          get(EnvAccountID),
 	}
 	for a := range strings.SplitSeq(get(EnvAudience), ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -63,7 +71,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 	set := false
-	for _, k := range []string{EnvIssuer, EnvAudience, EnvApplicationArn, EnvAccessRoleArn, EnvApplicationRoleArn, EnvBucket, EnvAddr} {
+	for _, k := range []string{EnvIssuer, EnvAudience, EnvApplicationArn, EnvAccessRoleArn, EnvApplicationRoleArn, EnvBucket, EnvAccountID} {
 		if get(k) != "" {
 			set = true
 		}
@@ -84,6 +92,9 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		slices.Sort(missing)
 		return s, fmt.Errorf("incomplete environment: %s not set", strings.Join(missing, ", "))
 	}
+	if s.AccountID != "" && !accountPattern.MatchString(s.AccountID) {
+		return s, fmt.Errorf("%s must be 12 digits", EnvAccountID)
+	}
 	return s, nil
 }
 
@@ -96,10 +107,12 @@ func EnvHelp(bucket bool) string {
 		EnvApplicationArn + "      the IAM Identity Center customer managed application",
 		EnvAccessRoleArn + "      the role assumed with each user's identity context",
 		EnvApplicationRoleArn + " optional: the role that signs the exchange; without it, the server's own credentials do",
-		EnvRegion + "                  IAM Identity Center's region",
+		EnvRegion + "                  the region of IAM Identity Center, and of the S3 and Q Business calls",
 	}
 	if bucket {
-		lines = append(lines, EnvBucket+"               the S3 bucket")
+		lines = append(lines,
+			EnvBucket+"               the S3 bucket, in AWS_REGION",
+			EnvAccountID+"           optional: the account of the S3 Access Grants instance (default: the access role's)")
 	}
 	lines = append(lines, EnvAddr+"                 optional: listen address (default "+defaultAddr+")")
 	return "  " + strings.Join(lines, "\n  ") + "\n"

@@ -67,7 +67,7 @@ type Local struct {
 }
 
 // StartLocal starts tiptest (a local identity provider, IAM Identity Center,
-// STS and S3), seeds the bucket with two users' files and grants, mints a
+// STS, S3 Access Grants and S3), seeds the bucket with two users' files and grants, mints a
 // dev token for each user, and builds the middleware, with realm as the
 // realm of its challenges. Close stops it all.
 func StartLocal(ctx context.Context, realm string) (*Local, error) {
@@ -107,9 +107,11 @@ func StartLocal(ctx context.Context, realm string) (*Local, error) {
 	return l, nil
 }
 
-// App returns what a router needs to serve the local bucket.
+// App returns what a router needs to serve the local bucket. Its
+// DataAccess finds the account with STS GetCallerIdentity, as it does on
+// AWS without TIPKIT_ACCOUNT_ID.
 func (l *Local) App() App {
-	return App{Middleware: l.Middleware, Bucket: l.Bucket, PathStyle: true}
+	return App{Middleware: l.Middleware, Bucket: l.Bucket, Data: NewDataAccess(l.Bucket, "", true)}
 }
 
 // Close stops the middleware and the local services.
@@ -124,7 +126,7 @@ func (l *Local) PrintCurl(w io.Writer, name, base string) {
 	alice, bob := l.Users[0], l.Users[1]
 	fmt.Fprintf(w, "%s: serving %s\n", name, base)
 	fmt.Fprintf(w, "  local identity provider %s\n  local AWS               %s (bucket %s)\n\n", l.Env.IdP.Issuer(), l.Env.AWS.URL(), l.Bucket)
-	fmt.Fprintf(w, "Two users, one server, one IAM role: S3 lets each user reach only their own prefix.\n")
+	fmt.Fprintf(w, "Two users, one server, one IAM role: S3 Access Grants lets each user reach only their own prefix.\n")
 	fmt.Fprintf(w, "Paste into another shell (the tokens are valid for %s):\n\n", TokenLifetime)
 	fmt.Fprintf(w, "  ALICE=%s\n  BOB=%s\n\n", shellQuote(alice.Token), shellQuote(bob.Token))
 	fmt.Fprintf(w, "  curl -H \"Authorization: Bearer $ALICE\" '%s/files?prefix=%s'\n", base, alice.Prefix)

@@ -21,7 +21,8 @@ const requestTimeout = 15 * time.Second
 // requests of the printed curl commands and a few more, prints what each
 // user saw, and returns an error unless every answer was the expected one:
 // each user lists and reads their own files, writes within their own
-// prefix, and is refused (403) the other user's files.
+// prefix, and is refused (403) the other user's files; and the handlers
+// asked S3 Access Grants (GetDataAccess) for their S3 credentials.
 func SelfTest(ctx context.Context, name string, router Router, w io.Writer) error {
 	l, err := StartLocal(ctx, name)
 	if err != nil {
@@ -73,10 +74,19 @@ func SelfTest(ctx context.Context, name string, router Router, w io.Writer) erro
 		}
 	}
 
+	// The handlers went through S3 Access Grants: the local S3 serves only
+	// credentials that GetDataAccess vended.
+	dataAccess := l.Env.AWS.Calls("GetDataAccess")
+	t.checks++
+	if dataAccess == 0 {
+		t.failed = append(t.failed, "no GetDataAccess call: the handlers did not ask S3 Access Grants for credentials")
+	}
+
 	if len(t.failed) > 0 {
 		return fmt.Errorf("%d of %d checks failed:\n  %s", len(t.failed), t.checks, strings.Join(t.failed, "\n  "))
 	}
-	fmt.Fprintf(w, "\nOK: %d checks; the same server and role gave each user only their own files\n", t.checks)
+	fmt.Fprintf(w, "\nOK: %d checks; the same server and role gave each user only their own files (%d GetDataAccess calls)\n",
+		t.checks, dataAccess)
 	return nil
 }
 
