@@ -33,9 +33,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if _, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "load:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed, nothing failed
 		}
+		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
