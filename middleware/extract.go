@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/binary"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,9 +113,20 @@ func hasQueryToken(u *url.URL) bool {
 	return q.Has("access_token")
 }
 
-// isPrintableASCII reports whether s holds only bytes 0x20 to 0x7E.
+// isPrintableASCII reports whether s holds only bytes 0x20 to 0x7E. It
+// tests eight bytes at a time: a token is hundreds of bytes long.
 func isPrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		// A byte below 0x20 turns its high bit on in x-0x20 (and had it
+		// off); a byte of 0x7F or more has it on in x+0x01 or in x.
+		if (x-0x20*ones)&^x&highs != 0 || (x+ones|x)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false
 		}
@@ -122,22 +134,33 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
+// b64tokenChars marks the bytes of a b64token before its padding:
+// ALPHA DIGIT - . _ ~ + /.
+var b64tokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
 // isB64Token reports whether s is one b64token of RFC 6750 section 2.1:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
-	end := len(strings.TrimRight(s, "="))
-	if end == 0 {
+	s = strings.TrimRight(s, "=")
+	if s == "" {
 		return false
 	}
-	for i := 0; i < end; i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
+	ok := true
+	for i := 0; i < len(s); i++ {
+		ok = ok && b64tokenChars[s[i]]
 	}
-	return true
+	return ok
 }
 
 // checkSize refuses a token longer than limit bytes, before anything reads

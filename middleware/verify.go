@@ -280,27 +280,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return c, nil
 	}
 	// Concurrent first requests with one token (a client opening several
-	// connections at once) share one signature check, on a context that the
-	// first of them cancelling does not end; each waits only as long as its
-	// own context allows.
-	var led atomic.Bool
-	ch := v.flight.DoChan(raw, func() (any, error) {
-		led.Store(true)
-		return v.verify(context.WithoutCancel(ctx), raw)
+	// connections at once) share one signature check, run on the first
+	// one's goroutine (a goroutine of its own would grow its stack for
+	// every check). The others wait for it: a check is CPU only once the
+	// issuer's keys are known; while they are being fetched, the first
+	// request's deadline bounds the wait of all, and its 503 is theirs.
+	led := false
+	c, err, _ := v.flight.Do(raw, func() (any, error) {
+		led = true
+		return v.verify(ctx, raw)
 	})
-	select {
-	case r := <-ch:
-		if !led.Load() {
-			v.merged.Add(1)
-		}
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Claims), nil
-	case <-ctx.Done():
-		// Only a wait for the issuer's keys takes that long.
-		return nil, newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", ctx.Err())
+	if !led {
+		v.merged.Add(1)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return c.(*Claims), nil
 }
 
 // remembered returns the claims of raw when the token cache holds them

@@ -216,6 +216,7 @@ func (s *keySource) newKeySet() (*keySet, error) {
 	limiter := rate.NewLimiter(rate.Every(s.every), 1)
 	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{u: remote},
+		PrioritizeHTTP:    true, // the given storage is empty: skip its miss (an error built per token)
 		RateLimitWaitMax:  fetchTimeout,
 		RefreshUnknownKID: limiter,
 	})
