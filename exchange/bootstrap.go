@@ -69,7 +69,17 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 		}
 		return aws.Credentials{}, &Error{Kind: KindReauthenticate, Op: "AssumeRoleWithWebIdentity", Code: "NoValidToken"}
 	}
-	ch := b.group.DoChan("", func() (any, error) { return b.assume(ctx, token) })
+	ch := b.group.DoChan("", func() (any, error) {
+		// Another call may have stored fresh credentials between the look
+		// above and this one: do not assume the role again.
+		b.mu.Lock()
+		cur := b.creds
+		b.mu.Unlock()
+		if cur.HasKeys() && b.x.o.Now().Before(cur.Expires.Add(-b.x.o.ExpiryWindow)) {
+			return cur, nil
+		}
+		return b.assume(ctx, token)
+	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {

@@ -353,7 +353,17 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	if prevSess != nil && now.Before(prevSess.Credentials.Expires) {
 		// The still-valid credentials serve on; the failure is remembered
 		// so that requests in the refresh window do not retry it at once.
-		st := &userState{sess: prevSess, err: err, errUntil: now.Add(max(c.failureTTL(err), c.o.UnavailableTTL))}
+		keep := prevSess
+		if sess != nil && sess != prevSess && sess.IdentityContext != "" {
+			// A half-done refresh: the refresh grant gave a new identity
+			// context (and spent the refresh token) but AssumeRole failed.
+			// The old credentials serve on with the new context, which is
+			// what can still renew them.
+			merged := *prevSess
+			merged.IdentityContext, merged.ContextExpires, merged.RefreshToken = sess.IdentityContext, sess.ContextExpires, sess.RefreshToken
+			keep = &merged
+		}
+		st := &userState{sess: keep, err: err, errUntil: now.Add(max(c.failureTTL(err), c.o.UnavailableTTL))}
 		e.cur.Store(st)
 		return st, nil
 	}
