@@ -32,6 +32,11 @@ func FuzzPeek(f *testing.F) {
 		if info.key == "" {
 			t.Fatal("empty key")
 		}
+		// A payload over maxPeekSize is not decoded: reading a token costs
+		// at most one hash of it, whatever it holds.
+		if parts := strings.Split(token, "."); len(parts) > 1 && len(parts[1]) > maxPeekSize && (info.issuer != "" || info.subject != "" || !info.expires.IsZero()) {
+			t.Fatalf("a payload over %d bytes was decoded: %+v", maxPeekSize, info)
+		}
 		_ = stringClaim(token, "sts:identity_context")
 		var s spentSet
 		now := time.Unix(1_700_000_000, 0)
@@ -101,6 +106,14 @@ func FuzzAWSResponses(f *testing.F) {
 		if err == nil {
 			if !s.Credentials.HasKeys() || s.IdentityContext == "" {
 				t.Fatalf("success without credentials or identity context: %v", s)
+			}
+			// What a Session keeps of an answer of any size is bounded:
+			// the identity context it will send STS again is at most 2 KiB.
+			if n := len(s.IdentityContext); n < 4 || n > 2048 {
+				t.Fatalf("an identity context of %d bytes accepted", n)
+			}
+			if s.Credentials.Expires.IsZero() {
+				t.Fatalf("credentials without an expiry: %v", s)
 			}
 			return
 		}

@@ -119,8 +119,20 @@ func FuzzVerify(f *testing.F) {
 	} {
 		f.Add(idp.Token("mallory", opt))
 	}
+	// Over the size cap: a signed token, and bytes that are no token.
+	f.Add(mint("frank", tiptest.WithClaims(map[string]any{"pad": strings.Repeat("p", middleware.DefaultMaxTokenSize)})))
+	f.Add(strings.Repeat("a", middleware.DefaultMaxTokenSize+1))
 	f.Fuzz(func(t *testing.T, raw string) {
 		c, err := v.Verify(context.Background(), raw)
+		if len(raw) > middleware.DefaultMaxTokenSize {
+			// Refused by its size before anything is decoded: what a
+			// token costs is bounded by the cap, not by what it holds.
+			var e *middleware.Error
+			if !errors.As(err, &e) || !strings.Contains(e.Description, "too large") {
+				t.Fatalf("a %d-byte token, over the cap of %d: %v", len(raw), middleware.DefaultMaxTokenSize, err)
+			}
+			return
+		}
 		if err == nil {
 			if !minted[raw] || c == nil || c.Subject == "" {
 				t.Fatalf("accepted a token the IdP never signed: %q (claims %+v)", raw, c)

@@ -38,7 +38,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -389,28 +388,44 @@ func newAttacker(t testing.TB) *attacker {
 	return a
 }
 
-// idpRSAPublicKey returns the public key of the IdP's current RS256 key,
-// as anyone can read it from the JWKS.
-func idpRSAPublicKey(t testing.TB, idp *tiptest.IdP) *rsa.PublicKey {
-	t.Helper()
-	resp, err := http.Get(idp.JWKSURL())
-	if err != nil {
-		t.Fatal(err)
+// manyClaims returns n distinct members `,"xy":0`, with two-byte names
+// that no registered claim has, to append to a claims object.
+func manyClaims(n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(`,"`)
+		b.WriteByte(alphabet[i/len(alphabet)%len(alphabet)])
+		b.WriteByte(alphabet[i%len(alphabet)])
+		b.WriteString(`":0`)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	return b.String()
+}
+
+// underCap wraps a token builder, failing t unless the token is within 2
+// KiB under the middleware's default MaxTokenSize (so that the row tests
+// what its name says: a large token that is read, not one refused by
+// size).
+func underCap(t testing.TB, tok func() string) func() string {
+	return func() string {
+		v := tok()
+		if n := len(v); n >= middleware.DefaultMaxTokenSize || n < middleware.DefaultMaxTokenSize-2<<10 {
+			t.Fatalf("token of %d bytes, want just under the cap of %d", n, middleware.DefaultMaxTokenSize)
+		}
+		return v
 	}
-	kf, err := keyfunc.NewJWKSetJSON(raw)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// overCap wraps a token builder, failing t unless the token is over the
+// middleware's default MaxTokenSize.
+func overCap(t testing.TB, tok func() string) func() string {
+	return func() string {
+		v := tok()
+		if n := len(v); n <= middleware.DefaultMaxTokenSize {
+			t.Fatalf("token of %d bytes, want over the cap of %d", n, middleware.DefaultMaxTokenSize)
+		}
+		return v
 	}
-	jwk, err := kf.Storage().KeyRead(context.Background(), idp.KeyIDs()["RS256"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jwk.Key().(*rsa.PublicKey)
 }
 
 // hostile is one row of TestHostileRequests.
@@ -469,7 +484,7 @@ func TestHostileRequests(t *testing.T) {
 
 	iss, aud, kids := env.IdP.Issuer(), env.IdP.Audience(), env.IdP.KeyIDs()
 	now := env.Clock.Now()
-	pub := idpRSAPublicKey(t, env.IdP)
+	pub := middleware.IdPRSAKey(t, env.IdP)
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -586,14 +601,19 @@ func TestHostileRequests(t *testing.T) {
 		}), status: 401, code: inv, desc: "unknown key"},
 		{name: "huge claims under the size cap, forged", req: bearerReq(payload(`{"sub":"alice",` + claimsJSON(iss, aud, "alice", now) + `,"pad":"` + strings.Repeat("x", 11<<10) + `"}`)), status: 401, code: inv, desc: "signature is invalid"},
 		{name: "deeply nested claims under the size cap, forged", req: bearerReq(payload(`{"sub":"alice","n":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`)), status: 401, code: inv},
-		{name: "thousands of claims under the size cap, forged", req: bearerReq(payload(func() string {
-			var b strings.Builder
-			b.WriteString(`{"sub":"alice"`)
-			for i := range 1500 {
-				fmt.Fprintf(&b, `,"c%d":0`, i)
-			}
-			return b.String() + "}"
-		}())), status: 401, code: inv},
+		// Thousands of claims in a token just under the size cap (about
+		// 15 KiB): all of them are parsed (iss, aud and exp are valid, so
+		// only the signature check refuses the forged one) ...
+		{name: "thousands of claims under the size cap, forged", req: bearerReq(underCap(t, payload(`{"sub":"alice",`+claimsJSON(iss, aud, "alice", now)+manyClaims(1600)+`}`))), status: 401, code: inv, desc: "signature is invalid"},
+		// ... and validly signed, the token is verified with all of them,
+		// and refused by its audience, the one claim that is wrong.
+		{name: "thousands of claims under the size cap, validly signed, wrong audience", req: bearerReq(underCap(t, func() string {
+			return raw.sign(t, "{"+claimsJSON(raw.URL(), "someone-else", "alice", now)+`,"sub":"alice"`+manyClaims(1600)+"}")
+		})), status: 401, code: inv, desc: "another audience"},
+		// The same claims and more, over the cap: refused before parsing.
+		{name: "thousands of claims over the size cap", req: bearerReq(overCap(t, func() string {
+			return raw.sign(t, "{"+claimsJSON(raw.URL(), aud, "alice", now)+`,"sub":"alice"`+manyClaims(2400)+"}")
+		})), status: 401, code: inv, desc: "too large"},
 		{name: "over the size cap, validly signed", req: bearerReq(claims(map[string]any{"pad": strings.Repeat("x", 16<<10)})), status: 401, code: inv, desc: "too large"},
 		{name: "over the size cap, 1 MiB", req: bearerReq(func() string { return strings.Repeat("a", 1<<20) }), status: 401, code: inv, desc: "too large"},
 		{name: "Bearer with no token", req: headerReq("Bearer"), status: 401, code: badRq},

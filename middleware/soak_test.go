@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -34,14 +35,19 @@ var soakFor = flag.Duration("soak", 0, "how long TestSoak runs (default 25s)")
 const (
 	soakUsers     = 300
 	soakClockSpan = 3 * time.Hour // of the tiptest clock, over the whole soak
+	// soakContextTTL is the lifetime of identity contexts (tiptest's
+	// default TokenTTL).
+	soakContextTTL = time.Hour
 )
 
 // soakLedger is the HTTP client of every AWS call of the soak. It passes
 // calls on and attributes them to users: CreateTokenWithIAM by the
 // assertion's sub (or the user a refresh token was issued to), AssumeRole
 // by its session name ("s-" + subject). For each user it keeps the expiry
-// of every set of credentials AssumeRole issued; for each jti, how many
-// exchanges succeeded.
+// of every set of credentials AssumeRole issued, how many CreateTokenWithIAM
+// calls were made (counted when sent) and how many of them failed, and how
+// many AssumeRole answers refused the user or the identity context; for
+// each jti, how many exchanges succeeded.
 type soakLedger struct {
 	next *http.Client
 	env  *tiptest.Env
@@ -51,6 +57,9 @@ type soakLedger struct {
 	issued      map[string][]time.Time // expiry of each credentials issued, by user
 	jtiExchange map[string]int         // successful jwt-bearer exchanges by jti
 	refreshOf   map[string]string      // refresh token => user
+	ctwi        map[string]int         // CreateTokenWithIAM calls by user, counted when sent
+	ctwiFailed  map[string]int         // of which not answered 200 (an error, or no answer at all)
+	arRefused   map[string]int         // AssumeRole answers neither 200, nor throttling, nor 5xx
 	secrets     []string
 	wrongOwner  []string
 }
@@ -64,19 +73,55 @@ func (l *soakLedger) Do(req *http.Request) (*http.Response, error) {
 	out := req.Clone(req.Context())
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	// A CreateTokenWithIAM call counts when it is sent: one that gets no
+	// answer (its exchange timed out) may still have been processed.
+	var user string
+	if req.URL.Path == "/token" {
+		l.mu.Lock()
+		user = l.tokenUser(body)
+		l.ctwi[user]++
+		l.mu.Unlock()
+	}
+	noAnswer := func() {
+		if req.URL.Path == "/token" {
+			l.mu.Lock()
+			l.ctwiFailed[user]++
+			l.mu.Unlock()
+		}
+	}
 	resp, err := l.next.Do(out)
 	if err != nil {
+		noAnswer()
 		return resp, err
 	}
 	answer, rerr := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(answer))
 	if rerr != nil {
+		noAnswer()
 		return resp, nil
 	}
 	l.note(req.URL.Path, body, resp.StatusCode, answer)
 	return resp, nil
 }
+
+// tokenUser returns the user a CreateTokenWithIAM request body is for: the
+// sub of its assertion, or the user its refresh token was issued to.
+// l.mu must be held.
+func (l *soakLedger) tokenUser(body []byte) string {
+	var in struct{ GrantType, Assertion, RefreshToken string }
+	_ = json.Unmarshal(body, &in)
+	if in.GrantType != exchange.GrantJWTBearer {
+		return l.refreshOf[in.RefreshToken]
+	}
+	var c struct{ Sub string }
+	_, p, _ := segments(in.Assertion)
+	raw, _ := base64.RawURLEncoding.DecodeString(p)
+	_ = json.Unmarshal(raw, &c)
+	return c.Sub
+}
+
+var xmlCode = regexp.MustCompile(`<Code>([^<]*)</Code>`)
 
 // note attributes one call and its answer.
 func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
@@ -91,13 +136,15 @@ func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
 		}
 		_ = json.Unmarshal(answer, &outTok)
 		l.secrets = append(l.secrets, outTok.AccessToken, outTok.RefreshToken, outTok.IDToken, outTok.AWSAdditionalDetails.IdentityContext)
-		user := l.refreshOf[in.RefreshToken]
+		user := l.tokenUser(body)
+		if status != http.StatusOK {
+			l.ctwiFailed[user]++
+		}
 		if in.GrantType == exchange.GrantJWTBearer {
-			var c struct{ Sub, Jti string }
+			var c struct{ Jti string }
 			_, p, _ := segments(in.Assertion)
 			raw, _ := base64.RawURLEncoding.DecodeString(p)
 			_ = json.Unmarshal(raw, &c)
-			user = c.Sub
 			if status == http.StatusOK {
 				l.jtiExchange[c.Jti]++
 			}
@@ -132,6 +179,11 @@ func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
 	}
 	user := strings.TrimPrefix(form.Get("RoleSessionName"), "s-")
 	l.attempts[user]++
+	if status != http.StatusOK && status < 500 {
+		if m := xmlCode.FindSubmatch(answer); m == nil || string(m[1]) != "Throttling" {
+			l.arRefused[user]++
+		}
+	}
 	if status == http.StatusOK {
 		l.issued[user] = append(l.issued[user], c.Expiration)
 		if owner, _ := l.env.AWS.UserFor(c.AccessKeyID); owner != user {
@@ -144,11 +196,12 @@ func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
 type soakClient struct {
 	name string
 
-	mu     sync.Mutex
-	token  string
-	exp    time.Time
-	fresh  int // tokens obtained after a 401 asking for one
-	served int
+	mu          sync.Mutex
+	token       string
+	exp         time.Time
+	fresh       int // tokens obtained after a 401 asking for one
+	served      int
+	first, last time.Time // of the tiptest clock, at the user's first and last request
 }
 
 // TestSoak runs hundreds of users against the middleware with random
@@ -160,7 +213,10 @@ type soakClient struct {
 // fresh token, 403, 503). At the end: each user's credentials were issued
 // at most once per refresh period (one lifetime less the refresh window)
 // and AssumeRole attempts stay within the retries of the flights the cache
-// ran; no token was exchanged twice; no secret was shown; after Close no
+// ran; each user's exchanges (CreateTokenWithIAM calls, either grant) stay
+// within one per credential lifetime the clock moved through while the user
+// made requests, plus the retries the faults caused; no token was exchanged
+// twice; no secret was shown; after Close no
 // goroutine is left and the heap is back near where it started.
 //
 // It runs 25 s by default (-soak=5m for longer) and not with -short.
@@ -212,7 +268,8 @@ func soak(t *testing.T, d time.Duration) {
 	defer keysTransport.CloseIdleConnections()
 	transport := &http.Client{Transport: awsTransport}
 	ledger := &soakLedger{next: transport, env: env, attempts: map[string]int{}, issued: map[string][]time.Time{},
-		jtiExchange: map[string]int{}, refreshOf: map[string]string{}}
+		jtiExchange: map[string]int{}, refreshOf: map[string]string{},
+		ctwi: map[string]int{}, ctwiFailed: map[string]int{}, arRefused: map[string]int{}}
 	watch := &exposureWatch{logStart: len(suiteLogs.String())}
 
 	base := env.Config()
@@ -295,6 +352,11 @@ func soak(t *testing.T, d time.Duration) {
 	}
 	call := func(c *soakClient) {
 		tok := tokenOf(c)
+		c.mu.Lock()
+		if c.last = env.Clock.Now(); c.first.IsZero() {
+			c.first = c.last
+		}
+		c.mu.Unlock()
 		w := serve(h, request(tok))
 		var b errorBody
 		_ = json.Unmarshal(w.Body.Bytes(), &b)
@@ -398,6 +460,7 @@ func soak(t *testing.T, d time.Duration) {
 		return ts
 	}
 	wasted := 0
+	var ctwiTotal, ctwiBound, ctwiRetries, mostBeyondRetries, lifetimesOfMost, beyondContexts int
 	ledger.mu.Lock()
 	credsMu.Lock()
 	for _, c := range clients {
@@ -421,6 +484,44 @@ func soak(t *testing.T, d time.Duration) {
 		if a := ledger.attempts[c.name]; a > 36*f {
 			t.Errorf("%s: %d AssumeRole attempts for %d flights", c.name, a, f)
 		}
+		// Exchanges (CreateTokenWithIAM calls, either grant) stay within
+		// one per credential lifetime the clock moved through while the
+		// user made requests (idle users are not renewed), plus the
+		// retries faults caused: each failed or unanswered call may be
+		// tried again (by the SDK, the exchange's backoff, the next flight,
+		// or with the fresh token the 401 asked for), and each refusal of
+		// AssumeRole drops the session, whose replacement takes one more.
+		lifetimes := 0
+		if !c.first.IsZero() {
+			lifetimes = int(c.last.Sub(c.first)/exchange.DefaultDuration) + 1
+		}
+		retries := ledger.ctwiFailed[c.name] + ledger.arRefused[c.name]
+		if n := ledger.ctwi[c.name]; n > lifetimes+retries {
+			t.Errorf("%s: %d CreateTokenWithIAM calls over %d credential lifetimes (%v of clock) with %d retries caused by faults (%d failed calls, %d AssumeRole refusals)",
+				c.name, n, lifetimes, c.last.Sub(c.first).Round(time.Minute), retries, ledger.ctwiFailed[c.name], ledger.arRefused[c.name])
+		}
+		// Tighter: beyond those retries, Identity Center is called again
+		// only when the identity context (an hour, as the refresh token
+		// renews it) is about to expire; the credentials (15 minutes) are
+		// renewed with it, through AssumeRole alone.
+		contexts := 0
+		if !c.first.IsZero() {
+			contexts = int((c.last.Sub(c.first)+5*time.Second)/(soakContextTTL-time.Minute)) + 1
+		}
+		if n := ledger.ctwi[c.name]; n > contexts+retries {
+			beyondContexts++
+			t.Errorf("%s: %d CreateTokenWithIAM calls over %d identity contexts with %d retries caused by faults",
+				c.name, n, contexts, retries)
+		}
+		ctwiTotal += ledger.ctwi[c.name]
+		ctwiBound += lifetimes + retries
+		ctwiRetries += retries
+		if n := ledger.ctwi[c.name] - retries; n > mostBeyondRetries {
+			mostBeyondRetries, lifetimesOfMost = n, lifetimes
+		}
+	}
+	if n := ledger.ctwi[""]; n > 0 {
+		t.Errorf("%d CreateTokenWithIAM calls not attributed to a user", n)
 	}
 	credsMu.Unlock()
 	for jti, n := range ledger.jtiExchange {
@@ -446,6 +547,9 @@ func soak(t *testing.T, d time.Duration) {
 		return true
 	})
 	s := m.Stats()
+	t.Logf("%d CreateTokenWithIAM calls, bound %d (credential lifetimes + %d retries caused by faults); "+
+		"most calls beyond retries for one user: %d, over %d lifetimes; %d users beyond one call per identity context plus retries",
+		ctwiTotal, ctwiBound, ctwiRetries, mostBeyondRetries, lifetimesOfMost, beyondContexts)
 	t.Logf("%d credentials issued but never handed out (renewed ahead and not used, or failed after AWS answered)", wasted)
 	t.Logf("%d rounds, %v of clock, %d users; answers %v; %d credentials issued in %d AssumeRole attempts; "+
 		"%d AssumeRoleWithWebIdentity; stats: exchanges %d, renewals %d, background %d, merged %d",

@@ -25,7 +25,7 @@ import (
 var b64 = base64.RawURLEncoding.EncodeToString
 
 // idpRSAKey returns the public key of idp's current RS256 key.
-func idpRSAKey(t *testing.T, idp *tiptest.IdP) *rsa.PublicKey {
+func idpRSAKey(t testing.TB, idp *tiptest.IdP) *rsa.PublicKey {
 	t.Helper()
 	resp, err := http.Get(idp.JWKSURL())
 	if err != nil {
