@@ -22,7 +22,8 @@ type report struct {
 	ProcessHeapPerUser float64       // the whole process's growth per user (tiptest and client included)
 	ChurnEvictions     uint64
 	ChurnHeld          int
-	ChurnRetained      uint64 // bytes the churn middleware held at the end
+	ChurnAtBound       int64  // live heap growth once the first churn-bound users are cached
+	ChurnAtEnd         int64  // live heap growth once every churn user has passed
 	RefreshBackground  uint64 // background renewals of the refresh scenario
 	RefreshMoves       int    // clock moves done
 }
@@ -85,11 +86,10 @@ func (r *report) markdown() string {
 			r.MemUsers, r.HeapPerUser, r.HeapPerUser/1024, r.ProcessHeapPerUser)
 	}
 	if ch := r.byName("churn"); ch != nil {
-		fmt.Fprintf(&b, "- churn: %d users through a bound of %d: %d evictions, %d held at the end; the middleware then held %s MiB",
-			ch.Users, c.churnBound, r.ChurnEvictions, r.ChurnHeld, mib(r.ChurnRetained))
-		if r.HeapPerUser > 0 {
-			bound := r.HeapPerUser * float64(c.churnBound)
-			fmt.Fprintf(&b, ", %.1fx what %d cached users take (1.0x is flat)", float64(r.ChurnRetained)/bound, c.churnBound)
+		fmt.Fprintf(&b, "- churn: %d users through a bound of %d: %d evictions, %d held at the end; live heap %s MiB above the start once %d users were cached, %s MiB once all %d had passed",
+			ch.Users, c.churnBound, r.ChurnEvictions, r.ChurnHeld, mib(uint64(max(r.ChurnAtBound, 0))), c.churnBound, mib(uint64(max(r.ChurnAtEnd, 0))), ch.Users)
+		if r.ChurnAtBound > 0 {
+			fmt.Fprintf(&b, ": %.2fx (1.0x is flat)", float64(r.ChurnAtEnd)/float64(r.ChurnAtBound))
 		}
 		b.WriteString(".\n")
 	}
