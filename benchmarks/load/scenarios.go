@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -169,13 +170,27 @@ func (d *driver) memory(ctx context.Context, rep *report) error {
 	if err := d.writeHeapProfile(); err != nil {
 		return err
 	}
+	gone := make(chan struct{})
+	runtime.AddCleanup(s.mw, func(gone chan struct{}) { close(gone) }, gone)
 	s.close()
 	s = nil
 	d.client.CloseIdleConnections()
+	// The middleware's memory is what the heap loses once it is
+	// collected: wait for that (its background goroutines end after
+	// Close), or report only the whole process's growth.
+	collected := false
+	for i := 0; i < 50 && !collected; i++ {
+		runtime.GC()
+		select {
+		case <-gone:
+			collected = true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	without := liveHeap()
 	rep.Results = append(rep.Results, res)
 	rep.MemUsers = st.Users
-	if st.Users > 0 && with > without {
+	if collected && st.Users > 0 && with > without {
 		rep.HeapPerUser = float64(with-without) / float64(st.Users)
 	}
 	if with > before {
