@@ -96,8 +96,18 @@ const (
 // expire, so that none is sent twice.
 type spentSet struct {
 	mu        sync.Mutex
-	until     map[string]time.Time
+	until     map[spentKey]int64 // Unix nanoseconds
 	nextPrune int
+}
+
+// spentKey is a token's key hashed to 16 bytes: an entry costs about 40
+// bytes whatever the issuer's URL and the jti, which matters when many
+// users pass through (an entry stays until its token expires).
+type spentKey [16]byte
+
+func keyOf(info tokenInfo) spentKey {
+	sum := sha256.Sum256([]byte(info.key))
+	return spentKey(sum[:16])
 }
 
 // claim records info as spent and reports whether it was not spent before.
@@ -105,9 +115,10 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.until == nil {
-		s.until = make(map[string]time.Time)
+		s.until = make(map[spentKey]int64)
 	}
-	if until, ok := s.until[info.key]; ok && now.Before(until) {
+	k := keyOf(info)
+	if until, ok := s.until[k]; ok && now.UnixNano() < until {
 		return false
 	}
 	s.pruneLocked(now)
@@ -120,7 +131,7 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 		// claimed again at once.
 		until = now.Add(spentMargin)
 	}
-	s.until[info.key] = until
+	s.until[k] = until.UnixNano()
 	return true
 }
 
@@ -129,15 +140,15 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 func (s *spentSet) release(info tokenInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.until, info.key)
+	delete(s.until, keyOf(info))
 }
 
 // has reports whether info was claimed and is still remembered.
 func (s *spentSet) has(info tokenInfo, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.until[info.key]
-	return ok && now.Before(until)
+	until, ok := s.until[keyOf(info)]
+	return ok && now.UnixNano() < until
 }
 
 // pruneLocked drops forgotten entries once the set has doubled since the last
@@ -146,8 +157,9 @@ func (s *spentSet) pruneLocked(now time.Time) {
 	if len(s.until) < s.nextPrune {
 		return
 	}
+	n := now.UnixNano()
 	for k, until := range s.until {
-		if !now.Before(until) {
+		if n >= until {
 			delete(s.until, k)
 		}
 	}
