@@ -223,6 +223,9 @@ func (d *driver) openConns(ctx context.Context, url string, n int) error {
 	return first
 }
 
+// sortLoad sorts l's latencies, as percentiles need.
+func sortLoad(l *load) { slices.Sort(l.lat) }
+
 // load is the outcome of driving a server.
 type load struct {
 	lat     []time.Duration // sorted
@@ -231,8 +234,11 @@ type load struct {
 	first   error
 }
 
+// add adds o, a load driven after l, to l; sortLoad must follow before
+// percentiles are read.
 func (l *load) add(o *load) {
 	l.lat = append(l.lat, o.lat...)
+	l.elapsed += o.elapsed
 	l.errs += o.errs
 	if l.first == nil {
 		l.first = o.first

@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report,
 		Started: time.Now(), Config: c,
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 	}
-	steps := []func(context.Context, *report) error{d.bare, d.warm, d.herd, d.memory, d.churn, d.refresh}
+	steps := []func(context.Context, *report) error{d.steady, d.herd, d.memory, d.churn, d.refresh}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

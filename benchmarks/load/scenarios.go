@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/tipkit/tipkit/benchmarks/internal/fixture"
@@ -60,43 +59,54 @@ func (d *driver) record(name string, l *load, awsCalls, users int, st *middlewar
 	return r
 }
 
-// bare drives the bare server with the warm users' tokens.
-func (d *driver) bare(ctx context.Context, rep *report) error {
+// steady drives a bare server and the middleware, once every warm user's
+// credentials are held, with the same requests. Both run in alternating
+// slices (bare, warm, warm, bare, bare, warm), so that the machine's drift
+// over a run weighs on both alike; each result adds up its slices.
+func (d *driver) steady(ctx context.Context, rep *report) error {
 	d.warmToks = d.mint("warm", d.c.warmUsers)
-	s, err := d.startServer(true, nil)
+	bare, err := d.startServer(true, nil)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	if err := d.warmUp(ctx, s.url, d.warmToks, d.c.concurrency); err != nil {
+	defer bare.close()
+	warm, err := d.startServer(false, nil)
+	if err != nil {
 		return err
 	}
+	defer warm.close()
+	for _, s := range []*server{bare, warm} {
+		if err := d.warmUp(ctx, s.url, d.warmToks, d.c.concurrency); err != nil {
+			return err
+		}
+	}
+	const parts = 6
+	calls := fixture.AWSCalls(d.env)
 	d.resetPeak()
-	l := d.drive(ctx, "bare", s.url, d.c.concurrency, d.c.requests, d.c.duration, d.tokenOf(d.warmToks), nil)
-	rep.Results = append(rep.Results, d.record("bare", l, 0, d.c.warmUsers, nil))
+	var lb, lw load
+	slice := func(name, url string) *load {
+		return d.drive(ctx, name, url, d.c.concurrency, d.c.requests/parts, d.c.duration/parts, d.tokenOf(d.warmToks), nil)
+	}
+	for i := range parts / 2 {
+		if i%2 == 0 { // bare first, then warm first: neither always goes first
+			lb.add(slice("bare", bare.url))
+			lw.add(slice("warm", warm.url))
+		} else {
+			lw.add(slice("warm", warm.url))
+			lb.add(slice("bare", bare.url))
+		}
+	}
+	sortLoad(&lb)
+	sortLoad(&lw)
+	st := warm.mw.Stats()
+	rep.Results = append(rep.Results,
+		d.record("bare", &lb, 0, d.c.warmUsers, nil),
+		d.record("warm", &lw, fixture.AWSCalls(d.env)-calls, d.c.warmUsers, &st))
 	return nil
 }
 
 func (d *driver) tokenOf(toks []string) func(int) string {
 	return func(i int) string { return toks[i%len(toks)] }
-}
-
-// warm drives the middleware once every warm user's credentials are held.
-func (d *driver) warm(ctx context.Context, rep *report) error {
-	s, err := d.startServer(false, nil)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	if err := d.warmUp(ctx, s.url, d.warmToks, d.c.concurrency); err != nil {
-		return err
-	}
-	calls := fixture.AWSCalls(d.env)
-	d.resetPeak()
-	l := d.drive(ctx, "warm", s.url, d.c.concurrency, d.c.requests, d.c.duration, d.tokenOf(d.warmToks), nil)
-	st := s.mw.Stats()
-	rep.Results = append(rep.Results, d.record("warm", l, fixture.AWSCalls(d.env)-calls, d.c.warmUsers, &st))
-	return nil
 }
 
 // herd sends the first requests of many new users at once: herdPerUser
@@ -223,8 +233,7 @@ func (d *driver) churn(ctx context.Context, rep *report) error {
 	rest := d.drive(ctx, "churn", s.url, d.c.concurrency, 2*(len(toks)-first), dur, func(i int) string { return toks[first+i/2] }, nil)
 	atEnd := liveHeap()
 	l.add(rest)
-	l.elapsed += rest.elapsed
-	slices.Sort(l.lat)
+	sortLoad(l)
 	st := s.mw.Stats()
 	rep.Results = append(rep.Results, d.record("churn", l, fixture.AWSCalls(d.env)-calls, d.c.churnUsers, &st))
 	rep.ChurnEvictions = st.Evictions
