@@ -90,10 +90,14 @@ func (r *report) markdown() string {
 			r.MemUsers, r.ProcessHeapPerUser, r.ProcessHeapPerUser/1024)
 	}
 	if ch := r.byName("churn"); ch != nil {
-		fmt.Fprintf(&b, "- churn: %d users through a bound of %d: %d evictions, %d held at the end; live heap %s MiB above the start once %d users were cached, %s MiB once all %d had passed",
-			ch.Users, c.churnBound, r.ChurnEvictions, r.ChurnHeld, mib(uint64(max(r.ChurnAtBound, 0))), c.churnBound, mib(uint64(max(r.ChurnAtEnd, 0))), ch.Users)
-		if r.ChurnAtBound > 0 {
-			fmt.Fprintf(&b, ": %.2fx (1.0x is flat)", float64(r.ChurnAtEnd)/float64(r.ChurnAtBound))
+		fmt.Fprintf(&b, "- churn: %d users through a bound of %d: %d evictions, %d held at the end; the live heap grew %s MiB while the first %d users were cached",
+			ch.Users, c.churnBound, r.ChurnEvictions, r.ChurnHeld, mib(uint64(max(r.ChurnAtBound, 0))), c.churnBound)
+		if more := ch.Users - c.churnBound; more > 0 {
+			fmt.Fprintf(&b, ", then %.0f bytes per further user passing through (%+.1f MiB over %d users)",
+				float64(r.ChurnAtEnd-r.ChurnAtBound)/float64(more), float64(r.ChurnAtEnd-r.ChurnAtBound)/(1<<20), more)
+		}
+		if r.ChurnAtBound > 0 && r.ChurnAtEnd > 0 {
+			fmt.Fprintf(&b, "; end against bound: %.2fx (1.0x is flat)", float64(r.ChurnAtEnd)/float64(r.ChurnAtBound))
 		}
 		b.WriteString(".\n")
 	}
