@@ -245,7 +245,7 @@ func TestSoak(t *testing.T) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	logs := uint64(len(suiteLogs.String()) - logStart) // kept on purpose, for TestMain's check
-	const slack = 64 << 20
+	const slack = 16 << 20                             // about 4x the growth seen: what the runtime and the test keep
 	if after.HeapAlloc > before.HeapAlloc+logs+slack {
 		t.Errorf("heap %d MiB after the soak, %d MiB before (%d MiB of logs kept)",
 			after.HeapAlloc>>20, before.HeapAlloc>>20, logs>>20)
