@@ -270,7 +270,8 @@ func (a *AWS) s3Authenticate(r *http.Request, body []byte) (*principal, *apiErro
 	if aerr != nil {
 		return nil, aerr
 	}
-	canonical, serr := s3CanonicalRequest(r, auth.signedHeaders, payloadHash)
+	// S3's path is URI-encoded once, not twice as for other services.
+	canonical, serr := canonicalRequest(r, s3CanonicalURI(r.URL.Path), auth.signedHeaders, payloadHash)
 	if serr != nil {
 		return nil, s3Err("SignatureDoesNotMatch", serr.msg)
 	}
@@ -332,26 +333,6 @@ func s3PayloadHash(r *http.Request) (string, *apiError) {
 			"ArgumentName", "x-amz-content-sha256", "ArgumentValue", h)
 	}
 	return h, nil
-}
-
-// s3CanonicalRequest builds the SigV4 canonical request of an S3 request:
-// unlike other services, its path is URI-encoded once, not twice.
-func s3CanonicalRequest(r *http.Request, signedHeaders []string, payloadHash string) (string, *sigv4Error) {
-	query, err := canonicalQuery(r.URL.RawQuery)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	b.WriteString(r.Method + "\n")
-	b.WriteString(s3CanonicalURI(r.URL.Path) + "\n")
-	b.WriteString(query + "\n")
-	for _, name := range signedHeaders {
-		b.WriteString(name + ":" + canonicalHeaderValue(r, name) + "\n")
-	}
-	b.WriteString("\n")
-	b.WriteString(strings.Join(signedHeaders, ";") + "\n")
-	b.WriteString(payloadHash)
-	return b.String(), nil
 }
 
 // s3CanonicalURI URI-encodes the decoded path once: every byte but the

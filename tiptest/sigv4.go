@@ -118,7 +118,7 @@ func (v *sigv4Verifier) verify(r *http.Request, body []byte) (string, *sigv4Erro
 	if err != nil {
 		return "", err
 	}
-	canonical, err := canonicalRequest(r, auth.signedHeaders, payloadHash)
+	canonical, err := canonicalRequest(r, canonicalURI(r.URL), auth.signedHeaders, payloadHash)
 	if err != nil {
 		return "", err
 	}
@@ -259,15 +259,16 @@ func checkPayloadHash(r *http.Request, body []byte) (string, *sigv4Error) {
 	return hash, nil
 }
 
-// canonicalRequest builds the SigV4 canonical request of r.
-func canonicalRequest(r *http.Request, signedHeaders []string, payloadHash string) (string, *sigv4Error) {
+// canonicalRequest builds the SigV4 canonical request of r, whose
+// canonical URI is uri.
+func canonicalRequest(r *http.Request, uri string, signedHeaders []string, payloadHash string) (string, *sigv4Error) {
 	query, err := canonicalQuery(r.URL.RawQuery)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	b.WriteString(r.Method + "\n")
-	b.WriteString(canonicalURI(r.URL) + "\n")
+	b.WriteString(uri + "\n")
 	b.WriteString(query + "\n")
 	for _, name := range signedHeaders {
 		b.WriteString(name + ":" + canonicalHeaderValue(r, name) + "\n")
