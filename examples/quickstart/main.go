@@ -124,12 +124,14 @@ func burst(ctx context.Context, w io.Writer, env *tiptest.Env, url string) error
 		owners   map[string]bool
 	}
 	var mu sync.Mutex
-	tallies := map[string]*tally{}
+	tallies := map[string]*tally{} // filled before any request starts: read concurrently below
+	for _, user := range users {
+		tallies[user] = &tally{keys: map[string]bool{}, owners: map[string]bool{}}
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(users)*requestsPerUser)
 	for _, user := range users {
 		token := env.IdP.Token(user)
-		tallies[user] = &tally{keys: map[string]bool{}, owners: map[string]bool{}}
 		for range requestsPerUser {
 			wg.Go(func() {
 				status, body, err := call(ctx, url, token)
