@@ -99,6 +99,8 @@ type Error struct {
 	Err error
 }
 
+// Error describes e by its kind, operation and AWS error code; it never
+// includes a token, an identity context or AWS's own message.
 func (e *Error) Error() string {
 	msg := "exchange: " + e.Op + ": " + e.Kind.String()
 	if e.Code != "" {

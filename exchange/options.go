@@ -14,18 +14,23 @@ import (
 // SSOOIDCClient is the one method of the SSO OIDC client an [Exchanger]
 // calls; *ssooidc.Client satisfies it.
 type SSOOIDCClient interface {
+	// CreateTokenWithIAM trades an assertion, or a refresh token, for an
+	// Identity Center token and the user's identity context.
 	CreateTokenWithIAM(ctx context.Context, in *ssooidc.CreateTokenWithIAMInput, optFns ...func(*ssooidc.Options)) (*ssooidc.CreateTokenWithIAMOutput, error)
 }
 
 // STSClient is the one method of the STS client an [Exchanger] calls to
 // obtain the user's credentials; *sts.Client satisfies it.
 type STSClient interface {
+	// AssumeRole assumes the access role with the identity context.
 	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
 }
 
 // WebIdentityClient is the one method of the STS client an [Exchanger]
 // calls to assume the application role; *sts.Client satisfies it.
 type WebIdentityClient interface {
+	// AssumeRoleWithWebIdentity assumes the application role with a
+	// user's token.
 	AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error)
 }
 
