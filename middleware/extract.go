@@ -32,7 +32,7 @@ type Extractor func(r *http.Request) (string, error)
 //     section 5.3 advises against tokens in URLs, which end up in logs. The
 //     body itself is never read.
 func BearerExtractor(r *http.Request) (string, error) {
-	if hasQueryToken(r.URL) || r.PostForm.Has("access_token") {
+	if tokenOutsideHeader(r) {
 		return "", newError(KindInvalidRequest, "access tokens are accepted only in the Authorization header", nil)
 	}
 	return fromHeader(r.Header["Authorization"], "Bearer")
@@ -86,11 +86,10 @@ func fromHeader(values []string, scheme string) (string, error) {
 		return "", newError(KindInvalidRequest, "the credentials header holds bytes outside printable ASCII", nil)
 	}
 	if scheme != "" {
-		got, rest, _ := strings.Cut(v, " ")
-		if !strings.EqualFold(got, scheme) {
+		var ok bool
+		if v, ok = cutScheme(v, scheme); !ok {
 			return "", nil
 		}
-		v = strings.TrimLeft(rest, " ")
 	}
 	if v == "" {
 		return "", newError(KindInvalidRequest, "the credentials header holds no token", nil)
@@ -99,6 +98,22 @@ func fromHeader(values []string, scheme string) (string, error) {
 		return "", newError(KindInvalidRequest, "the credentials header is malformed", nil)
 	}
 	return v, nil
+}
+
+// tokenOutsideHeader reports whether r carries an access_token in its
+// query string or in a form body the application has already parsed.
+func tokenOutsideHeader(r *http.Request) bool {
+	return hasQueryToken(r.URL) || r.PostForm.Has("access_token")
+}
+
+// cutScheme returns what follows scheme (matched case-insensitively) and
+// the spaces after it in the credentials v, and whether v uses scheme.
+func cutScheme(v, scheme string) (string, bool) {
+	got, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(got, scheme) {
+		return "", false
+	}
+	return strings.TrimLeft(rest, " "), true
 }
 
 // hasQueryToken reports whether the query string of u has an access_token

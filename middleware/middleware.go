@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -249,19 +248,17 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 // other request, including one with a token in its query string, gets
 // (_, nil) and goes through the extractor and a full Verify.
 func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *Claims) {
-	if m.o.Extractor != nil || hasQueryToken(r.URL) || r.PostForm.Has("access_token") {
+	if m.o.Extractor != nil || tokenOutsideHeader(r) {
 		return "", nil
 	}
 	values := r.Header["Authorization"]
 	if len(values) != 1 {
 		return "", nil
 	}
-	v := values[0]
-	const scheme = "Bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+	raw, ok := cutScheme(values[0], "Bearer")
+	if !ok {
 		return "", nil
 	}
-	raw := strings.TrimLeft(v[len(scheme):], " ")
 	c := m.verifier.remembered(raw, now)
 	if c == nil {
 		return "", nil

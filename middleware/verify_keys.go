@@ -55,6 +55,7 @@ type keySet struct {
 	// stale is set while the last refresh of the key set failed: a kid
 	// it does not hold may then be a new key of the issuer, not a forgery.
 	stale *atomic.Bool
+	every time.Duration // the least time between refreshes for unknown kids
 
 	mu         sync.Mutex
 	refreshing chan struct{} // closed when the running refresh ends
@@ -63,12 +64,18 @@ type keySet struct {
 // unknownKey refuses a token whose kid the key set does not hold: 401,
 // unless the key set could not be refreshed, when the kid may be the
 // issuer's new key and the answer is 503.
-func (ks *keySet) unknownKey(err error, every time.Duration) error {
+func (ks *keySet) unknownKey(err error) error {
 	if !ks.stale.Load() {
 		return err
 	}
+	return errKeysUnavailable(err, ks.every)
+}
+
+// errKeysUnavailable is the 503 of a token whose issuer's keys cannot be
+// had now, to retry after retryAfter.
+func errKeysUnavailable(err error, retryAfter time.Duration) *Error {
 	e := newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", err)
-	e.RetryAfter = every
+	e.RetryAfter = retryAfter
 	return e
 }
 
@@ -115,8 +122,8 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 			close(done)
 		}()
 		key, err := ks.kf.KeyfuncCtx(ctx)(t) // kid unknown: keyfunc refreshes
-		if err != nil && errors.Is(err, jwkset.ErrKeyNotFound) {
-			return nil, ks.unknownKey(err, ks.every())
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
+			return nil, ks.unknownKey(err)
 		}
 		return key, err
 	}
@@ -130,15 +137,7 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 			return ks.kf.KeyfuncCtx(ctx)(t)
 		}
 	}
-	return nil, ks.unknownKey(fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound), ks.every())
-}
-
-// every is the least time between refreshes for unknown key IDs.
-func (ks *keySet) every() time.Duration {
-	if l := ks.limiter.Limit(); l > 0 {
-		return time.Duration(float64(time.Second) / float64(l))
-	}
-	return time.Second
+	return nil, ks.unknownKey(fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound))
 }
 
 // keys returns the key set, waiting for a first fetch if one is running or
@@ -166,9 +165,7 @@ func (s *keySource) keys(ctx context.Context) (*keySet, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", errors.Join(ctx.Err(), s.lastErr))
-	e.RetryAfter = time.Until(s.retryAt)
-	return nil, e
+	return nil, errKeysUnavailable(errors.Join(ctx.Err(), s.lastErr), time.Until(s.retryAt))
 }
 
 // fetch makes a first fetch, on the Verifier's context so that no request
@@ -229,7 +226,7 @@ func (s *keySource) newKeySet() (*keySet, error) {
 		stop()
 		return nil, err
 	}
-	return &keySet{kf: kf, local: local, limiter: limiter, stop: stop, stale: stale}, nil
+	return &keySet{kf: kf, local: local, limiter: limiter, stop: stop, stale: stale, every: s.every}, nil
 }
 
 // discover returns the jwks_uri of the issuer's OpenID Connect discovery
