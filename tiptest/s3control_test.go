@@ -156,7 +156,7 @@ func TestGetDataAccessSignature(t *testing.T) {
 	session := s3UserCreds(t, env, "alice")
 
 	wrong := session
-	wrong.SecretAccessKey = "x" + session.SecretAccessKey[1:]
+	wrong.SecretAccessKey = otherSecret(session.SecretAccessKey)
 	_, err := s3DataAccess(env, &wrong, s3Target(env, "alice/"), permRead)
 	awsWantCode(t, err, "SignatureDoesNotMatch", http.StatusForbidden)
 	other := s3Control(env, &session, func(o *s3control.Options) { o.Region = "eu-west-1" })
