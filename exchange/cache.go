@@ -264,6 +264,8 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 	var led atomic.Bool
 	ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
 		led.Store(true)
+		c.stats.inFlight.Add(1)
+		defer c.stats.inFlight.Add(-1)
 		return c.renew(ctx, e)
 	})
 	select {
@@ -298,8 +300,10 @@ func (c *Cache) refreshInBackground(e *entry, webToken string) {
 	}
 	e.setToken(webToken)
 	c.wg.Add(1)
+	c.stats.inFlight.Add(1) // before the goroutine: counted once the request that started it returns
 	go func() {
 		defer c.wg.Done()
+		defer c.stats.inFlight.Add(-1)
 		defer e.refreshing.Store(false)
 		c.stats.backgroundRefreshes.Add(1)
 		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) { return c.renew(context.Background(), e) })
@@ -492,6 +496,7 @@ type CacheStats struct {
 	Renewals            uint64 // of which renewals of a session
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
 	Evictions           uint64 // users dropped by the MaxUsers bound
+	InFlight            int64  // exchanges and renewals under way now, background ones included
 	Refused             uint64 // failures of kind KindRefused
 	Unavailable         uint64 // failures of kind KindUnavailable
 	Config              uint64 // failures of kind KindConfig
@@ -501,7 +506,8 @@ type CacheStats struct {
 type cacheCounters struct {
 	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
 	backgroundRefreshes, evictions atomic.Uint64
-	byKind [KindReauthenticate + 1]atomic.Uint64
+	inFlight atomic.Int64
+	byKind   [KindReauthenticate + 1]atomic.Uint64
 }
 
 func (s *cacheCounters) countError(err error) {
@@ -518,7 +524,7 @@ func (c *Cache) Stats() CacheStats {
 		Requests: s.requests.Load(), Hits: s.hits.Load(), NegativeHits: s.negativeHits.Load(),
 		Waiters: s.waiters.Load(), Merged: s.merged.Load(), Abandoned: s.abandoned.Load(), Flights: s.flights.Load(),
 		Exchanges: s.exchanges.Load(), Renewals: s.renewals.Load(),
-		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(),
+		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(), InFlight: s.inFlight.Load(),
 		Refused: s.byKind[KindRefused].Load(), Unavailable: s.byKind[KindUnavailable].Load(),
 		Config: s.byKind[KindConfig].Load(), Reauthenticate: s.byKind[KindReauthenticate].Load(),
 	}

@@ -142,7 +142,13 @@ type exposureWatch struct {
 // middleware (built later, so closed earlier) has stopped.
 func newWatch(t testing.TB, rec *awsRecorder) *exposureWatch {
 	w := &exposureWatch{logStart: len(suiteLogs.String()), rec: rec}
-	t.Cleanup(func() { w.check(t) })
+	t.Cleanup(func() {
+		w.check(t)
+		if t.Failed() { // what tipkit logged, checked above to hold no secret
+			logs := strings.Split(strings.TrimSpace(suiteLogs.String()[w.logStart:]), "\n")
+			t.Logf("the last %d of %d log records of this test:\n%s", min(len(logs), 20), len(logs), strings.Join(logs[max(0, len(logs)-20):], "\n"))
+		}
+	})
 	return w
 }
 
@@ -218,6 +224,27 @@ func hardened(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Options))
 	return m, w
 }
 
+// expiredInFlight reports whether err, from a handler's Retrieve, is the
+// honest answer to credentials that expired after the middleware handed them
+// over (the tiptest clock runs in real time too) and could not be renewed:
+// a typed exchange error instead of expired credentials.
+func expiredInFlight(env *tiptest.Env, id *ctxcreds.Identity, err error) bool {
+	var xe *exchange.Error
+	return err != nil && id != nil && !env.Clock.Now().Before(id.Expires) && errors.As(err, &xe)
+}
+
+// settle waits until m has no exchange or renewal under way, so that moving
+// the tiptest clock next cannot land in the middle of one (a background
+// renewal signed before a jump of minutes would reach AWS after it).
+func settle(t testing.TB, m *middleware.Middleware) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); m.Stats().InFlight != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d exchanges or renewals still under way after 10 s", m.Stats().InFlight)
+		}
+	}
+}
+
 // checkedWhoAmI is whoAmI that also checks, on every request, that the
 // credentials are the caller's by tiptest's AWS and not expired by its
 // clock, and hands every secret it saw to w. It calls STS as the caller
@@ -231,6 +258,11 @@ func checkedWhoAmI(t testing.TB, env *tiptest.Env, w *exposureWatch, callSTS boo
 			return
 		}
 		creds, err := cfg.Credentials.Retrieve(r.Context())
+		if expiredInFlight(env, id, err) {
+			rw.Header().Set("Retry-After", "1")
+			http.Error(rw, "credentials expired in flight", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			http.Error(rw, "no credentials", http.StatusInternalServerError)
 			return
@@ -975,6 +1007,7 @@ func TestBootstrapCredentialsExpire(t *testing.T) {
 	for step := range 18 { // 3 hours in steps of 10 minutes
 		keyOf(t, env, send(alice), "alice")
 		keyOf(t, env, send(env.IdP.Token(fmt.Sprint("user", step))), fmt.Sprint("user", step))
+		settle(t, m)
 		env.Clock.Advance(10 * time.Minute)
 	}
 	if n := env.AWS.Calls("AssumeRoleWithWebIdentity"); n < 3 {
@@ -985,6 +1018,7 @@ func TestBootstrapCredentialsExpire(t *testing.T) {
 	env.Clock.Advance(50 * time.Minute)
 	keyOf(t, env, send(alice), "alice")
 	// ...and once her token has expired too, she gets the 401.
+	settle(t, m)
 	env.Clock.Advance(90 * time.Minute)
 	refusal(t, send(alice), http.StatusUnauthorized, "invalid_token")
 	keyOf(t, env, send(env.IdP.Token("alice")), "alice")

@@ -394,6 +394,7 @@ type Stats struct {
 	MergedWaiters       uint64 // requests that waited on another request's exchange
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
 	Evictions           uint64 // users dropped by MaxUsers
+	InFlight            int64  // exchanges and renewals under way now, background ones included
 	Users               int    // users held now
 
 	// Errors counts failed requests by kind, indexed by ErrorKind.String().
@@ -407,7 +408,7 @@ func (m *Middleware) Stats() Stats {
 		Requests: m.requests.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
 		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
 		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
-		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Users: m.cache.Len(),
+		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, InFlight: cs.InFlight, Users: m.cache.Len(),
 		Errors: map[string]uint64{},
 	}
 	for k := KindNoToken; k <= KindInternal; k++ {

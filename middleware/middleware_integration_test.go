@@ -307,12 +307,15 @@ func TestRefreshAheadServesOldCredentials(t *testing.T) {
 		}
 	}
 	<-started // the one background renewal reached AWS
-	if s := m.Stats(); s.BackgroundRefreshes != 1 {
-		t.Fatalf("%d background refreshes, want 1", s.BackgroundRefreshes)
+	if s := m.Stats(); s.BackgroundRefreshes != 1 || s.InFlight != 1 {
+		t.Fatalf("%d background refreshes, %d in flight, want 1 and 1", s.BackgroundRefreshes, s.InFlight)
 	}
 	release()
 	if err := m.Close(); err != nil { // waits for the background renewal
 		t.Fatal(err)
+	}
+	if n := m.Stats().InFlight; n != 0 {
+		t.Fatalf("%d in flight after Close, want 0", n)
 	}
 	fresh := keyOf(t, env, get(t, h, tok), "alice")
 	if fresh == old {

@@ -299,16 +299,23 @@ func soak(t *testing.T, d time.Duration) {
 	defer func() { _ = m.Close() }()
 
 	var (
-		okCount, bad atomic.Int64
-		statuses     sync.Map // "status error" => *atomic.Int64
-		credsMu      sync.Mutex
-		creds        = map[string]bool{}        // access keys seen, their secrets handed to watch once
-		handedOut    = map[string][]time.Time{} // expiry of each credentials handed to a handler, by user
+		okCount, bad  atomic.Int64
+		expiredMidway atomic.Int64 // credentials that expired between the middleware and the handler
+		statuses      sync.Map     // "status error" => *atomic.Int64
+		credsMu       sync.Mutex
+		creds         = map[string]bool{}        // access keys seen, their secrets handed to watch once
+		handedOut     = map[string][]time.Time{} // expiry of each credentials handed to a handler, by user
 	)
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg, _ := ctxcreds.Config(r.Context())
 		id, _ := ctxcreds.IdentityFrom(r.Context())
 		c, err := cfg.Credentials.Retrieve(r.Context())
+		if expiredInFlight(env, id, err) {
+			expiredMidway.Add(1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "credentials expired in flight", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			http.Error(w, "no credentials", http.StatusInternalServerError)
 			return
@@ -551,6 +558,7 @@ func soak(t *testing.T, d time.Duration) {
 		"most calls beyond retries for one user: %d, over %d lifetimes; %d users beyond one call per identity context plus retries",
 		ctwiTotal, ctwiBound, ctwiRetries, mostBeyondRetries, lifetimesOfMost, beyondContexts)
 	t.Logf("%d credentials issued but never handed out (renewed ahead and not used, or failed after AWS answered)", wasted)
+	t.Logf("%d requests whose credentials expired between the middleware and the handler, and could not be renewed", expiredMidway.Load())
 	t.Logf("%d rounds, %v of clock, %d users; answers %v; %d credentials issued in %d AssumeRole attempts; "+
 		"%d AssumeRoleWithWebIdentity; stats: exchanges %d, renewals %d, background %d, merged %d",
 		rounds, span.Round(time.Minute), soakUsers, answers, issuedTotal, attemptsTotal,
