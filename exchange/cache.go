@@ -496,7 +496,7 @@ type CacheStats struct {
 	Renewals            uint64 // of which renewals of a session
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
 	Evictions           uint64 // users dropped by the MaxUsers bound
-	InFlight            int64  // exchanges and renewals under way now, background ones included
+	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
 	Refused             uint64 // failures of kind KindRefused
 	Unavailable         uint64 // failures of kind KindUnavailable
 	Config              uint64 // failures of kind KindConfig

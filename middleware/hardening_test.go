@@ -224,13 +224,19 @@ func hardened(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Options))
 	return m, w
 }
 
-// expiredInFlight reports whether err, from a handler's Retrieve, is the
-// honest answer to credentials that expired after the middleware handed them
-// over (the tiptest clock runs in real time too) and could not be renewed:
-// a typed exchange error instead of expired credentials.
-func expiredInFlight(env *tiptest.Env, id *ctxcreds.Identity, err error) bool {
+// answerExpiredInFlight answers 503 with Retry-After, and reports true, when
+// err from a handler's Retrieve is the honest answer to credentials that
+// expired after the middleware handed them over (the tiptest clock runs in
+// real time too) and could not be renewed: a typed exchange error instead
+// of expired credentials. Otherwise it writes nothing.
+func answerExpiredInFlight(w http.ResponseWriter, env *tiptest.Env, id *ctxcreds.Identity, err error) bool {
 	var xe *exchange.Error
-	return err != nil && id != nil && !env.Clock.Now().Before(id.Expires) && errors.As(err, &xe)
+	if err == nil || id == nil || env.Clock.Now().Before(id.Expires) || !errors.As(err, &xe) {
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "credentials expired in flight", http.StatusServiceUnavailable)
+	return true
 }
 
 // settle waits until m has no exchange or renewal under way, so that moving
@@ -258,9 +264,7 @@ func checkedWhoAmI(t testing.TB, env *tiptest.Env, w *exposureWatch, callSTS boo
 			return
 		}
 		creds, err := cfg.Credentials.Retrieve(r.Context())
-		if expiredInFlight(env, id, err) {
-			rw.Header().Set("Retry-After", "1")
-			http.Error(rw, "credentials expired in flight", http.StatusServiceUnavailable)
+		if answerExpiredInFlight(rw, env, id, err) {
 			return
 		}
 		if err != nil {

@@ -394,7 +394,7 @@ type Stats struct {
 	MergedWaiters       uint64 // requests that waited on another request's exchange
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
 	Evictions           uint64 // users dropped by MaxUsers
-	InFlight            int64  // exchanges and renewals under way now, background ones included
+	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
 	Users               int    // users held now
 
 	// Errors counts failed requests by kind, indexed by ErrorKind.String().
