@@ -93,19 +93,73 @@ func (c *callerCtx) Value(key any) any {
 // String names the context in the way the context package's own do.
 func (c *callerCtx) String() string { return "ctxcreds.WithCaller" }
 
-// Identity describes the verified caller of a request.
+// Identity describes the verified caller of a request. It is read-only:
+// its fields are reached through methods, and the claims through copies,
+// so that a handler cannot change what later requests of the same caller
+// see (the middleware hands one Identity to every request of a token).
 type Identity struct {
-	// Issuer is the iss claim of the caller's verified token.
-	Issuer string
-	// Subject is the sub claim of the caller's verified token. Together with
-	// Issuer it names one user.
-	Subject string
-	// Claims holds the verified claims of the token. Treat it as read-only:
-	// it may be shared between requests of the same token.
-	Claims map[string]any
-	// Expires is when the caller's AWS credentials expire; the zero time when
-	// no credentials were obtained.
-	Expires time.Time
+	issuer, subject string
+	claims          map[string]any
+	expires         time.Time
+}
+
+// NewIdentity returns the identity of the user named by issuer and subject
+// (the iss and sub claims of the user's verified token), with the token's
+// verified claims, whose AWS credentials expire at expires (the zero time
+// when none were obtained). NewIdentity keeps claims, not a copy: the
+// caller must not modify claims afterwards.
+func NewIdentity(issuer, subject string, claims map[string]any, expires time.Time) *Identity {
+	return &Identity{issuer: issuer, subject: subject, claims: claims, expires: expires}
+}
+
+// Issuer returns the iss claim of the caller's verified token.
+func (id *Identity) Issuer() string { return id.issuer }
+
+// Subject returns the sub claim of the caller's verified token. Together
+// with Issuer it names one user.
+func (id *Identity) Subject() string { return id.subject }
+
+// Expires returns when the caller's AWS credentials expire; the zero time
+// when no credentials were obtained.
+func (id *Identity) Expires() time.Time { return id.expires }
+
+// Claim returns the verified claim name of the caller's token, as decoded
+// from JSON (a number is a float64, an array a []any, an object a
+// map[string]any), and whether the token has it. An array or object is a
+// copy: changing it changes nothing for anyone else.
+func (id *Identity) Claim(name string) (any, bool) {
+	v, ok := id.claims[name]
+	return copyJSON(v), ok
+}
+
+// StringClaim returns the claim name when it is a string, else "".
+func (id *Identity) StringClaim(name string) string {
+	s, _ := id.claims[name].(string)
+	return s
+}
+
+// Claims returns a copy of every verified claim of the caller's token.
+func (id *Identity) Claims() map[string]any {
+	return copyJSON(id.claims).(map[string]any)
+}
+
+// copyJSON returns a deep copy of a value decoded from JSON.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = copyJSON(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = copyJSON(e)
+		}
+		return s
+	}
+	return v
 }
 
 // WithIdentity returns a copy of ctx that carries id. A nil id is stored as
@@ -114,9 +168,9 @@ func WithIdentity(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
-// IdentityFrom returns the identity stored by [WithIdentity], and whether
-// there was one. The returned pointer is shared: do not modify what it
-// points to.
+// IdentityFrom returns the identity stored by [WithIdentity] or
+// [WithCaller], and whether there was one. The Identity is read-only, so
+// it may be shared between requests.
 func IdentityFrom(ctx context.Context) (*Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(*Identity)
 	return id, ok && id != nil

@@ -42,12 +42,10 @@ func TestConfigAbsent(t *testing.T) {
 
 func TestIdentityRoundTrip(t *testing.T) {
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	ctx := ctxcreds.WithIdentity(context.Background(), &ctxcreds.Identity{
-		Issuer: "https://idp.example.com", Subject: "alice", Expires: exp,
-		Claims: map[string]any{"email": "alice@example.com"},
-	})
+	ctx := ctxcreds.WithIdentity(context.Background(), ctxcreds.NewIdentity("https://idp.example.com", "alice",
+		map[string]any{"email": "alice@example.com"}, exp))
 	id, ok := ctxcreds.IdentityFrom(ctx)
-	if !ok || id.Subject != "alice" || id.Issuer != "https://idp.example.com" || !id.Expires.Equal(exp) || id.Claims["email"] != "alice@example.com" {
+	if !ok || id.Subject() != "alice" || id.Issuer() != "https://idp.example.com" || !id.Expires().Equal(exp) || id.StringClaim("email") != "alice@example.com" {
 		t.Fatalf("IdentityFrom() = %+v, %v", id, ok)
 	}
 	if _, ok := ctxcreds.IdentityFrom(context.Background()); ok {
@@ -60,7 +58,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 
 func TestReadsDoNotAllocate(t *testing.T) {
 	ctx := ctxcreds.WithConfig(context.Background(), &aws.Config{Region: "us-east-1"})
-	ctx = ctxcreds.WithIdentity(ctx, &ctxcreds.Identity{Subject: "alice"})
+	ctx = ctxcreds.WithIdentity(ctx, ctxcreds.NewIdentity("", "alice", nil, time.Time{}))
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, ok := ctxcreds.Config(ctx); !ok {
 			t.Fatal("no config")
@@ -89,12 +87,36 @@ func ExampleConfig() {
 }
 
 func ExampleIdentityFrom() {
-	ctx := ctxcreds.WithIdentity(context.Background(), &ctxcreds.Identity{
-		Issuer:  "https://idp.example.com",
-		Subject: "00u1abcd",
-	})
+	ctx := ctxcreds.WithIdentity(context.Background(), ctxcreds.NewIdentity(
+		"https://idp.example.com", "00u1abcd", map[string]any{"email": "alice@example.com"}, time.Time{}))
 	if id, ok := ctxcreds.IdentityFrom(ctx); ok {
-		fmt.Println(id.Issuer, id.Subject)
+		fmt.Println(id.Issuer(), id.Subject(), id.StringClaim("email"))
 	}
-	// Output: https://idp.example.com 00u1abcd
+	// Output: https://idp.example.com 00u1abcd alice@example.com
+}
+
+// A handler that changes what it reads changes nothing for the next
+// request of the same caller: claims come out as copies.
+func TestIdentityIsReadOnly(t *testing.T) {
+	claims := map[string]any{"email": "alice@example.com", "groups": []any{"readers"}, "address": map[string]any{"country": "FR"}}
+	id := ctxcreds.NewIdentity("https://idp.example.com", "alice", claims, time.Time{})
+	g, _ := id.Claim("groups")
+	g.([]any)[0] = "admins"
+	a, _ := id.Claim("address")
+	a.(map[string]any)["country"] = "US"
+	all := id.Claims()
+	all["email"] = "mallory@example.com"
+	all["groups"].([]any)[0] = "admins"
+	if g, _ := id.Claim("groups"); g.([]any)[0] != "readers" {
+		t.Errorf("groups changed through a copy: %v", g)
+	}
+	if a, _ := id.Claim("address"); a.(map[string]any)["country"] != "FR" {
+		t.Errorf("address changed through a copy: %v", a)
+	}
+	if id.StringClaim("email") != "alice@example.com" {
+		t.Errorf("email changed through a copy: %q", id.StringClaim("email"))
+	}
+	if _, ok := id.Claim("missing"); ok {
+		t.Error("a missing claim was reported present")
+	}
 }

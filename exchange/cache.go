@@ -25,8 +25,11 @@ type CacheOptions struct {
 	// (region, endpoint, HTTP client, retryer...); its Credentials are
 	// replaced by the user's.
 	BaseConfig aws.Config
-	// MaxUsers bounds the users held; the least recently used is evicted
-	// first. Default 10,000.
+	// MaxUsers bounds the users whose credentials are held; the least
+	// recently used is evicted first. Users whose first exchange is under
+	// way or failed are tracked apart, within the same bound, and dropped
+	// first-in first-out: they never push out a user who holds
+	// credentials. Default 10,000.
 	MaxUsers int
 	// RefreshWindow is how long before expiry a request triggers a renewal
 	// in the background, while it is served the still-valid credentials.
@@ -95,8 +98,13 @@ type Cache struct {
 	closed  atomic.Bool
 
 	mu    sync.Mutex
-	users map[UserKey]*list.Element // of *entry
-	lru   list.List                 // front: most recently used
+	users map[UserKey]*list.Element // of *entry, in held or pending
+	held  list.List                 // users that obtained credentials; front: most recently used
+	// pending holds users that never obtained credentials: first exchange
+	// under way, or failed. Bounded apart, so that identities AWS refuses
+	// cannot evict users who hold credentials.
+	pending list.List
+	flights map[UserKey]int // flights under way per user
 
 	stats cacheCounters
 }
@@ -127,7 +135,7 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	if o.RefreshWindow >= x.o.Duration {
 		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
 	}
-	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element)}
+	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]int)}
 	if o.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
 	}
@@ -151,6 +159,7 @@ type entry struct {
 
 	cur        atomic.Pointer[userState]
 	refreshing atomic.Bool
+	held       bool // in Cache.held rather than Cache.pending; guarded by Cache.mu
 
 	mu    sync.Mutex
 	token string // the latest token seen on a slow path, to renew with
@@ -214,7 +223,10 @@ func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string, n
 func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.Time) (*entry, time.Time, error) {
 	c.stats.requests.Add(1)
 	e := c.lookup(key)
-	st := e.cur.Load()
+	var st *userState
+	if e != nil {
+		st = e.cur.Load()
+	}
 	if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
 		// A renewal that failed recently is not retried before its
 		// errUntil: the credentials serve on meanwhile.
@@ -228,6 +240,23 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 		c.stats.negativeHits.Add(1)
 		return nil, time.Time{}, st.err
 	}
+	// What fails before any call (a spent or expired token and nothing
+	// else to renew with) is refused here: it takes no slot, no place in
+	// the exchanges in flight and no token of the rate limit.
+	// A request joining a flight under way is not refused: the flight may
+	// be exchanging this very token.
+	var sess *Session
+	if st != nil {
+		sess = st.sess
+	}
+	if err := c.x.refusedLocally(sess, webToken, now); err != nil && !c.flying(key) {
+		c.stats.localRefusals.Add(1)
+		c.stats.countError(err)
+		return nil, time.Time{}, err
+	}
+	if e == nil {
+		e = c.add(key)
+	}
 	e.setToken(webToken)
 	st, err := c.wait(ctx, e)
 	if err != nil {
@@ -236,25 +265,70 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 	return e, st.sess.Credentials.Expires, nil
 }
 
-// lookup returns the user's entry, creating it (and evicting the least
-// recently used user beyond the bound) when needed.
+// lookup returns the user's entry, marked as the most recently used, or
+// nil when the user is not tracked.
 func (c *Cache) lookup(key UserKey) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	el, ok := c.users[key]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*entry)
+	c.listOf(e).MoveToFront(el)
+	return e
+}
+
+func (c *Cache) listOf(e *entry) *list.List {
+	if e.held {
+		return &c.held
+	}
+	return &c.pending
+}
+
+// add returns the user's entry, creating it among the pending users (and
+// dropping the oldest pending user beyond the bound) when needed.
+func (c *Cache) add(key UserKey) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if el, ok := c.users[key]; ok {
-		c.lru.MoveToFront(el)
 		return el.Value.(*entry)
 	}
 	e := &entry{c: c, key: key}
-	c.users[key] = c.lru.PushFront(e)
-	for c.lru.Len() > c.o.MaxUsers {
-		oldest := c.lru.Back()
-		c.lru.Remove(oldest)
-		delete(c.users, oldest.Value.(*entry).key)
-		c.stats.evictions.Add(1)
-		c.observe(CacheEvent{User: oldest.Value.(*entry).key, Op: "eviction"})
+	c.users[key] = c.pending.PushFront(e)
+	for c.pending.Len() > c.o.MaxUsers {
+		oldest := c.pending.Remove(c.pending.Back()).(*entry)
+		delete(c.users, oldest.key)
+		c.stats.dropped.Add(1)
 	}
 	return e
+}
+
+// promote moves e among the users that hold credentials, once it obtained
+// some, evicting the least recently used beyond the bound. An entry
+// dropped while its first exchange ran is tracked again; one replaced by a
+// newer entry of the same user is left alone.
+func (c *Cache) promote(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.held {
+		return
+	}
+	el, ok := c.users[e.key]
+	switch {
+	case ok && el.Value.(*entry) != e:
+		return
+	case ok:
+		c.pending.Remove(el)
+	}
+	e.held = true
+	c.users[e.key] = c.held.PushFront(e)
+	for c.held.Len() > c.o.MaxUsers {
+		oldest := c.held.Remove(c.held.Back()).(*entry)
+		delete(c.users, oldest.key)
+		c.stats.evictions.Add(1)
+		c.observe(CacheEvent{User: oldest.key, Op: "eviction"})
+	}
 }
 
 // wait joins (or starts) the user's shared renewal and waits for it within
@@ -266,6 +340,7 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 		led.Store(true)
 		c.stats.inFlight.Add(1)
 		defer c.stats.inFlight.Add(-1)
+		defer c.fly(e.key)()
 		return c.renew(ctx, e)
 	})
 	select {
@@ -283,6 +358,7 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 		if cur := e.cur.Load(); cur != st && (cur == nil || cur.sess == nil || cur.sess.Credentials.Expires.Before(st.sess.Credentials.Expires)) {
 			e.cur.CompareAndSwap(cur, st)
 		}
+		c.promote(e)
 		return st, nil
 	case <-ctx.Done():
 		c.stats.abandoned.Add(1)
@@ -290,8 +366,32 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 	}
 }
 
-// flightKey names a user's flight; the NUL cannot occur in an issuer URL.
-func flightKey(k UserKey) string { return k.Issuer + "\x00" + k.Subject }
+// fly records a flight of key under way, until the returned function is
+// called.
+func (c *Cache) fly(key UserKey) func() {
+	c.mu.Lock()
+	c.flights[key]++
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		if c.flights[key]--; c.flights[key] == 0 {
+			delete(c.flights, key)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// flying reports whether a flight of key is under way.
+func (c *Cache) flying(key UserKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flights[key] > 0
+}
+
+// flightKey names a user's flight: the issuer is length-prefixed, so that
+// two different users never share a key whatever bytes their issuer and
+// subject hold.
+func flightKey(k UserKey) string { return lengthPrefixed(k.Issuer) + k.Subject }
 
 // refreshInBackground starts one renewal of e unless one is running.
 func (c *Cache) refreshInBackground(e *entry, webToken string) {
@@ -306,7 +406,10 @@ func (c *Cache) refreshInBackground(e *entry, webToken string) {
 		defer c.stats.inFlight.Add(-1)
 		defer e.refreshing.Store(false)
 		c.stats.backgroundRefreshes.Add(1)
-		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) { return c.renew(context.Background(), e) })
+		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
+			defer c.fly(e.key)()
+			return c.renew(context.Background(), e)
+		})
 		<-ch
 	}()
 }
@@ -351,6 +454,7 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	if err == nil {
 		st := &userState{sess: sess}
 		e.cur.Store(st)
+		c.promote(e)
 		return st, nil
 	}
 	c.stats.countError(err)
@@ -406,6 +510,9 @@ func (c *Cache) failureTTL(err error) time.Duration {
 
 // call runs one exchange or renewal within the global bounds.
 func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session, error) {
+	if err := c.x.refusedLocally(prev, token, c.x.o.Now()); err != nil {
+		return nil, err
+	}
 	select {
 	case c.sem <- struct{}{}:
 		defer func() { <-c.sem }()
@@ -476,11 +583,12 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// Len returns the number of users held.
+// Len returns the number of users whose credentials are held (users whose
+// first exchange is under way or failed are not counted).
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Len()
+	return c.held.Len()
 }
 
 // CacheStats counts what a [Cache] did since it was made.
@@ -495,7 +603,9 @@ type CacheStats struct {
 	Exchanges           uint64 // of which exchanges of a token
 	Renewals            uint64 // of which renewals of a session
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
-	Evictions           uint64 // users dropped by the MaxUsers bound
+	Evictions           uint64 // users holding credentials dropped by the MaxUsers bound
+	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by the MaxUsers bound
+	LocalRefusals       uint64 // refused before any call: a spent or expired token and nothing else to renew with
 	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
 	Refused             uint64 // failures of kind KindRefused
 	Unavailable         uint64 // failures of kind KindUnavailable
@@ -505,7 +615,7 @@ type CacheStats struct {
 
 type cacheCounters struct {
 	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
-	backgroundRefreshes, evictions atomic.Uint64
+	backgroundRefreshes, evictions, dropped, localRefusals atomic.Uint64
 	inFlight atomic.Int64
 	byKind   [KindReauthenticate + 1]atomic.Uint64
 }
@@ -524,7 +634,8 @@ func (c *Cache) Stats() CacheStats {
 		Requests: s.requests.Load(), Hits: s.hits.Load(), NegativeHits: s.negativeHits.Load(),
 		Waiters: s.waiters.Load(), Merged: s.merged.Load(), Abandoned: s.abandoned.Load(), Flights: s.flights.Load(),
 		Exchanges: s.exchanges.Load(), Renewals: s.renewals.Load(),
-		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(), InFlight: s.inFlight.Load(),
+		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(), Dropped: s.dropped.Load(),
+		LocalRefusals: s.localRefusals.Load(), InFlight: s.inFlight.Load(),
 		Refused: s.byKind[KindRefused].Load(), Unavailable: s.byKind[KindUnavailable].Load(),
 		Config: s.byKind[KindConfig].Load(), Reauthenticate: s.byKind[KindReauthenticate].Load(),
 	}

@@ -285,3 +285,31 @@ func TestNewCacheValidation(t *testing.T) {
 		t.Errorf("NewCache(nil) = %v", err)
 	}
 }
+
+// Two users whose issuer and subject concatenate to the same bytes share
+// no exchange: each gets credentials of its own.
+func TestCacheFlightKeysDoNotCollide(t *testing.T) {
+	env := tiptest.New(t)
+	c := newCache(t, env, newExchanger(t, env, false))
+	env.AWS.SetFault("AssumeRole", tiptest.Fault{Latency: 200 * time.Millisecond, Times: 2})
+	keys := map[string]exchange.UserKey{
+		"alice": {Issuer: "X", Subject: "p\x00u"},
+		"bob":   {Issuer: "X\x00p", Subject: "u"},
+	}
+	var wg sync.WaitGroup
+	for user, k := range keys {
+		tok := env.IdP.Token(user)
+		wg.Go(func() {
+			cfg, _, err := c.Get(context.Background(), k, tok)
+			if err != nil {
+				t.Errorf("Get(%s): %v", user, err)
+				return
+			}
+			if got, _ := owner(t, env, cfg); got != user {
+				t.Errorf("%s was handed credentials of %q", user, got)
+			}
+		})
+	}
+	wg.Wait()
+	wantCalls(t, env, 0, 2, 2)
+}

@@ -145,7 +145,7 @@ func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, er
 // counted as spent: a throttled request is not processed.
 func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, error) {
 	if webToken == "" {
-		return nil, &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
+		return nil, errNoToken
 	}
 	info := peek(webToken)
 	if !info.expires.IsZero() && !x.o.Now().Before(info.expires) {
@@ -184,6 +184,9 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 var (
 	errSpent   = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
 	errExpired = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExpired"}
+	errNoToken = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
+
+	errNothingToRenewWith = &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
 )
 
 // Exchanged reports whether webToken was already sent to IAM Identity Center
@@ -238,9 +241,36 @@ func (x *Exchanger) renew(ctx context.Context, s *Session, webToken string) (*Se
 		webToken = tok
 	}
 	if webToken == "" || x.Exchanged(webToken) || x.expired(webToken) {
-		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
+		return nil, errNothingToRenewWith
 	}
 	return x.exchange(ctx, webToken)
+}
+
+// refusedLocally returns the error with which renewing s (exchanging
+// webToken when s is nil) is sure to fail before any call to AWS, or nil
+// when a call may succeed: no identity context or refresh token is left
+// to renew with, and webToken is missing, spent or expired.
+func (x *Exchanger) refusedLocally(s *Session, webToken string, now time.Time) error {
+	if s != nil {
+		if s.IdentityContext != "" && now.Add(contextMargin).Before(s.ContextExpires) || s.RefreshToken != "" ||
+			webToken == "" && x.o.WebTokenProvider != nil {
+			return nil
+		}
+		if webToken == "" {
+			return errNothingToRenewWith
+		}
+	}
+	if webToken == "" {
+		return errNoToken
+	}
+	info := peek(webToken)
+	switch {
+	case !info.expires.IsZero() && !now.Before(info.expires):
+		return errExpired
+	case x.spent.has(info, now):
+		return errSpent
+	}
+	return nil
 }
 
 // expired reports whether token's exp has passed.

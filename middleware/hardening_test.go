@@ -231,7 +231,7 @@ func hardened(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Options))
 // of expired credentials. Otherwise it writes nothing.
 func answerExpiredInFlight(w http.ResponseWriter, env *tiptest.Env, id *ctxcreds.Identity, err error) bool {
 	var xe *exchange.Error
-	if err == nil || id == nil || env.Clock.Now().Before(id.Expires) || !errors.As(err, &xe) {
+	if err == nil || id == nil || env.Clock.Now().Before(id.Expires()) || !errors.As(err, &xe) {
 		return false
 	}
 	w.Header().Set("Retry-After", "1")
@@ -272,11 +272,11 @@ func checkedWhoAmI(t testing.TB, env *tiptest.Env, w *exposureWatch, callSTS boo
 			return
 		}
 		w.secret(creds.SecretAccessKey, creds.SessionToken)
-		if owner, _ := env.AWS.UserFor(creds.AccessKeyID); owner != id.Subject {
-			t.Errorf("a request of %q was handed credentials of %q", id.Subject, owner)
+		if owner, _ := env.AWS.UserFor(creds.AccessKeyID); owner != id.Subject() {
+			t.Errorf("a request of %q was handed credentials of %q", id.Subject(), owner)
 		}
 		if now := env.Clock.Now(); !now.Before(creds.Expires) {
-			t.Errorf("credentials of %q served %v past their expiry", id.Subject, now.Sub(creds.Expires))
+			t.Errorf("credentials of %q served %v past their expiry", id.Subject(), now.Sub(creds.Expires))
 		}
 		if callSTS {
 			if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(r.Context(), &sts.GetCallerIdentityInput{}); err != nil {
@@ -284,7 +284,7 @@ func checkedWhoAmI(t testing.TB, env *tiptest.Env, w *exposureWatch, callSTS boo
 				return
 			}
 		}
-		_ = json.NewEncoder(rw).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject})
+		_ = json.NewEncoder(rw).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject()})
 	})
 }
 

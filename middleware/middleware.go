@@ -61,7 +61,9 @@ type Options struct {
 	AWSConfig aws.Config
 
 	// MaxUsers bounds the users whose credentials are held (least recently
-	// used evicted first); default 10,000.
+	// used evicted first); default 10,000. Users whose first exchange is
+	// under way or failed are tracked apart within the same bound, so they
+	// never evict a user who holds credentials.
 	MaxUsers int
 	// RefreshWindow: a request within this time of its user's credentials'
 	// expiry triggers one renewal in the background; default 5 minutes.
@@ -279,10 +281,10 @@ func (m *Middleware) skip(r *http.Request) bool {
 // identityOf returns the identity of claims' user with credentials until
 // expires, reusing the one made for the previous request with this token.
 func identityOf(c *Claims, expires time.Time) *ctxcreds.Identity {
-	if id := c.identity.Load(); id != nil && id.Expires.Equal(expires) {
+	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) {
 		return id
 	}
-	id := &ctxcreds.Identity{Issuer: c.Issuer, Subject: c.Subject, Claims: c.Raw, Expires: expires}
+	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires)
 	c.identity.Store(id)
 	return id
 }
@@ -393,7 +395,8 @@ type Stats struct {
 	Renewals            uint64 // credentials renewed (identity context, refresh token, newer token)
 	MergedWaiters       uint64 // requests that waited on another request's exchange
 	BackgroundRefreshes uint64 // renewals started ahead of expiry
-	Evictions           uint64 // users dropped by MaxUsers
+	Evictions           uint64 // users holding credentials dropped by MaxUsers
+	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by MaxUsers
 	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
 	Users               int    // users held now
 
@@ -408,7 +411,7 @@ func (m *Middleware) Stats() Stats {
 		Requests: m.requests.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
 		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
 		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
-		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, InFlight: cs.InFlight, Users: m.cache.Len(),
+		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Dropped: cs.Dropped, InFlight: cs.InFlight, Users: m.cache.Len(),
 		Errors: map[string]uint64{},
 	}
 	for k := KindNoToken; k <= KindInternal; k++ {

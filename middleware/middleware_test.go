@@ -68,7 +68,7 @@ func whoAmI(env *tiptest.Env) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject})
+		_ = json.NewEncoder(w).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject()})
 	})
 }
 

@@ -318,17 +318,17 @@ func soak(t *testing.T, d time.Duration) {
 			http.Error(w, "no credentials", http.StatusInternalServerError)
 			return
 		}
-		if owner, _ := env.AWS.UserFor(c.AccessKeyID); owner != id.Subject {
-			t.Errorf("a request of %s was handed credentials of %q", id.Subject, owner)
+		if owner, _ := env.AWS.UserFor(c.AccessKeyID); owner != id.Subject() {
+			t.Errorf("a request of %s was handed credentials of %q", id.Subject(), owner)
 		}
 		if now := env.Clock.Now(); !now.Before(c.Expires) {
-			t.Errorf("credentials of %s served %v past their expiry", id.Subject, now.Sub(c.Expires))
+			t.Errorf("credentials of %s served %v past their expiry", id.Subject(), now.Sub(c.Expires))
 		}
 		credsMu.Lock()
 		if !creds[c.AccessKeyID] {
 			creds[c.AccessKeyID] = true
 			watch.secret(c.SecretAccessKey, c.SessionToken)
-			handedOut[id.Subject] = append(handedOut[id.Subject], c.Expires)
+			handedOut[id.Subject()] = append(handedOut[id.Subject()], c.Expires)
 		}
 		credsMu.Unlock()
 		if rand.IntN(50) == 0 { // now and then, the credentials must work
@@ -337,7 +337,7 @@ func soak(t *testing.T, d time.Duration) {
 				return
 			}
 		}
-		_, _ = io.WriteString(w, id.Subject)
+		_, _ = io.WriteString(w, id.Subject())
 	}))
 
 	clients := make([]*soakClient, soakUsers)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -100,8 +101,10 @@ var (
 var (
 	// ErrNoIssuer means VerifierOptions.Issuers is empty.
 	ErrNoIssuer = errors.New("middleware: at least one issuer is required")
-	// ErrIssuer means an Issuer is empty or listed twice.
-	ErrIssuer = errors.New("middleware: an issuer must be non-empty and listed once")
+	// ErrIssuer means an Issuer is empty, listed twice, or not an http or
+	// https URL with a host and without query, fragment or control
+	// characters (OpenID Connect Discovery 1.0, section 2).
+	ErrIssuer = errors.New("middleware: an issuer must be an http(s) URL with a host, no query or fragment, listed once")
 	// ErrJWKSURL means a JWKSURL, or an Issuer whose key set is found by
 	// discovery, is not an https URL nor an http URL of a loopback host.
 	ErrJWKSURL = errors.New("middleware: the JWKS URL (or the issuer, when the JWKS URL is found by discovery) must be an https URL, or http on a loopback host")
@@ -213,7 +216,7 @@ func (o *VerifierOptions) check() error {
 	seen := make(map[string]bool, len(o.Issuers))
 	for _, ic := range o.Issuers {
 		switch {
-		case ic.Issuer == "" || seen[ic.Issuer]:
+		case ic.Issuer == "" || seen[ic.Issuer] || !issuerURL(ic.Issuer):
 			return fmt.Errorf("%w: %q", ErrIssuer, ic.Issuer)
 		case ic.JWKSURL == "" && !fetchableURL(ic.Issuer) || ic.JWKSURL != "" && !fetchableURL(ic.JWKSURL):
 			return fmt.Errorf("%w (issuer %q)", ErrJWKSURL, ic.Issuer)
@@ -450,6 +453,19 @@ func timeOf(d *jwt.NumericDate, _ error) time.Time {
 		return time.Time{}
 	}
 	return d.Time
+}
+
+// issuerURL reports whether raw can name an issuer: an http or https URL
+// with a host, without user info, query or fragment, and without control
+// characters or spaces. Whether keys may be fetched from it is checked
+// apart (fetchableURL).
+func issuerURL(raw string) bool {
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return false
+	}
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.Contains(raw, "#")
 }
 
 // checkRedirect is the redirect policy of the default HTTP client: a key

@@ -50,6 +50,7 @@ type keySet struct {
 	kf      keyfunc.Keyfunc
 	local   jwkset.Storage     // the keys last fetched
 	limiter *rate.Limiter      // of refreshes for unknown key IDs
+	ctx     context.Context    // the key set's lifetime: refreshes run on it
 	stop    context.CancelFunc // ends the background refresh (Close does too)
 
 	// stale is set while the last refresh of the key set failed: a kid
@@ -99,10 +100,12 @@ func (ks *keySet) has(ctx context.Context, kid string) bool {
 }
 
 // refreshFor returns the key of t, whose kid is unknown, after one refresh
-// of the key set. Concurrent requests wait for the same refresh; when
-// none is running and the rate limit allows none, t is refused at once
-// (keyfunc alone would wait for its limiter, then refresh again for each
-// request).
+// of the key set. The refresh runs on the key set's own context, detached
+// from every request: a request that gives up (a client dropping its
+// connection) neither aborts it nor counts as a failed refresh, and the
+// refresh serves every request waiting on it. When none is running and
+// the rate limit allows none, t is refused at once (keyfunc alone would
+// wait for its limiter, then refresh again for each request).
 func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any, error) {
 	ks.mu.Lock()
 	wait := ks.refreshing
@@ -112,32 +115,38 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 		return ks.kf.KeyfuncCtx(ctx)(t)
 	}
 	if wait == nil && ks.limiter.Tokens() >= 1 {
-		done := make(chan struct{})
-		ks.refreshing = done
-		ks.mu.Unlock()
-		defer func() {
-			ks.mu.Lock()
-			ks.refreshing = nil
-			ks.mu.Unlock()
-			close(done)
-		}()
-		key, err := ks.kf.KeyfuncCtx(ctx)(t) // kid unknown: keyfunc refreshes
-		if errors.Is(err, jwkset.ErrKeyNotFound) {
-			return nil, ks.unknownKey(err)
-		}
-		return key, err
+		wait = make(chan struct{})
+		ks.refreshing = wait
+		go ks.refresh(kid, wait)
 	}
 	ks.mu.Unlock()
-	if wait != nil {
-		select {
-		case <-wait:
-		case <-ctx.Done():
-		}
-		if ks.has(ctx, kid) {
-			return ks.kf.KeyfuncCtx(ctx)(t)
-		}
+	if wait == nil {
+		return nil, ks.unknownKey(fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound))
 	}
-	return nil, ks.unknownKey(fmt.Errorf("%w (no refresh allowed now)", jwkset.ErrKeyNotFound))
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		// The refresh goes on for the others; this request is gone.
+		return nil, errKeysUnavailable(ctx.Err(), ks.every)
+	}
+	if ks.has(ctx, kid) {
+		return ks.kf.KeyfuncCtx(ctx)(t)
+	}
+	return nil, ks.unknownKey(fmt.Errorf("%w %q", jwkset.ErrKeyNotFound, kid))
+}
+
+// refresh fetches the key set once (keyfunc refreshes when asked for the
+// unknown kid) on the key set's context, bounded by fetchTimeout, then
+// closes done. A failure marks the key set stale (RefreshErrorHandler).
+func (ks *keySet) refresh(kid string, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(ks.ctx, fetchTimeout)
+	defer cancel()
+	_, _ = ks.kf.Storage().KeyRead(ctx, kid) // rate limited by ks.limiter, whose token the caller saw
+
+	ks.mu.Lock()
+	ks.refreshing = nil
+	ks.mu.Unlock()
+	close(done)
 }
 
 // keys returns the key set, waiting for a first fetch if one is running or
@@ -226,7 +235,7 @@ func (s *keySource) newKeySet() (*keySet, error) {
 		stop()
 		return nil, err
 	}
-	return &keySet{kf: kf, local: local, limiter: limiter, stop: stop, stale: stale, every: s.every}, nil
+	return &keySet{kf: kf, local: local, limiter: limiter, ctx: ctx, stop: stop, stale: stale, every: s.every}, nil
 }
 
 // discover returns the jwks_uri of the issuer's OpenID Connect discovery

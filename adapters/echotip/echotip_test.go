@@ -100,7 +100,7 @@ func TestSuccess(t *testing.T) {
 			return err
 		}
 		user, _ := env.AWS.UserFor(creds.AccessKeyID)
-		return c.JSON(http.StatusOK, map[string]string{"user": user, "sub": id.Subject})
+		return c.JSON(http.StatusOK, map[string]string{"user": user, "sub": id.Subject()})
 	})
 	for _, u := range []string{"alice", "bob", "alice"} {
 		later = false

@@ -58,7 +58,7 @@ func ExampleNew() {
 		if err != nil {
 			return echo.ErrBadGateway
 		}
-		return c.String(http.StatusOK, id.Subject+" acts in account "+aws.ToString(out.Account))
+		return c.String(http.StatusOK, id.Subject()+" acts in account "+aws.ToString(out.Account))
 	})
 
 	for _, token := range []string{env.IdP.Token("alice"), ""} {

@@ -62,7 +62,7 @@ func ExampleNew() {
 			c.AbortWithStatus(http.StatusBadGateway)
 			return
 		}
-		c.String(http.StatusOK, "%s acts in account %s\n", id.Subject, aws.ToString(out.Account))
+		c.String(http.StatusOK, "%s acts in account %s\n", id.Subject(), aws.ToString(out.Account))
 	})
 
 	for _, token := range []string{env.IdP.Token("alice"), ""} {

@@ -93,7 +93,7 @@ func TestSuccess(t *testing.T) {
 			return
 		}
 		user, _ := env.AWS.UserFor(creds.AccessKeyID)
-		c.JSON(http.StatusOK, map[string]string{"user": user, "sub": id.Subject})
+		c.JSON(http.StatusOK, map[string]string{"user": user, "sub": id.Subject()})
 	})
 	for _, u := range []string{"alice", "bob", "alice"} {
 		later = false

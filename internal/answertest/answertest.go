@@ -437,7 +437,7 @@ func Next(env *tiptest.Env, reached *bool) http.Handler {
 			Subject string `json:"subject"`
 		}
 		if id, ok := ctxcreds.IdentityFrom(r.Context()); ok {
-			body.Subject = id.Subject
+			body.Subject = id.Subject()
 		}
 		if cfg, ok := ctxcreds.Config(r.Context()); ok {
 			creds, err := cfg.Credentials.Retrieve(r.Context())

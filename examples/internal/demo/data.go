@@ -106,7 +106,7 @@ func (d *DataAccess) ForObject(ctx context.Context, cfg aws.Config, key string, 
 func (d *DataAccess) client(ctx context.Context, cfg aws.Config, path string, object bool, perm s3ctypes.Permission) (*s3.Client, error) {
 	user := ""
 	if id, ok := ctxcreds.IdentityFrom(ctx); ok {
-		user = id.Issuer + "\x00" + id.Subject
+		user = id.Issuer() + "\x00" + id.Subject()
 	}
 	creds, ok := d.cached(user, path, object, perm)
 	if !ok {
