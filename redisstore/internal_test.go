@@ -1,0 +1,80 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/redistest"
+)
+
+// TestSessionOfAnotherUser seals, under alice's name, a session that names
+// bob, as only a store with a bug could write: Load opens it and still
+// refuses it.
+func TestSessionOfAnotherUser(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	s, err := New(c, Options{EncryptionKeys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := exchange.StoreKey{Namespace: "ns", User: exchange.UserKey{Issuer: "https://idp.example.com", Subject: "alice"}}
+	for what, user := range map[string]exchange.UserKey{
+		"another subject": {Issuer: "https://idp.example.com", Subject: "bob"},
+		"another issuer":  {Issuer: "https://other.example.com", Subject: "alice"},
+	} {
+		plain, err := encodeSession(&exchange.Session{
+			Credentials: aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", CanExpire: true, Expires: time.Now().Add(time.Hour)},
+			Issuer:      user.Issuer,
+			Subject:     user.Subject,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := s.names.session(alice)
+		if err := c.Set(context.Background(), name, s.seal.sealed(name, plain), time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Load(context.Background(), alice); got != nil || err != nil {
+			t.Errorf("%s: alice's Load = %v, %v; want nil, nil", what, got, err)
+		}
+	}
+	if st := s.Stats(); st.Rejected != 2 || st.Hits != 0 {
+		t.Fatalf("Stats = %+v, want two rejected", st)
+	}
+}
+
+// TestSealOpen checks the sealed layout without Redis.
+func TestSealOpen(t *testing.T) {
+	t.Parallel()
+	k := bytes.Repeat([]byte{1}, 32)
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer c.Close()
+	s, err := New(c, Options{EncryptionKeys: [][]byte{k}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := s.seal.sealed("a", []byte("plain"))
+	id := keyIDOf(k)
+	if sealed[0] != formatVersion || !bytes.Equal(sealed[1:5], id[:]) {
+		t.Fatalf("header % x, want version 1 and the key's ID", sealed[:5])
+	}
+	if len(sealed) != 1+4+12+len("plain")+16 {
+		t.Fatalf("sealed length %d", len(sealed))
+	}
+	if plain, ok := s.seal.opened("a", sealed); !ok || string(plain) != "plain" {
+		t.Fatalf("opened = %q, %t", plain, ok)
+	}
+	if _, ok := s.seal.opened("b", sealed); ok {
+		t.Fatal("a value opened under another name")
+	}
+	if again := s.seal.sealed("a", []byte("plain")); bytes.Equal(again[5:17], sealed[5:17]) {
+		t.Fatal("two seals with one nonce")
+	}
+}

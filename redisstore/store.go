@@ -1,0 +1,406 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tipkit/tipkit/exchange"
+)
+
+var _ exchange.Store = (*Store)(nil)
+
+// The errors of [New], one per option it checks; the error New returns
+// wraps one of them.
+var (
+	// ErrNoClient is returned when New is given no Redis client.
+	ErrNoClient = errors.New("redisstore: a Redis client is required")
+	// ErrEncryptionKey is returned when Options.EncryptionKeys is empty,
+	// holds a key that is not exactly 32 bytes long, or holds one key twice.
+	ErrEncryptionKey = errors.New("redisstore: at least one encryption key is required, each exactly 32 bytes long (AES-256) and listed once")
+	// ErrNameKey is returned when Options.NameKey is set and shorter than
+	// 32 bytes.
+	ErrNameKey = errors.New("redisstore: a name key, when set, must be at least 32 bytes long")
+	// ErrPrefix is returned when Options.Prefix contains a brace, which
+	// would change the Redis Cluster hash tag of every key.
+	ErrPrefix = errors.New("redisstore: the prefix must not contain '{' or '}'")
+	// ErrDuration is returned when Options.Timeout or
+	// Options.RefreshTokenTTL is negative.
+	ErrDuration = errors.New("redisstore: Timeout and RefreshTokenTTL must not be negative")
+)
+
+// The defaults of [Options].
+const (
+	defaultPrefix          = "tipkit"
+	defaultTimeout         = 100 * time.Millisecond
+	defaultRefreshTokenTTL = 8 * time.Hour
+)
+
+// minSessionTTL is the shortest time a saved session that has not expired
+// is kept. Load returns a session whatever its expiries, as the Cache's own
+// memory does: its caller checks them.
+const minSessionTTL = time.Second
+
+// Options configures a [Store]. Only EncryptionKeys is required.
+type Options struct {
+	// EncryptionKeys are the AES-256 keys, each exactly 32 bytes long, that
+	// seal and open the sessions. The first seals; every one opens, so a
+	// new key can be rolled out before it seals (see the package
+	// documentation). Keep them secret, as the sessions themselves.
+	EncryptionKeys [][]byte
+	// NameKey is the secret of the keyed hashes that name the keys in Redis,
+	// at least 32 bytes long. By default it is derived (HKDF-SHA256) from
+	// EncryptionKeys[0], so that rotating the first encryption key renames
+	// every key: set it to keep names, and so the sharing between replicas,
+	// stable across a rotation.
+	NameKey []byte
+	// Prefix begins every key name, followed by a colon. It must not
+	// contain a brace. Default "tipkit".
+	Prefix string
+	// Timeout bounds each method's call to Redis. go-redis applies it to
+	// socket reads and writes only when the client's ContextTimeoutEnabled
+	// option is set. Default 100 milliseconds.
+	Timeout time.Duration
+	// RefreshTokenTTL is how long a session holding a refresh token is
+	// kept after it is saved, when that is later than both its credentials'
+	// and its identity context's expiry: the refresh token renews the
+	// session after both have expired. Set it to the session duration of
+	// IAM Identity Center, after which the refresh token no longer works.
+	// Default 8 hours.
+	RefreshTokenTTL time.Duration
+}
+
+// Stats counts what a [Store] did since it was created. Each method call
+// counts once in its own counters, and in Errors when it failed to reach
+// Redis.
+type Stats struct {
+	// Loads counts the calls of Load.
+	Loads uint64
+	// Hits counts the loads that returned a session.
+	Hits uint64
+	// Misses counts the loads that found no value.
+	Misses uint64
+	// Saves counts the sessions saved, or deleted because they had
+	// expired.
+	Saves uint64
+	// Rejected counts the loads that found a value that could not be
+	// opened: tampered, moved from another key, truncated, of another
+	// format version, sealed by a key not in EncryptionKeys, naming another
+	// user, or a Redis value of another type. Such a value is absent.
+	Rejected uint64
+	// Errors counts the calls that failed to reach Redis, or that Redis
+	// answered with an error (timeouts, refused connections, ACL and
+	// out-of-memory refusals...).
+	Errors uint64
+	// Claims counts the tokens claimed: ClaimToken returned true.
+	Claims uint64
+	// ClaimsRefused counts the tokens found claimed already: ClaimToken
+	// returned false.
+	ClaimsRefused uint64
+	// Leases counts the leases acquired.
+	Leases uint64
+	// LeasesBusy counts the calls of Acquire that found the lease held.
+	LeasesBusy uint64
+}
+
+type counters struct {
+	loads, hits, misses, saves, rejected, errors atomic.Uint64
+	claims, claimsRefused, leases, leasesBusy    atomic.Uint64
+}
+
+// Store is an [exchange.Store] on Redis. It is safe for concurrent use.
+type Store struct {
+	client          redis.UniversalClient
+	timeout         time.Duration
+	refreshTokenTTL time.Duration
+	names           namer
+	seal            sealer
+	c               counters
+}
+
+// New returns a Store on client configured by o, or an error wrapping one
+// of the errors above when o is not valid. client may be any go-redis v9
+// client (a single node, Sentinel, Cluster, Ring); New does not contact it.
+func New(client redis.UniversalClient, o Options) (*Store, error) {
+	if isNil(client) {
+		return nil, ErrNoClient
+	}
+	if len(o.EncryptionKeys) == 0 {
+		return nil, ErrEncryptionKey
+	}
+	seal := sealer{open: make(map[keyID]cipher.AEAD, len(o.EncryptionKeys))}
+	for i, k := range o.EncryptionKeys {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("%w: key %d is %d bytes long", ErrEncryptionKey, i, len(k))
+		}
+		id := keyIDOf(k)
+		if _, dup := seal.open[id]; dup {
+			return nil, fmt.Errorf("%w: key %d is listed twice", ErrEncryptionKey, i)
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %d: %v", ErrEncryptionKey, i, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %d: %v", ErrEncryptionKey, i, err)
+		}
+		seal.open[id] = aead
+		if i == 0 {
+			seal.id, seal.aead = id, aead
+		}
+	}
+	nameKey := o.NameKey
+	switch {
+	case nameKey == nil:
+		nameKey = derivedNameKey(o.EncryptionKeys[0])
+	case len(nameKey) < 32:
+		return nil, fmt.Errorf("%w: it is %d bytes long", ErrNameKey, len(nameKey))
+	default:
+		nameKey = append([]byte(nil), nameKey...)
+	}
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = defaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, ErrPrefix
+	}
+	if o.Timeout < 0 || o.RefreshTokenTTL < 0 {
+		return nil, ErrDuration
+	}
+	s := &Store{
+		client:          client,
+		timeout:         o.Timeout,
+		refreshTokenTTL: o.RefreshTokenTTL,
+		names:           namer{key: nameKey, prefix: prefix},
+		seal:            seal,
+	}
+	if s.timeout == 0 {
+		s.timeout = defaultTimeout
+	}
+	if s.refreshTokenTTL == 0 {
+		s.refreshTokenTTL = defaultRefreshTokenTTL
+	}
+	return s, nil
+}
+
+// isNil reports whether client is nil, or a nil pointer of one of
+// go-redis's client types.
+func isNil(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case nil:
+		return true
+	case *redis.Client:
+		return c == nil
+	case *redis.ClusterClient:
+		return c == nil
+	case *redis.Ring:
+		return c == nil
+	}
+	return false
+}
+
+// Stats returns the counters of s.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Loads:         s.c.loads.Load(),
+		Hits:          s.c.hits.Load(),
+		Misses:        s.c.misses.Load(),
+		Saves:         s.c.saves.Load(),
+		Rejected:      s.c.rejected.Load(),
+		Errors:        s.c.errors.Load(),
+		Claims:        s.c.claims.Load(),
+		ClaimsRefused: s.c.claimsRefused.Load(),
+		Leases:        s.c.leases.Load(),
+		LeasesBusy:    s.c.leasesBusy.Load(),
+	}
+}
+
+// failed counts err, an error of Redis or of reaching it, and returns it
+// wrapped with the operation's name.
+func (s *Store) failed(op string, err error) error {
+	s.c.errors.Add(1)
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+// Load returns the session stored for key, or nil and no error when there
+// is none or when what is stored cannot be opened (see [Stats].Rejected).
+// The error, when Redis cannot be reached, wraps go-redis's.
+func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Session, error) {
+	s.c.loads.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	name := s.names.session(key)
+	sealed, err := s.client.Get(ctx, name).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		s.c.misses.Add(1)
+		return nil, nil
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		s.c.rejected.Add(1)
+		return nil, nil
+	case err != nil:
+		return nil, s.failed("Load", err)
+	}
+	plain, ok := s.seal.opened(name, sealed)
+	if !ok {
+		s.c.rejected.Add(1)
+		return nil, nil
+	}
+	sess, ok := decodeSession(plain)
+	if !ok || sess.Issuer != key.User.Issuer || sess.Subject != key.User.Subject {
+		s.c.rejected.Add(1)
+		return nil, nil
+	}
+	s.c.hits.Add(1)
+	return sess, nil
+}
+
+// Save stores sess, sealed, as the session of key, replacing any. It is
+// kept until the later of its credentials' and its identity context's
+// expiry, and with a refresh token at least Options.RefreshTokenTTL from
+// now; never less than a second. A session already expired (and holding
+// no refresh token) is deleted instead. sess must be the session of key's
+// user: its Issuer and Subject must be the user's.
+func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.Session) error {
+	if sess == nil {
+		return errors.New("redisstore: Save: no session")
+	}
+	if sess.Issuer != key.User.Issuer || sess.Subject != key.User.Subject {
+		return errors.New("redisstore: Save: the session's issuer and subject are not the key's user")
+	}
+	name := s.names.session(key)
+	ttl := s.sessionTTL(sess, time.Now())
+	var sealed []byte
+	if ttl > 0 {
+		plain, err := encodeSession(sess)
+		if err != nil {
+			return fmt.Errorf("redisstore: Save: %w", err)
+		}
+		sealed = s.seal.sealed(name, plain)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var err error
+	if sealed == nil {
+		err = s.client.Del(ctx, name).Err()
+	} else {
+		err = s.client.Set(ctx, name, sealed, ceilMillis(ttl)).Err()
+	}
+	if err != nil {
+		return s.failed("Save", err)
+	}
+	s.c.saves.Add(1)
+	return nil
+}
+
+// sessionTTL returns how long to keep sess saved at now, or 0 when it has
+// expired.
+func (s *Store) sessionTTL(sess *exchange.Session, now time.Time) time.Duration {
+	end := sess.Credentials.Expires
+	if sess.ContextExpires.After(end) {
+		end = sess.ContextExpires
+	}
+	if sess.RefreshToken != "" {
+		if kept := now.Add(s.refreshTokenTTL); kept.After(end) {
+			end = kept
+		}
+	}
+	ttl := end.Sub(now)
+	if ttl <= 0 {
+		return 0
+	}
+	return max(ttl, minSessionTTL)
+}
+
+// ceilMillis rounds d up to a whole number of milliseconds, the precision
+// of Redis's PX: a key never expires before its time.
+func ceilMillis(d time.Duration) time.Duration {
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// ClaimToken marks the token named id as exchanged for key's user until
+// until (at least one millisecond), and reports whether it was not marked
+// already.
+func (s *Store) ClaimToken(ctx context.Context, key exchange.StoreKey, id string, until time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	ttl := max(time.Until(until), time.Millisecond)
+	set, err := s.client.SetNX(ctx, s.names.token(key, id), "1", ceilMillis(ttl)).Result()
+	if err != nil {
+		return false, s.failed("ClaimToken", err)
+	}
+	if set {
+		s.c.claims.Add(1)
+	} else {
+		s.c.claimsRefused.Add(1)
+	}
+	return set, nil
+}
+
+// ReleaseToken removes the mark of the token named id for key's user.
+func (s *Store) ReleaseToken(ctx context.Context, key exchange.StoreKey, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.client.Del(ctx, s.names.token(key, id)).Err(); err != nil {
+		return s.failed("ReleaseToken", err)
+	}
+	return nil
+}
+
+// Acquire takes key's lease for ttl, which must be positive, and returns
+// its value: 16 random bytes in hex. When another holder has the lease, it
+// returns "" and no error.
+func (s *Store) Acquire(ctx context.Context, key exchange.StoreKey, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", errors.New("redisstore: Acquire: the lease's ttl must be positive")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	lease := hex.EncodeToString(b[:])
+	set, err := s.client.SetNX(ctx, s.names.lease(key), lease, ceilMillis(ttl)).Result()
+	if err != nil {
+		return "", s.failed("Acquire", err)
+	}
+	if !set {
+		s.c.leasesBusy.Add(1)
+		return "", nil
+	}
+	s.c.leases.Add(1)
+	return lease, nil
+}
+
+// releaseScript deletes KEYS[1] only while it holds ARGV[1]: a lease that
+// expired and was taken by another holder stays that holder's.
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// Release gives key's lease back if it still holds the value lease; it
+// does nothing otherwise, nor when lease is "".
+func (s *Store) Release(ctx context.Context, key exchange.StoreKey, lease string) error {
+	if lease == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := releaseScript.Run(ctx, s.client, []string{s.names.lease(key)}, lease).Err(); err != nil {
+		return s.failed("Release", err)
+	}
+	return nil
+}
