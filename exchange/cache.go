@@ -54,9 +54,15 @@ type CacheOptions struct {
 	// Timeout bounds one shared exchange or renewal, which runs detached
 	// from the requests waiting on it. Default 30 seconds.
 	Timeout time.Duration
+	// Store, when set, shares users' sessions and the marks of exchanged
+	// tokens with the other replicas of the service (see [Store]), so that
+	// any replica serves any user and the fleet exchanges each token once.
+	// The Cache's own memory stays the first level. nil: each Cache works
+	// alone.
+	Store Store
 	// Observe, when set, is called after each exchange or renewal and each
-	// eviction, for logs and metrics. It must be quick and must not call
-	// back into the Cache.
+	// eviction, and at most once a second when the Store fails, for logs
+	// and metrics. It must be quick and must not call back into the Cache.
 	Observe func(CacheEvent)
 }
 
@@ -65,8 +71,10 @@ type CacheOptions struct {
 type CacheEvent struct {
 	// User is the user concerned.
 	User UserKey
-	// Op is "exchange" (a token traded), "renewal" (a session renewed) or
-	// "eviction" (the user dropped by MaxUsers).
+	// Op is "exchange" (a token traded), "renewal" (a session renewed),
+	// "shared" (a session another replica obtained, taken from the Store),
+	// "eviction" (the user dropped by MaxUsers) or "store" (the Store
+	// failed: Err says how; the Cache works alone meanwhile).
 	Op string
 	// Background tells a renewal started ahead of expiry by the refresh
 	// window.
@@ -107,6 +115,10 @@ type Cache struct {
 	flights map[UserKey]int // flights under way per user
 
 	stats cacheCounters
+
+	ns             string         // the Exchanger's namespace in the Store
+	storeDownUntil atomic.Int64   // Unix nanoseconds: the Store is left aside until then
+	storeWarn      rate.Sometimes // of "store" events
 }
 
 // Cache defaults.
@@ -135,7 +147,8 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	if o.RefreshWindow >= x.o.Duration {
 		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
 	}
-	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]int)}
+	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]int),
+		ns: x.Namespace(), storeWarn: rate.Sometimes{Interval: storeRetry}}
 	if o.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
 	}
@@ -436,7 +449,14 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	start := time.Now()
 	token := e.getToken()
-	sess, err := c.call(ctx, prevSess, token)
+	r := sharedResult{alone: true}
+	if c.storeUsable() {
+		r = c.shared(ctx, e, prevSess, token)
+	}
+	if r.alone {
+		r.sess, r.err = c.call(ctx, prevSess, token)
+	}
+	sess, err := r.sess, r.err
 	if token != "" && c.x.Exchanged(token) {
 		// A spent token can never renew anything: holding it would only
 		// keep the request header it came in alive.
@@ -444,7 +464,10 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	now := c.x.o.Now()
 	ev := CacheEvent{User: e.key, Op: "exchange", Background: e.refreshing.Load(), Err: err, Duration: time.Since(start)}
-	if prevSess != nil {
+	switch {
+	case err == nil && r.adopted:
+		ev.Op = "shared"
+	case prevSess != nil:
 		ev.Op = "renewal"
 	}
 	if err == nil {
@@ -611,11 +634,15 @@ type CacheStats struct {
 	Unavailable         uint64 // failures of kind KindUnavailable
 	Config              uint64 // failures of kind KindConfig
 	Reauthenticate      uint64 // failures of kind KindReauthenticate
+	SharedHits          uint64 // sessions taken from the Store, obtained by another replica: no AWS call
+	SharedWaits         uint64 // polls of a user's lease held by another replica
+	StoreFailures       uint64 // Store calls that failed: the flight worked alone
 }
 
 type cacheCounters struct {
 	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
-	backgroundRefreshes, evictions, dropped, localRefusals atomic.Uint64
+	backgroundRefreshes, evictions, dropped, localRefusals,
+	sharedHits, sharedWaits, storeFailures atomic.Uint64
 	inFlight atomic.Int64
 	byKind   [KindReauthenticate + 1]atomic.Uint64
 }
@@ -638,6 +665,7 @@ func (c *Cache) Stats() CacheStats {
 		LocalRefusals: s.localRefusals.Load(), InFlight: s.inFlight.Load(),
 		Refused: s.byKind[KindRefused].Load(), Unavailable: s.byKind[KindUnavailable].Load(),
 		Config: s.byKind[KindConfig].Load(), Reauthenticate: s.byKind[KindReauthenticate].Load(),
+		SharedHits: s.sharedHits.Load(), SharedWaits: s.sharedWaits.Load(), StoreFailures: s.storeFailures.Load(),
 	}
 	return st
 }

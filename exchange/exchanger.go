@@ -162,6 +162,10 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 	if !x.spent.claim(info, x.o.Now()) {
 		return nil, errSpent
 	}
+	cl, _ := ctx.Value(claimerKey{}).(*claimer)
+	if cl != nil && !cl.claim(ctx, info, spentUntil(info, x.o.Now())) {
+		return nil, errSpentElsewhere
+	}
 	s, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{
 		ClientId:  aws.String(x.o.ApplicationArn),
 		GrantType: aws.String(GrantJWTBearer),
@@ -170,6 +174,17 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 	if err != nil {
 		if isThrottle(err) {
 			x.spent.release(info)
+			if cl != nil {
+				cl.release(ctx, info)
+			}
+		}
+		if cl != nil && cl.ambiguousGrant(err) {
+			// With replicas sharing a store, IAM Identity Center's
+			// InvalidGrantException for a token is most likely a token
+			// exchanged by a replica whose mark the store lost (flushed,
+			// evicted, or written while the store was unreachable): the
+			// same code answers a replay and a setup error.
+			return nil, &Error{Kind: KindReauthenticate, Op: "CreateTokenWithIAM", Code: "InvalidGrantException", Err: err}
 		}
 		return nil, err
 	}
@@ -185,6 +200,8 @@ var (
 	errSpent   = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
 	errExpired = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExpired"}
 	errNoToken = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
+	// errSpentElsewhere: another replica sharing the Store exchanged it.
+	errSpentElsewhere = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExchangedElsewhere"}
 
 	errNothingToRenewWith = &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
 )

@@ -122,6 +122,13 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 		return false
 	}
 	s.pruneLocked(now)
+	s.until[k] = spentUntil(info, now).UnixNano()
+	return true
+}
+
+// spentUntil is how long the token of info is remembered as exchanged,
+// from now: until its exp plus a margin, or a day without exp.
+func spentUntil(info tokenInfo, now time.Time) time.Time {
 	until := now.Add(spentRetention)
 	if !info.expires.IsZero() {
 		until = info.expires.Add(spentMargin)
@@ -131,8 +138,7 @@ func (s *spentSet) claim(info tokenInfo, now time.Time) bool {
 		// claimed again at once.
 		until = now.Add(spentMargin)
 	}
-	s.until[k] = until.UnixNano()
-	return true
+	return until
 }
 
 // release forgets that info was claimed, for a token that was refused

@@ -79,6 +79,14 @@ type Options struct {
 	ExchangeRateLimit float64
 	// ExchangeTimeout bounds one shared exchange; default 30 s.
 	ExchangeTimeout time.Duration
+	// Store, when set, shares users' sessions and the marks of exchanged
+	// tokens between the replicas of the service (redisstore.New builds
+	// one on Redis): any replica then serves any user, each token is
+	// exchanged once for the whole fleet, and a restarted replica finds
+	// its users' sessions. Users held in this process's memory never reach
+	// the Store. If the Store fails, each replica works alone until it
+	// answers again. nil: this process works alone.
+	Store exchange.Store
 
 	// Extractor reads the token of a request; default BearerExtractor.
 	Extractor Extractor
@@ -173,7 +181,7 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	m.cache, err = exchange.NewCache(x, exchange.CacheOptions{
 		BaseConfig: o.AWSConfig, MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
 		MaxInFlight: o.MaxExchangesInFlight, RateLimit: o.ExchangeRateLimit, Timeout: o.ExchangeTimeout,
-		Observe: m.logEvent,
+		Store: o.Store, Observe: m.logEvent,
 	})
 	if err != nil {
 		v.Close()
@@ -337,11 +345,21 @@ func (m *Middleware) failedFor(err *Error, c *Claims) *Error {
 	return err
 }
 
-// logEvent logs an exchange, renewal or eviction: info on success, warn on
-// failure (debug when only a fresh token can help), debug for evictions.
+// logEvent logs an exchange, renewal, shared session or eviction: info on
+// success, warn on failure (debug when only a fresh token can help), debug
+// for evictions; a failure of the shared store is a warning (at most one a
+// second).
 func (m *Middleware) logEvent(ev exchange.CacheEvent) {
 	level, msg := slog.LevelInfo, "tipkit: credentials obtained"
 	switch {
+	case ev.Op == "store":
+		if m.log.Enabled(context.Background(), slog.LevelWarn) {
+			m.log.LogAttrs(context.Background(), slog.LevelWarn, "tipkit: shared store failed: working alone for now",
+				slog.String("error", ev.Err.Error()))
+		}
+		return
+	case ev.Op == "shared":
+		level, msg = slog.LevelDebug, "tipkit: credentials taken from the shared store"
 	case ev.Op == "eviction":
 		level, msg = slog.LevelDebug, "tipkit: user evicted"
 	case errors.Is(ev.Err, exchange.ErrReauthenticate):
@@ -399,6 +417,8 @@ type Stats struct {
 	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by MaxUsers
 	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
 	Users               int    // users held now
+	SharedSessions      uint64 // sessions taken from the Store, obtained by another replica (no AWS call)
+	StoreFailures       uint64 // Store calls that failed; the flight worked alone
 
 	// Errors counts failed requests by kind, indexed by ErrorKind.String().
 	Errors map[string]uint64
@@ -412,6 +432,7 @@ func (m *Middleware) Stats() Stats {
 		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
 		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
 		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Dropped: cs.Dropped, InFlight: cs.InFlight, Users: m.cache.Len(),
+		SharedSessions: cs.SharedHits, StoreFailures: cs.StoreFailures,
 		Errors: map[string]uint64{},
 	}
 	for k := KindNoToken; k <= KindInternal; k++ {
