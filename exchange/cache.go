@@ -118,6 +118,7 @@ type Cache struct {
 
 	ns             string         // the Exchanger's namespace in the Store
 	storeDownUntil atomic.Int64   // Unix nanoseconds: the Store is left aside until then
+	storeFailing   atomic.Int32   // Store failures in a row
 	storeWarn      rate.Sometimes // of "store" events
 }
 
@@ -455,6 +456,9 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	if r.alone {
 		r.sess, r.err = c.call(ctx, prevSess, token)
+	}
+	if c.o.Store != nil {
+		r.err = replayed(r.err)
 	}
 	sess, err := r.sess, r.err
 	if token != "" && c.x.Exchanged(token) {

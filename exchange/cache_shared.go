@@ -21,16 +21,18 @@ import (
 //     refused with ErrReauthenticate, never sent.
 //   - A replica that finds the lease taken polls for the holder's result,
 //     within the flight's Timeout; a holder that dies releases by expiry.
-//   - Any Store error makes that flight work alone, as without a Store, and
-//     keeps the Store aside for storeRetry: a Store that is down costs
-//     sharing, never an answer.
+//   - Any Store error makes that flight work alone, as without a Store;
+//     after a few in a row the Store is left aside for storeRetry. A Store
+//     that is down costs sharing, never an answer.
 
 // Polling of a lease held by another replica, and the pause after a Store
 // failure.
 const (
 	leasePollMin = 5 * time.Millisecond
 	leasePollMax = 50 * time.Millisecond
-	storeRetry   = time.Second
+
+	storeRetry         = time.Second
+	storeFailuresAside = 3
 )
 
 // claimerKey carries a *claimer in the context of an exchange.
@@ -62,12 +64,18 @@ func (cl *claimer) release(ctx context.Context, info tokenInfo) {
 	}
 }
 
-// ambiguousGrant reports whether err is IAM Identity Center's
-// InvalidGrantException for a token, which a replay of a token exchanged
-// by another replica also gets.
-func (cl *claimer) ambiguousGrant(err error) bool {
+// replayed turns IAM Identity Center's InvalidGrantException for a token
+// into an error matching ErrReauthenticate. With replicas sharing a Store
+// it most likely answers a token another replica exchanged while its mark
+// could not be shared (the Store was down, flushed or evicted it): the
+// same code answers a replay and a setup error, and only a fresh token can
+// tell them apart. The AWS code is kept for logs.
+func replayed(err error) error {
 	var e *Error
-	return errors.As(err, &e) && e.Kind == KindRefused && e.Code == "InvalidGrantException"
+	if errors.As(err, &e) && e.Kind == KindRefused && e.Op == "CreateTokenWithIAM" && e.Code == "InvalidGrantException" {
+		return &Error{Kind: KindReauthenticate, Op: e.Op, Code: e.Code, Err: e.Err}
+	}
+	return err
 }
 
 func tokenID(info tokenInfo) string {
@@ -81,12 +89,24 @@ func (c *Cache) storeUsable() bool {
 	return c.o.Store != nil && c.x.o.Now().UnixNano() >= c.storeDownUntil.Load()
 }
 
-// storeFailed counts a Store failure, keeps the Store aside for storeRetry
-// and reports it (at most once per storeRetry) through Observe.
+// storeFailed counts a Store failure and reports it (at most once per
+// storeRetry) through Observe. After storeFailuresAside failures in a row
+// the Store is left aside for storeRetry: a Store that does not answer
+// (a network that drops packets) costs each flight its timeout otherwise.
 func (c *Cache) storeFailed(user UserKey, err error) {
 	c.stats.storeFailures.Add(1)
-	c.storeDownUntil.Store(c.x.o.Now().Add(storeRetry).UnixNano())
+	if c.storeFailing.Add(1) >= storeFailuresAside {
+		c.storeDownUntil.Store(c.x.o.Now().Add(storeRetry).UnixNano())
+	}
 	c.storeWarn.Do(func() { c.observe(CacheEvent{User: user, Op: "store", Err: err}) })
+}
+
+// storeAnswered notes that the Store answered: failures are consecutive no
+// more.
+func (c *Cache) storeAnswered() {
+	if c.storeFailing.Load() != 0 {
+		c.storeFailing.Store(0)
+	}
 }
 
 // sharedResult is the outcome of a flight through the Store.
@@ -168,6 +188,7 @@ func (c *Cache) load(ctx context.Context, key StoreKey) (*Session, error) {
 		c.storeFailed(key.User, err)
 		return nil, err
 	}
+	c.storeAnswered()
 	if s == nil || s.Issuer != key.User.Issuer || s.Subject != key.User.Subject {
 		return nil, nil
 	}

@@ -178,14 +178,6 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 				cl.release(ctx, info)
 			}
 		}
-		if cl != nil && cl.ambiguousGrant(err) {
-			// With replicas sharing a store, IAM Identity Center's
-			// InvalidGrantException for a token is most likely a token
-			// exchanged by a replica whose mark the store lost (flushed,
-			// evicted, or written while the store was unreachable): the
-			// same code answers a replay and a setup error.
-			return nil, &Error{Kind: KindReauthenticate, Op: "CreateTokenWithIAM", Code: "InvalidGrantException", Err: err}
-		}
 		return nil, err
 	}
 	s.Issuer, s.Subject = info.issuer, info.subject
