@@ -1,0 +1,150 @@
+package exchange_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/redistest"
+	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/tiptest"
+)
+
+// sharedRedis is one real Redis and the encryption key of a fleet.
+type sharedRedis struct {
+	srv *redistest.Server
+	key []byte
+}
+
+func newSharedRedis(t *testing.T) *sharedRedis {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return &sharedRedis{srv: redistest.Start(t), key: key}
+}
+
+// replica returns a Cache with an Exchanger and a redisstore of its own on
+// the shared Redis, as one process of a fleet has.
+func (r *sharedRedis) replica(t *testing.T, env *tiptest.Env) *exchange.Cache {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: r.srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { _ = client.Close() })
+	// 2 s per call: the race detector slows a herd well past the 100 ms default.
+	store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{r.key}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.Store = store })
+}
+
+// A token exchanged by one replica is never sent again by another: the
+// other takes the shared session, and once none is left, it asks for a
+// fresh token without sending the spent one.
+func TestCacheStoreTokenExchangedOnce(t *testing.T) {
+	env := tiptest.New(t)
+	r := newSharedRedis(t)
+	a, b := r.replica(t, env), r.replica(t, env)
+	tok := env.IdP.Token("alice")
+	cfg, _, err := a.Get(context.Background(), key(env, "alice"), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first := owner(t, env, cfg)
+	cfg, _, err = b.Get(context.Background(), key(env, "alice"), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, creds := owner(t, env, cfg); got != "alice" || creds.AccessKeyID != first.AccessKeyID {
+		t.Fatalf("replica b served %q's credentials %s, want alice's %s", got, creds.AccessKeyID, first.AccessKeyID)
+	}
+	if st := b.Stats(); st.SharedHits != 1 || st.Exchanges != 0 {
+		t.Fatalf("replica b: %+v", st)
+	}
+	wantCalls(t, env, 0, 1, 1)
+
+	// The session leaves Redis (evicted, say); the token's mark stays. A
+	// new replica cannot serve alice, and does not send her spent token.
+	rdb := r.srv.Client(t)
+	keys, err := rdb.Keys(context.Background(), "*:s").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session keys %v, %v", keys, err)
+	}
+	rdb.Del(context.Background(), keys...)
+	_, _, err = r.replica(t, env).Get(context.Background(), key(env, "alice"), tok)
+	var xe *exchange.Error
+	if !errors.Is(err, exchange.ErrReauthenticate) || !errors.As(err, &xe) || xe.Code != "TokenExchangedElsewhere" {
+		t.Fatalf("a token spent on another replica: %v, want ErrReauthenticate (TokenExchangedElsewhere)", err)
+	}
+	wantCalls(t, env, 0, 1, 1)
+}
+
+// The refresh token is single-use: only the replica holding the user's
+// lease spends it, and the next renewal, wherever it runs, starts from the
+// refresh token that replica saved. No refresh token is ever sent twice
+// (tiptest refuses a second use, as IAM Identity Center does).
+func TestCacheStoreRefreshTokenSpentOnce(t *testing.T) {
+	env := tiptest.New(t, tiptest.WithRefreshGrant())
+	r := newSharedRedis(t)
+	c := []*exchange.Cache{r.replica(t, env), r.replica(t, env), r.replica(t, env)}
+	tok := env.IdP.Token("alice", tiptest.WithLifetime(8*time.Hour))
+	for _, rc := range c {
+		if _, _, err := rc.Get(context.Background(), key(env, "alice"), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		env.Clock.Advance(time.Hour + time.Minute) // credentials and identity context expired
+		var wg sync.WaitGroup
+		for i := range 3 * len(c) {
+			wg.Go(func() {
+				cfg, _, err := c[(i+round)%len(c)].Get(context.Background(), key(env, "alice"), tok)
+				if err != nil {
+					t.Errorf("round %d: %v", round, err)
+					return
+				}
+				if got, _ := owner(t, env, cfg); got != "alice" {
+					t.Errorf("round %d: credentials of %q", round, got)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// One jwt-bearer exchange, then one refresh per round for the fleet.
+	wantCalls(t, env, 0, 1+3, 1+3)
+}
+
+// Users held in a replica's memory never reach the Store: with Redis
+// stopped they are served as before, and a user the replica does not hold
+// is exchanged by the replica alone.
+func TestCacheStoreDownWorksAlone(t *testing.T) {
+	env := tiptest.New(t)
+	r := newSharedRedis(t)
+	a := r.replica(t, env)
+	if _, _, err := a.Get(context.Background(), key(env, "alice"), env.IdP.Token("alice")); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.Stop()
+	if _, _, err := a.Get(context.Background(), key(env, "alice"), ""); err != nil {
+		t.Fatalf("a user held locally, Redis down: %v", err)
+	}
+	if st := a.Stats(); st.StoreFailures != 0 {
+		t.Fatalf("a local hit reached the store: %+v", st)
+	}
+	cfg, _, err := a.Get(context.Background(), key(env, "bob"), env.IdP.Token("bob"))
+	if err != nil {
+		t.Fatalf("a new user, Redis down: %v", err)
+	}
+	if got, _ := owner(t, env, cfg); got != "bob" {
+		t.Fatalf("credentials of %q", got)
+	}
+	if st := a.Stats(); st.StoreFailures == 0 {
+		t.Fatalf("no store failure counted: %+v", st)
+	}
+	r.srv.Start()
+}
