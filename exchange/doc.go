@@ -21,8 +21,11 @@
 // memory is the Exchanger's own: another process (another replica, or this
 // one after a restart) sends the token again, and IAM Identity Center
 // refuses it with InvalidGrantException, an error matching [ErrRefused]
-// that cannot be told from a refused user. Route each user to one process
-// (sticky sessions), or have clients present a fresh token to each.
+// that cannot be told from a refused user. A [Cache] with a [Store]
+// (CacheOptions.Store; the redisstore package implements it on Redis)
+// shares the marks of exchanged tokens and the users' sessions between
+// processes: any of them then serves any user, and each token is exchanged
+// once for all of them.
 //
 // An [Exchanger] renews a [Session] without the user's token where it can:
 // first by AssumeRole with the identity context it already holds, then

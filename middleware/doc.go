@@ -38,9 +38,11 @@
 // configuration error found at run time; see [ErrorKind]. Every answer can
 // be replaced through Options.ErrorHandler.
 //
-// The memory of exchanged tokens is per process: behind several replicas,
-// or after a restart, a token exchanged elsewhere is refused by IAM
-// Identity Center and answered 403 for Options.RefusedTTL. Route each
-// user to one replica (sticky sessions), or have clients present a fresh
-// token to each.
+// Without Options.Store, the memory of exchanged tokens and sessions is
+// per process: behind several replicas, or after a restart, a token
+// exchanged elsewhere is refused by IAM Identity Center and answered 403
+// for Options.RefusedTTL. With a Store shared by every replica (the
+// redisstore package, on Redis), any replica serves any user, each token
+// is exchanged once for the fleet, and a restarted replica finds its
+// users' sessions.
 package middleware
