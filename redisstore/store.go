@@ -8,11 +8,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 
 	"github.com/tipkit/tipkit/exchange"
 )
@@ -77,6 +79,10 @@ type Options struct {
 	// IAM Identity Center, after which the refresh token no longer works.
 	// Default 8 hours.
 	RefreshTokenTTL time.Duration
+	// Logger, when set, receives a warning when a stored value cannot be
+	// opened (at most one a second), with the reason and nothing of the
+	// value or the key. Default: nothing is logged.
+	Logger *slog.Logger
 }
 
 // Stats counts what a [Store] did since it was created. Each method call
@@ -125,6 +131,8 @@ type Store struct {
 	names           namer
 	seal            sealer
 	c               counters
+	log             *slog.Logger   // nil: nothing logged
+	logRejected     rate.Sometimes // of rejection warnings
 }
 
 // New returns a Store on client configured by o, or an error wrapping one
@@ -184,6 +192,8 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		refreshTokenTTL: o.RefreshTokenTTL,
 		names:           namer{key: nameKey, prefix: prefix},
 		seal:            seal,
+		log:             o.Logger,
+		logRejected:     rate.Sometimes{Interval: time.Second},
 	}
 	if s.timeout == 0 {
 		s.timeout = defaultTimeout
@@ -247,23 +257,33 @@ func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Sess
 		s.c.misses.Add(1)
 		return nil, nil
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
-		s.c.rejected.Add(1)
+		s.rejected("a value of another Redis type")
 		return nil, nil
 	case err != nil:
 		return nil, s.failed("Load", err)
 	}
 	plain, ok := s.seal.opened(name, sealed)
 	if !ok {
-		s.c.rejected.Add(1)
+		s.rejected("a value that does not open (altered, moved from another key, truncated, another format, or sealed by a key not in EncryptionKeys)")
 		return nil, nil
 	}
 	sess, ok := decodeSession(plain)
 	if !ok || sess.Issuer != key.User.Issuer || sess.Subject != key.User.Subject {
-		s.c.rejected.Add(1)
+		s.rejected("a sealed value that does not hold this key's user")
 		return nil, nil
 	}
 	s.c.hits.Add(1)
 	return sess, nil
+}
+
+// rejected counts a value Load treats as absent, and logs why.
+func (s *Store) rejected(reason string) {
+	s.c.rejected.Add(1)
+	if s.log != nil {
+		s.logRejected.Do(func() {
+			s.log.LogAttrs(context.Background(), slog.LevelWarn, "redisstore: a stored session is treated as absent", slog.String("reason", reason))
+		})
+	}
 }
 
 // Save stores sess, sealed, as the session of key, replacing any. It is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -899,6 +900,43 @@ func TestNewRejectsShortAESKeys(t *testing.T) {
 		_, err := redisstore.New(c, redisstore.Options{EncryptionKeys: [][]byte{bytes.Repeat([]byte{7}, n)}})
 		if !errors.Is(err, redisstore.ErrEncryptionKey) {
 			t.Errorf("a %d-byte key: New error %v, want ErrEncryptionKey", n, err)
+		}
+	}
+}
+
+// A value that cannot be opened is logged, with the reason and nothing of
+// the value, the key or the session.
+func TestRejectedValueIsLogged(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var logs bytes.Buffer
+	store := newStore(t, f.client, redisstore.Options{EncryptionKeys: [][]byte{key1}, NameKey: nameKey,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	alice, bob := userKey("alice"), userKey("bob")
+	aliceSession := sessionOf(alice, "alice")
+	mustSave(t, store, alice, aliceSession)
+	aliceName := f.onlyNewKey(t, nil)
+	before := f.keys(t)
+	mustSave(t, store, bob, sessionOf(bob, "bob"))
+	bobName := f.onlyNewKey(t, before)
+	value, err := f.client.Get(ctx, aliceName).Bytes()
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	if err := f.client.Set(ctx, bobName, value, time.Hour).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if got := mustLoad(t, store, bob); got != nil {
+		t.Fatal("a moved value opened")
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "does not open") {
+		t.Fatalf("log %q does not tell the rejection", out)
+	}
+	for _, s := range append(secretsOf(aliceSession), aliceName, bobName) {
+		if strings.Contains(out, s) {
+			t.Fatalf("log %q shows %q", out, s)
 		}
 	}
 }
