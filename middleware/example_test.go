@@ -70,3 +70,42 @@ func ExampleNew() {
 	// 200 credentials of alice
 	// 401 Bearer
 }
+
+// Authorize serves a transport other than net/http: the transport takes
+// the bearer token from its own framing (gRPC metadata, a WebSocket
+// subprotocol...), and answers the refusal its own way.
+func ExampleMiddleware_Authorize() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		panic(err)
+	}
+	defer env.Close()
+	mw, err := middleware.New(context.Background(), middleware.Options{
+		Issuer:   env.IdP.Issuer(),
+		Audience: []string{env.IdP.Audience()},
+		Exchange: exchange.Options{
+			ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn,
+			ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config(),
+		},
+		AWSConfig: env.Config(),
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer mw.Close()
+
+	ctx, refusal := mw.Authorize(context.Background(), env.IdP.Token("alice"))
+	if refusal != nil {
+		fmt.Println(refusal.Kind.Status(), refusal.Description)
+		return
+	}
+	id, _ := ctxcreds.IdentityFrom(ctx)
+	_, hasConfig := ctxcreds.Config(ctx)
+	fmt.Println(id.Subject(), hasConfig)
+
+	_, refusal = mw.Authorize(context.Background(), "not-a-token")
+	fmt.Println(refusal.Kind.Status(), refusal.Code)
+	// Output:
+	// alice true
+	// 401 invalid_token
+}

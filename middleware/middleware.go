@@ -235,6 +235,41 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 			}
 			return nil, m.failed(errNoToken)
 		}
+	}
+	caller, err := m.authorize(ctx, raw, claims, now)
+	if err != nil {
+		return nil, err
+	}
+	return r.WithContext(caller), nil
+}
+
+// Authorize is the middleware's decision for a bearer token already taken
+// from its transport (an HTTP header, gRPC metadata...): it verifies token,
+// obtains the caller's credentials, and returns ctx carrying the caller's
+// aws.Config and identity (ctxcreds.Config, ctxcreds.IdentityFrom), or
+// the refusal to answer in the transport's own way. An empty token is
+// refused as missing, unless Options.Optional lets it through (ctx is then
+// returned as it is). It counts the request in Stats as Authenticate does;
+// Options.Extractor and Options.Skipper are the HTTP transport's and play
+// no part here.
+func (m *Middleware) Authorize(ctx context.Context, token string) (context.Context, *Error) {
+	m.requests.Add(1)
+	if token == "" {
+		if m.o.Optional {
+			m.anonymous.Add(1)
+			return ctx, nil
+		}
+		return nil, m.failed(errNoToken)
+	}
+	now := m.o.Now()
+	return m.authorize(ctx, token, m.verifier.remembered(token, now), now)
+}
+
+// authorize verifies raw unless claims (remembered at now) are given, and
+// returns ctx with its caller.
+func (m *Middleware) authorize(ctx context.Context, raw string, claims *Claims, now time.Time) (context.Context, *Error) {
+	if claims == nil {
+		var err error
 		if claims, err = m.verifier.Verify(ctx, raw); err != nil {
 			return nil, m.failed(asError(err, KindInvalidToken))
 		}
@@ -247,7 +282,7 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 	if err != nil {
 		return nil, m.failedFor(ErrorFromExchange(err), claims)
 	}
-	return r.WithContext(ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, expires))), nil
+	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, expires)), nil
 }
 
 // rememberedBearer is the hot path of the default extractor: when r holds
