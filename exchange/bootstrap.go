@@ -32,7 +32,11 @@ func withToken(ctx context.Context, token string) context.Context {
 // bootstrap holds the application role's credentials, shared by all users
 // and renewed before they expire. It is the aws.CredentialsProvider that
 // signs CreateTokenWithIAM and AssumeRole when an application role is
-// configured.
+// configured. It is not an aws.CredentialsCache around an
+// AssumeRoleWithWebIdentity provider: that cache judges expiry by the SDK's
+// wall clock rather than Options.Now, and it cannot serve the credentials
+// still valid when a renewal fails, nor pick the token to renew with from
+// the calling request.
 type bootstrap struct {
 	x   *Exchanger
 	web WebIdentityClient

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -21,10 +22,6 @@ type UserKey struct {
 
 // CacheOptions configures a [Cache]. Zero fields take the defaults below.
 type CacheOptions struct {
-	// BaseConfig is the configuration each user's aws.Config is copied from
-	// (region, endpoint, HTTP client, retryer...); its Credentials are
-	// replaced by the user's.
-	BaseConfig aws.Config
 	// MaxUsers bounds the users whose credentials are held; the least
 	// recently used is evicted first. Users whose first exchange is under
 	// way or failed are tracked apart, within the same bound, and dropped
@@ -139,12 +136,12 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	if o.MaxUsers < 0 || o.RefreshWindow < 0 || o.RefusedTTL < 0 || o.UnavailableTTL < 0 || o.MaxInFlight < 0 || o.RateLimit < 0 || o.Timeout < 0 {
 		return nil, &configError{"CacheOptions must not be negative"}
 	}
-	o.MaxUsers = cmpOr(o.MaxUsers, DefaultMaxUsers)
-	o.RefreshWindow = cmpOr(o.RefreshWindow, DefaultRefreshWindow)
-	o.RefusedTTL = cmpOr(o.RefusedTTL, DefaultRefusedTTL)
-	o.UnavailableTTL = cmpOr(o.UnavailableTTL, DefaultUnavailableTTL)
-	o.MaxInFlight = cmpOr(o.MaxInFlight, DefaultMaxInFlight)
-	o.Timeout = cmpOr(o.Timeout, callTimeout)
+	o.MaxUsers = cmp.Or(o.MaxUsers, DefaultMaxUsers)
+	o.RefreshWindow = cmp.Or(o.RefreshWindow, DefaultRefreshWindow)
+	o.RefusedTTL = cmp.Or(o.RefusedTTL, DefaultRefusedTTL)
+	o.UnavailableTTL = cmp.Or(o.UnavailableTTL, DefaultUnavailableTTL)
+	o.MaxInFlight = cmp.Or(o.MaxInFlight, DefaultMaxInFlight)
+	o.Timeout = cmp.Or(o.Timeout, callTimeout)
 	if o.RefreshWindow >= x.o.Duration {
 		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
 	}
@@ -156,20 +153,11 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	return c, nil
 }
 
-func cmpOr[T int | float64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-// entry is one user's slot. Its aws.Config is built once, when the user is
-// first seen; its Credentials is the entry itself, which always hands out
-// the user's current credentials.
+// entry is one user's slot; it is also the user's credentials provider,
+// which always hands out the user's current credentials.
 type entry struct {
 	c   *Cache
 	key UserKey
-	cfg atomic.Pointer[aws.Config] // built by the first Get
 
 	cur        atomic.Pointer[userState]
 	refreshing atomic.Bool
@@ -186,36 +174,13 @@ type userState struct {
 	errUntil time.Time
 }
 
-// Get returns the aws.Config carrying the current credentials of the user
-// key, whose verified token is webToken, and when those credentials
-// expire. The aws.Config is built once per user, on the first Get, from
-// CacheOptions.BaseConfig; its Credentials renew through the cache. On a
-// hit Get makes no AWS call and does not allocate; on a miss it waits for
-// the user's single shared exchange, or gives up when ctx ends.
-func (c *Cache) Get(ctx context.Context, key UserKey, webToken string) (*aws.Config, time.Time, error) {
-	e, expires, err := c.get(ctx, key, webToken, c.x.o.Now())
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	cfg := e.cfg.Load()
-	if cfg == nil {
-		fresh := c.o.BaseConfig.Copy()
-		fresh.Credentials = e
-		if !e.cfg.CompareAndSwap(nil, &fresh) {
-			cfg = e.cfg.Load()
-		} else {
-			cfg = &fresh
-		}
-	}
-	return cfg, expires, nil
-}
-
-// Credentials is [Cache.Get] without the aws.Config, for a caller that
-// composes it itself from the base configuration (as the middleware does
-// through ctxcreds.WithCaller), so that a user costs no copy of
-// aws.Config. The provider it returns hands out the user's current
-// credentials and renews them through the cache, like the Credentials of
-// Get's configuration.
+// Credentials returns the credentials provider of the user key, whose
+// verified token is webToken, and when the user's current credentials
+// expire. The provider hands out the user's current credentials and renews
+// them through the cache, so a configuration built on it keeps working in
+// a long handler. On a hit Credentials makes no AWS call and does not
+// allocate; on a miss it waits for the user's single shared exchange, or
+// gives up when ctx ends.
 //
 // now is the time just read from the Exchanger's clock (Options.Now), or
 // zero to have Credentials read it: a caller that needs the time anyway
@@ -560,7 +525,7 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session
 }
 
 // Retrieve hands out the user's current credentials, so that an aws.Config
-// from [Cache.Get] keeps working in a long handler: expired or expiring
+// built on the provider of [Cache.Credentials] keeps working in a long handler: expired or expiring
 // credentials are renewed through the cache, with the latest token seen for
 // the user. It never returns expired credentials.
 func (e *entry) Retrieve(ctx context.Context) (aws.Credentials, error) {
@@ -602,7 +567,7 @@ func (e *entry) getToken() string {
 	return e.token
 }
 
-// Close stops background renewals and waits for those under way. Get keeps
+// Close stops background renewals and waits for those under way. Credentials keeps
 // working after Close, without background renewals.
 func (c *Cache) Close() error {
 	c.closed.Store(true)
@@ -620,7 +585,7 @@ func (c *Cache) Len() int {
 
 // CacheStats counts what a [Cache] did since it was made.
 type CacheStats struct {
-	Requests            uint64 // calls of Get
+	Requests            uint64 // calls of Credentials
 	Hits                uint64 // served from memory with valid credentials
 	NegativeHits        uint64 // answered with a remembered failure, no AWS call
 	Waiters             uint64 // callers that waited for a shared exchange or renewal

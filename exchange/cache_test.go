@@ -18,7 +18,7 @@ import (
 
 func newCache(t *testing.T, env *tiptest.Env, x *exchange.Exchanger, edit ...func(*exchange.CacheOptions)) *exchange.Cache {
 	t.Helper()
-	o := exchange.CacheOptions{BaseConfig: env.Config()}
+	o := exchange.CacheOptions{}
 	for _, f := range edit {
 		f(&o)
 	}
@@ -30,10 +30,10 @@ func newCache(t *testing.T, env *tiptest.Env, x *exchange.Exchanger, edit ...fun
 	return c
 }
 
-// owner returns the user tiptest issued cfg's current credentials for.
-func owner(t *testing.T, env *tiptest.Env, cfg *aws.Config) (string, aws.Credentials) {
+// owner returns the user tiptest issued p's current credentials for.
+func owner(t *testing.T, env *tiptest.Env, p aws.CredentialsProvider) (string, aws.Credentials) {
 	t.Helper()
-	creds, err := cfg.Credentials.Retrieve(context.Background())
+	creds, err := p.Retrieve(context.Background())
 	if err != nil {
 		t.Fatalf("Retrieve: %v", err)
 	}
@@ -60,7 +60,7 @@ func TestCacheHerd(t *testing.T) {
 		u := i % users
 		wg.Go(func() {
 			name := fmt.Sprintf("user%03d", u)
-			cfg, _, err := c.Get(context.Background(), key(env, name), tokens[u])
+			cfg, _, err := c.Credentials(context.Background(), key(env, name), tokens[u], time.Time{})
 			if err != nil {
 				t.Errorf("Get(%s): %v", name, err)
 				return
@@ -88,7 +88,7 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 	tok := env.IdP.Token("alice")
 	impatient, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { _, _, err := c.Get(impatient, key(env, "alice"), tok); errc <- err }()
+	go func() { _, _, err := c.Credentials(impatient, key(env, "alice"), tok, time.Time{}); errc <- err }()
 	for env.AWS.Calls("AssumeRole") == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -96,7 +96,7 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) || !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("the cancelled caller got %v", err)
 	}
-	cfg, _, err := c.Get(context.Background(), key(env, "alice"), tok)
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
 	if err != nil {
 		t.Fatalf("the other caller failed: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	tok := env.IdP.Token("alice")
-	cfg, _, err := c.Get(context.Background(), key(env, "alice"), tok)
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 
 	env.Clock.Advance(11 * time.Minute) // inside the 5-minute window of 15-minute credentials
 	env.AWS.SetFault("AssumeRole", tiptest.Fault{Latency: 200 * time.Millisecond, Times: 1})
-	cfg, exp, err := c.Get(context.Background(), key(env, "alice"), tok)
+	cfg, exp, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 func TestCacheIdleUsersAreNotRefreshed(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
-	if _, _, err := c.Get(context.Background(), key(env, "alice"), env.IdP.Token("alice")); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(11 * time.Minute)
@@ -152,7 +152,7 @@ func TestCacheLRUBound(t *testing.T) {
 	c := newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.MaxUsers = 10 })
 	for i := range 25 {
 		name := fmt.Sprintf("u%d", i)
-		if _, _, err := c.Get(context.Background(), key(env, name), env.IdP.Token(name)); err != nil {
+		if _, _, err := c.Credentials(context.Background(), key(env, name), env.IdP.Token(name), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,7 +166,7 @@ func TestCacheRemembersRefusal(t *testing.T) {
 	env.AWS.RemoveUser("mallory")
 	c := newCache(t, env, newExchanger(t, env, false))
 	for range 5 {
-		_, _, err := c.Get(context.Background(), key(env, "mallory"), env.IdP.Token("mallory"))
+		_, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory"), time.Time{})
 		if !errors.Is(err, exchange.ErrRefused) {
 			t.Fatalf("Get for a refused user = %v", err)
 		}
@@ -176,7 +176,7 @@ func TestCacheRemembersRefusal(t *testing.T) {
 	}
 	env.AWS.AddUser("mallory")
 	env.Clock.Advance(exchange.DefaultRefusedTTL + time.Second)
-	if _, _, err := c.Get(context.Background(), key(env, "mallory"), env.IdP.Token("mallory")); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory"), time.Time{}); err != nil {
 		t.Fatalf("after the TTL, with the user restored: %v", err)
 	}
 }
@@ -185,15 +185,15 @@ func TestCacheExpiredWithNothingToRenew(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	tok := env.IdP.Token("alice", tiptest.WithLifetime(3*time.Hour))
-	if _, _, err := c.Get(context.Background(), key(env, "alice"), tok); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(2 * time.Hour) // credentials and identity context expired; the token is spent
-	_, _, err := c.Get(context.Background(), key(env, "alice"), tok)
+	_, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
 	if !errors.Is(err, exchange.ErrReauthenticate) {
 		t.Fatalf("Get with only a spent token = %v, want ErrReauthenticate", err)
 	}
-	cfg, _, err := c.Get(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
 	if err != nil {
 		t.Fatalf("with a fresh token: %v", err)
 	}
@@ -205,11 +205,13 @@ func TestCacheExpiredWithNothingToRenew(t *testing.T) {
 func TestCacheConfigWorksInLongHandler(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
-	cfg, _, err := c.Get(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
+	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := sts.NewFromConfig(*cfg)
+	cfg := env.Config()
+	cfg.Credentials = creds
+	client := sts.NewFromConfig(cfg)
 	for range 3 { // a handler streaming for 45 minutes
 		env.Clock.Advance(15 * time.Minute)
 		if _, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err != nil {
@@ -245,7 +247,7 @@ func TestCacheBoundsExchangesInFlight(t *testing.T) {
 		name := fmt.Sprintf("u%d", i)
 		tok := env.IdP.Token(name)
 		wg.Go(func() {
-			if _, _, err := c.Get(context.Background(), key(env, name), tok); err != nil {
+			if _, _, err := c.Credentials(context.Background(), key(env, name), tok, time.Time{}); err != nil {
 				t.Errorf("Get: %v", err)
 			}
 		})
@@ -260,11 +262,11 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	k, tok := key(env, "alice"), env.IdP.Token("alice")
-	if _, _, err := c.Get(context.Background(), k, tok); err != nil {
+	if _, _, err := c.Credentials(context.Background(), k, tok, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if n := testing.AllocsPerRun(1000, func() { _, _, _ = c.Get(ctx, k, tok) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _, _ = c.Credentials(ctx, k, tok, time.Time{}) }); n != 0 {
 		t.Fatalf("a cache hit allocates %v times", n)
 	}
 }
@@ -300,7 +302,7 @@ func TestCacheFlightKeysDoNotCollide(t *testing.T) {
 	for user, k := range keys {
 		tok := env.IdP.Token(user)
 		wg.Go(func() {
-			cfg, _, err := c.Get(context.Background(), k, tok)
+			cfg, _, err := c.Credentials(context.Background(), k, tok, time.Time{})
 			if err != nil {
 				t.Errorf("Get(%s): %v", user, err)
 				return

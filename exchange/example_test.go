@@ -113,3 +113,51 @@ func ExampleNewProvider() {
 	fmt.Println(aws.ToString(out.Account))
 	// Output: 123456789012
 }
+
+// A server that handles many users keeps their credentials in a Cache: a
+// user's concurrent first requests share one exchange, and later ones are
+// served from memory, renewed ahead of expiry.
+func ExampleCache() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+	x, err := exchange.New(exchange.Options{
+		ApplicationArn:     env.ApplicationArn,
+		AccessRoleArn:      env.AccessRoleArn,
+		ApplicationRoleArn: env.ApplicationRoleArn,
+		Config:             env.Config(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cache, err := exchange.NewCache(x, exchange.CacheOptions{MaxUsers: 1000})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cache.Close()
+
+	// The user's token was verified first: its issuer and subject name the user.
+	token := env.IdP.Token("alice")
+	user := exchange.UserKey{Issuer: env.IdP.Issuer(), Subject: "alice"}
+	for range 3 {
+		creds, _, err := cache.Credentials(context.Background(), user, token, time.Time{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		cfg := env.Config() // in production: the base configuration of the user's clients
+		cfg.Credentials = creds
+		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(aws.ToString(out.UserId) != "")
+	}
+	fmt.Println("exchanges:", cache.Stats().Exchanges)
+	// Output:
+	// true
+	// true
+	// true
+	// exchanges: 1
+}

@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -407,8 +405,7 @@ func (x *Exchanger) sessionName(s *Session) (string, error) {
 		}
 		return name, nil
 	}
-	sum := sha256.Sum256([]byte(s.Issuer + "\x00" + s.Subject))
-	return "tipkit-" + hex.EncodeToString(sum[:12]), nil
+	return "tipkit-" + UserKey{Issuer: s.Issuer, Subject: s.Subject}.Hash(), nil
 }
 
 // oidcOptions tags a CreateTokenWithIAM call and, with an application role,

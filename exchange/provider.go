@@ -19,7 +19,16 @@ import (
 // returns expired credentials: when renewal fails and the credentials have
 // expired, Retrieve returns the error.
 //
-// Set it as aws.Config.Credentials directly; it caches by itself.
+// Set it as aws.Config.Credentials directly: it keeps the credentials
+// itself. (config.WithCredentialsProvider wraps any provider in an
+// aws.CredentialsCache; that second cache is harmless, and redundant.)
+//
+// Provider does not build on aws.NewCredentialsCache: that cache judges
+// expiry by the SDK's own wall clock, not by Options.Now, so with an
+// injected clock (tests, or a server sharing one clock between token checks
+// and credentials) the two would disagree on when credentials expire; and
+// a renewal here must keep the Session (identity context, refresh token),
+// not only the credentials the cache holds.
 type Provider struct {
 	x *Exchanger
 

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Backoff between throttled attempts: full jitter over an exponential
-// ceiling.
+// Backoff between throttled attempts: equal jitter over an exponential
+// ceiling (half the ceiling, plus a random part of the other half).
 const (
 	backoffBase = 100 * time.Millisecond
 	backoffCap  = 5 * time.Second

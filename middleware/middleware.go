@@ -3,8 +3,6 @@ package middleware
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -179,7 +177,7 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.cache, err = exchange.NewCache(x, exchange.CacheOptions{
-		BaseConfig: o.AWSConfig, MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
+		MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
 		MaxInFlight: o.MaxExchangesInFlight, RateLimit: o.ExchangeRateLimit, Timeout: o.ExchangeTimeout,
 		Store: o.Store, Observe: m.logEvent,
 	})
@@ -420,11 +418,11 @@ func (m *Middleware) logEvent(ev exchange.CacheEvent) {
 	m.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// UserHash returns the short, stable name under which logs show a user: a
-// hash of the issuer and subject, never the subject itself.
+// UserHash returns the short, stable name under which logs show a user
+// (exchange.UserKey.Hash): a hash of the issuer and subject, never the
+// subject itself; the same as the user's RoleSessionName after "tipkit-".
 func UserHash(issuer, subject string) string {
-	sum := sha256.Sum256([]byte(issuer + "\x00" + subject))
-	return hex.EncodeToString(sum[:8])
+	return exchange.UserKey{Issuer: issuer, Subject: subject}.Hash()
 }
 
 // Close stops background key refreshes and credential renewals.
