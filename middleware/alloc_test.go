@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // TestOversizedTokenCostsLittle: a token over MaxTokenSize is refused
@@ -22,8 +22,8 @@ func TestOversizedTokenCostsLittle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	v, err := middleware.NewVerifier(context.Background(), middleware.VerifierOptions{
-		Issuers: []middleware.IssuerConfig{{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}},
+	v, err := verify.New(context.Background(), verify.Options{
+		Issuers: []verify.Issuer{{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}},
 		Now:     idp.Clock().Now,
 	})
 	if err != nil {

@@ -41,7 +41,7 @@
 // Without Options.Store, the memory of exchanged tokens and sessions is
 // per process: behind several replicas, or after a restart, a token
 // exchanged elsewhere is refused by IAM Identity Center and answered 403
-// for Options.RefusedTTL. With a Store shared by every replica (the
+// for Options.Cache.RefusedTTL. With a Store (Options.Cache.Store) shared by every replica (the
 // redisstore package, on Redis), any replica serves any user, each token
 // is exchanged once for the fleet, and a restarted replica finds its
 // users' sessions.

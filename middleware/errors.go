@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // ErrorKind is the kind of failure of a request. Each kind has its HTTP
@@ -231,6 +232,25 @@ func quotable(s string) string {
 		}
 	}
 	return s
+}
+
+// ErrorFromVerify maps an error of the verify package to its answer:
+// verify.ErrUnavailable is a 503 with the verifier's Retry-After, any other
+// refusal a 401 invalid_token with the verifier's description; nil gives
+// nil.
+func ErrorFromVerify(err error) *Error {
+	var ve *verify.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve) && ve.Kind == verify.KindUnavailable:
+		e := newError(KindUnavailable, ve.Description, err)
+		e.RetryAfter = ve.RetryAfter
+		return e
+	case errors.As(err, &ve):
+		return newError(KindInvalidToken, ve.Description, err)
+	}
+	return asError(err, KindInvalidToken)
 }
 
 // ErrorFromExchange maps an error of the exchange package (or of the

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -130,4 +131,21 @@ func TestBearerExtractorDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("BearerExtractor allocates %v times", allocs)
 	}
+}
+
+// wantError checks that err is an *Error of kind k whose description
+// contains desc, and that its message does not hold token.
+func wantError(t testing.TB, err error, token string, k ErrorKind, desc string) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v, want an *Error of kind %v", err, k)
+	}
+	if e.Kind != k || !strings.Contains(e.Description, desc) {
+		t.Fatalf("error = %v (kind %v), want kind %v and a description with %q", e, e.Kind, k, desc)
+	}
+	if len(token) > 8 && strings.Contains(e.Error(), token) {
+		t.Fatalf("error message holds the token: %v", e)
+	}
+	return e
 }

@@ -67,7 +67,7 @@ func (f *fleet) start(i int) *replica {
 	}
 	skew := time.Duration(i%3-1) * 20 * time.Second
 	edits := append([]func(*middleware.Options){func(o *middleware.Options) {
-		o.Store = store
+		o.Cache.Store = store
 		o.Now = func() time.Time { return f.env.Clock.Now().Add(skew) }
 	}}, f.edit...)
 	m := newMiddleware(f.t, f.env, edits...)

@@ -33,7 +33,7 @@ func TestThrottlingBurstIsRetried(t *testing.T) {
 	} {
 		t.Run(tc.op, func(t *testing.T) {
 			env := tiptest.New(t)
-			m, watch := hardened(t, env, func(o *middleware.Options) { o.ExchangeTimeout = 10 * time.Second })
+			m, watch := hardened(t, env, func(o *middleware.Options) { o.Cache.Timeout = 10 * time.Second })
 			send := sender(m.Handler(checkedWhoAmI(t, env, watch, true)), watch)
 			env.AWS.SetFault(tc.op, tiptest.Fault{Code: tc.code, Times: 2})
 			start := time.Now()
@@ -77,7 +77,7 @@ func TestBootstrapSlowerThanExchangeTimeout(t *testing.T) {
 		latency = 3 * time.Second
 	)
 	env := tiptest.New(t)
-	m, watch := hardened(t, env, func(o *middleware.Options) { o.ExchangeTimeout = timeout })
+	m, watch := hardened(t, env, func(o *middleware.Options) { o.Cache.Timeout = timeout })
 	send := sender(m.Handler(checkedWhoAmI(t, env, watch, true)), watch)
 	env.AWS.SetFault("AssumeRoleWithWebIdentity", tiptest.Fault{Latency: latency})
 

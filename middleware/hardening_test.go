@@ -45,6 +45,7 @@ import (
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // suiteLog captures every record of the hardening suite, at debug level.
@@ -445,8 +446,8 @@ func manyClaims(n int) string {
 func underCap(t testing.TB, tok func() string) func() string {
 	return func() string {
 		v := tok()
-		if n := len(v); n >= middleware.DefaultMaxTokenSize || n < middleware.DefaultMaxTokenSize-2<<10 {
-			t.Fatalf("token of %d bytes, want just under the cap of %d", n, middleware.DefaultMaxTokenSize)
+		if n := len(v); n >= verify.DefaultMaxTokenSize || n < verify.DefaultMaxTokenSize-2<<10 {
+			t.Fatalf("token of %d bytes, want just under the cap of %d", n, verify.DefaultMaxTokenSize)
 		}
 		return v
 	}
@@ -457,8 +458,8 @@ func underCap(t testing.TB, tok func() string) func() string {
 func overCap(t testing.TB, tok func() string) func() string {
 	return func() string {
 		v := tok()
-		if n := len(v); n <= middleware.DefaultMaxTokenSize {
-			t.Fatalf("token of %d bytes, want over the cap of %d", n, middleware.DefaultMaxTokenSize)
+		if n := len(v); n <= verify.DefaultMaxTokenSize {
+			t.Fatalf("token of %d bytes, want over the cap of %d", n, verify.DefaultMaxTokenSize)
 		}
 		return v
 	}
@@ -509,8 +510,8 @@ func TestHostileRequests(t *testing.T) {
 		// A second trusted issuer whose tokens are signed over raw JSON.
 		// Identity Center does not trust it: a token of it that passed
 		// verification would show as an AWS call.
-		o.Issuers = []middleware.IssuerConfig{{Issuer: raw.URL(), Audience: []string{env.IdP.Audience()}}}
-		o.KeyRefreshInterval = time.Millisecond // every unknown kid refreshes the key set
+		o.Verify.Issuers = []verify.Issuer{{Issuer: raw.URL(), Audience: []string{env.IdP.Audience()}}}
+		o.Verify.RefreshRateLimit = time.Millisecond // every unknown kid refreshes the key set
 	})
 	var reached atomic.Int32
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -520,7 +521,7 @@ func TestHostileRequests(t *testing.T) {
 
 	iss, aud, kids := env.IdP.Issuer(), env.IdP.Audience(), env.IdP.KeyIDs()
 	now := env.Clock.Now()
-	pub := middleware.IdPRSAKey(t, env.IdP)
+	pub := env.IdP.PublicKey("RS256").(*rsa.PublicKey)
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -875,7 +876,7 @@ func TestAWSFaults(t *testing.T) {
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			env := tiptest.New(t)
-			m, watch := hardened(t, env, func(o *middleware.Options) { o.ExchangeTimeout = 300 * time.Millisecond })
+			m, watch := hardened(t, env, func(o *middleware.Options) { o.Cache.Timeout = 300 * time.Millisecond })
 			h := m.Handler(checkedWhoAmI(t, env, watch, true))
 			send := func(tok string) *httptest.ResponseRecorder {
 				watch.secret(tok)
@@ -1039,7 +1040,7 @@ func TestBootstrapCredentialsExpire(t *testing.T) {
 func TestIdPFaults(t *testing.T) {
 	t.Run("key set down", func(t *testing.T) {
 		env := tiptest.New(t)
-		m, watch := hardened(t, env, func(o *middleware.Options) { o.KeyRefreshInterval = 50 * time.Millisecond })
+		m, watch := hardened(t, env, func(o *middleware.Options) { o.Verify.RefreshRateLimit = 50 * time.Millisecond })
 		send := sender(m.Handler(checkedWhoAmI(t, env, watch, false)), watch)
 		alice := env.IdP.Token("alice")
 		keyOf(t, env, send(alice), "alice")
@@ -1064,7 +1065,7 @@ func TestIdPFaults(t *testing.T) {
 	})
 	t.Run("key rotation", func(t *testing.T) {
 		env := tiptest.New(t)
-		m, watch := hardened(t, env, func(o *middleware.Options) { o.KeyRefreshInterval = time.Millisecond })
+		m, watch := hardened(t, env, func(o *middleware.Options) { o.Verify.RefreshRateLimit = time.Millisecond })
 		send := sender(m.Handler(checkedWhoAmI(t, env, watch, false)), watch)
 		alice := env.IdP.Token("alice")
 		keyOf(t, env, send(alice), "alice")

@@ -13,78 +13,44 @@ import (
 
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/verify"
 )
 
-// Options configures a [Middleware]. Zero values take the defaults given
-// with each field.
+// Options configures a [Middleware]. Each setting has one name: the
+// verification of tokens, the exchange and the per-user credentials are
+// configured in their own packages' options, nested here. Zero values take
+// the defaults given with each field.
 type Options struct {
-	// Issuer is the exact iss of the tokens accepted, with JWKSURL and
-	// Audience. Use Issuers for several issuers; both may be set.
-	Issuer string
-	// JWKSURL is Issuer's key set; empty means OIDC discovery at Issuer.
-	JWKSURL string
-	// Audience lists the audiences accepted from Issuer: a token's aud must
-	// contain one of them.
+	// Issuer and Audience are a shortcut for one trusted issuer whose keys
+	// are found through OpenID Connect discovery: they add
+	// verify.Issuer{Issuer: Issuer, Audience: Audience} to Verify.Issuers.
+	// Issuer is the exact iss of its tokens; a token's aud must contain
+	// one of Audience.
+	Issuer   string
 	Audience []string
-	// Issuers lists further trusted issuers, each with its own key set and
-	// audiences. A token's iss picks the one that verifies it.
-	Issuers []IssuerConfig
 
-	// Algorithms accepted; default RS256, RS384, RS512, PS256, ES256, ES384,
-	// EdDSA. "none" and HMAC are never accepted.
-	Algorithms []string
-	// Leeway is the clock skew allowed on exp, nbf and iat; default 30 s.
-	Leeway time.Duration
-	// HTTPClient fetches discovery documents and key sets.
-	HTTPClient *http.Client
-	// TokenCacheTTL bounds how long a verified token is remembered, so the
-	// hot path skips the signature check (never beyond its exp); default 5
-	// minutes, negative turns it off. TokenCacheSize bounds how many;
-	// default MaxUsers, so that the memory held stays flat however many
-	// users pass through (a token forgotten early costs one more signature
-	// check, nothing else).
-	TokenCacheTTL  time.Duration
-	TokenCacheSize int
-	// MaxTokenSize is the largest token read; default 16 KiB.
-	MaxTokenSize int
-	// KeyRefreshInterval is the least time between key set fetches that
-	// requests trigger (unknown kid, failed first fetch); default 10 s.
-	KeyRefreshInterval time.Duration
-
+	// Verify configures the verification of tokens: further issuers (with
+	// explicit key set URLs), algorithms, leeway, the HTTP client of key
+	// set fetches and the least time between those requests trigger, the
+	// memory of verified tokens and the largest token read. Its Now
+	// defaults to Now; its CacheSize defaults to Cache.MaxUsers, so that
+	// the memory held stays flat however many users pass through.
+	Verify verify.Options
 	// Exchange configures the trusted identity propagation exchange. Its
-	// WebTokenProvider is not used: each request brings its token.
+	// WebTokenProvider is not used: each request brings its token. Its Now
+	// defaults to Now, and then one clock reading per request serves both
+	// the token check and the credentials.
 	Exchange exchange.Options
+	// Cache configures the per-user credentials: MaxUsers, RefreshWindow,
+	// RefusedTTL, UnavailableTTL, MaxInFlight (exchanges in flight for all
+	// users), RateLimit (exchanges per second, under the account's STS
+	// quota), Timeout (of one shared exchange) and Store (sessions shared
+	// by the replicas of a service; see the redisstore package). Its
+	// Observe, when set, is called besides the middleware's own logging.
+	Cache exchange.CacheOptions
 	// AWSConfig is the base of each user's aws.Config (region, endpoint,
 	// HTTP client, retryer); its Credentials are replaced by the user's.
 	AWSConfig aws.Config
-
-	// MaxUsers bounds the users whose credentials are held (least recently
-	// used evicted first); default 10,000. Users whose first exchange is
-	// under way or failed are tracked apart within the same bound, so they
-	// never evict a user who holds credentials.
-	MaxUsers int
-	// RefreshWindow: a request within this time of its user's credentials'
-	// expiry triggers one renewal in the background; default 5 minutes.
-	RefreshWindow time.Duration
-	// RefusedTTL is how long a user AWS refused is answered 403 from memory;
-	// default 30 s.
-	RefusedTTL time.Duration
-	// MaxExchangesInFlight bounds concurrent exchanges for all users;
-	// default 100 (exchange.DefaultMaxInFlight). ExchangeRateLimit, not this
-	// bound, keeps the exchanges under the account's STS quota.
-	MaxExchangesInFlight int
-	// ExchangeRateLimit, when positive, caps exchanges per second.
-	ExchangeRateLimit float64
-	// ExchangeTimeout bounds one shared exchange; default 30 s.
-	ExchangeTimeout time.Duration
-	// Store, when set, shares users' sessions and the marks of exchanged
-	// tokens between the replicas of the service (redisstore.New builds
-	// one on Redis): any replica then serves any user, each token is
-	// exchanged once for the whole fleet, and a restarted replica finds
-	// its users' sessions. Users held in this process's memory never reach
-	// the Store. If the Store fails, each replica works alone until it
-	// answers again. nil: this process works alone.
-	Store exchange.Store
 
 	// Extractor reads the token of a request; default BearerExtractor.
 	Extractor Extractor
@@ -109,8 +75,7 @@ type Options struct {
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
-	// time.Now. It also becomes Exchange.Now when that is nil, and then one
-	// reading per request serves both (leave Exchange.Now nil).
+	// time.Now. It is Verify.Now and Exchange.Now when those are nil.
 	Now func() time.Time
 }
 
@@ -118,7 +83,7 @@ type Options struct {
 // configuration. It is safe for concurrent use.
 type Middleware struct {
 	o        Options
-	verifier *Verifier
+	verifier *verify.Verifier
 	cache    *exchange.Cache
 	onError  ErrorHandler
 	log      *slog.Logger
@@ -147,18 +112,17 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.TokenCacheSize == 0 {
-		o.TokenCacheSize = cmp.Or(max(o.MaxUsers, 0), exchange.DefaultMaxUsers)
+	vo := o.Verify
+	if vo.CacheSize == 0 {
+		vo.CacheSize = cmp.Or(max(o.Cache.MaxUsers, 0), exchange.DefaultMaxUsers)
 	}
-	issuers := o.Issuers
-	if o.Issuer != "" {
-		issuers = append([]IssuerConfig{{Issuer: o.Issuer, JWKSURL: o.JWKSURL, Audience: o.Audience}}, issuers...)
+	if o.Issuer != "" || len(o.Audience) > 0 {
+		vo.Issuers = append([]verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}}, vo.Issuers...)
 	}
-	v, err := NewVerifier(ctx, VerifierOptions{
-		Issuers: issuers, Algorithms: o.Algorithms, Leeway: o.Leeway, HTTPClient: o.HTTPClient, Now: o.Now,
-		CacheTTL: o.TokenCacheTTL, CacheSize: o.TokenCacheSize, RefreshRateLimit: o.KeyRefreshInterval,
-		MaxTokenSize: o.MaxTokenSize,
-	})
+	if vo.Now == nil {
+		vo.Now = o.Now
+	}
+	v, err := verify.New(ctx, vo)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +140,12 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.cache, err = exchange.NewCache(x, exchange.CacheOptions{
-		MaxUsers: o.MaxUsers, RefreshWindow: o.RefreshWindow, RefusedTTL: o.RefusedTTL,
-		MaxInFlight: o.MaxExchangesInFlight, RateLimit: o.ExchangeRateLimit, Timeout: o.ExchangeTimeout,
-		Store: o.Store, Observe: m.logEvent,
-	})
+	co := o.Cache
+	co.Observe = m.logEvent
+	if observe := o.Cache.Observe; observe != nil {
+		co.Observe = func(ev exchange.CacheEvent) { m.logEvent(ev); observe(ev) }
+	}
+	m.cache, err = exchange.NewCache(x, co)
 	if err != nil {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
@@ -260,16 +225,16 @@ func (m *Middleware) Authorize(ctx context.Context, token string) (context.Conte
 		return nil, m.failed(errNoToken)
 	}
 	now := m.o.Now()
-	return m.authorize(ctx, token, m.verifier.remembered(token, now), now)
+	return m.authorize(ctx, token, m.verifier.Remembered(token, now), now)
 }
 
 // authorize verifies raw unless claims (remembered at now) are given, and
 // returns ctx with its caller.
-func (m *Middleware) authorize(ctx context.Context, raw string, claims *Claims, now time.Time) (context.Context, *Error) {
+func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.Claims, now time.Time) (context.Context, *Error) {
 	if claims == nil {
 		var err error
 		if claims, err = m.verifier.Verify(ctx, raw); err != nil {
-			return nil, m.failed(asError(err, KindInvalidToken))
+			return nil, m.failed(ErrorFromVerify(err))
 		}
 		now = m.o.Now()
 	}
@@ -280,7 +245,7 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *Claims, 
 	if err != nil {
 		return nil, m.failedFor(ErrorFromExchange(err), claims)
 	}
-	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, expires)), nil
+	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, claims.Identity(expires)), nil
 }
 
 // rememberedBearer is the hot path of the default extractor: when r holds
@@ -290,7 +255,7 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *Claims, 
 // middleware's own), so the bytes passed its checks when first seen; any
 // other request, including one with a token in its query string, gets
 // (_, nil) and goes through the extractor and a full Verify.
-func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *Claims) {
+func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *verify.Claims) {
 	if m.o.Extractor != nil || tokenOutsideHeader(r) {
 		return "", nil
 	}
@@ -302,7 +267,7 @@ func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *
 	if !ok {
 		return "", nil
 	}
-	c := m.verifier.remembered(raw, now)
+	c := m.verifier.Remembered(raw, now)
 	if c == nil {
 		return "", nil
 	}
@@ -317,17 +282,6 @@ func (m *Middleware) skip(r *http.Request) bool {
 		return true
 	}
 	return m.o.Skipper != nil && m.o.Skipper(r)
-}
-
-// identityOf returns the identity of claims' user with credentials until
-// expires, reusing the one made for the previous request with this token.
-func identityOf(c *Claims, expires time.Time) *ctxcreds.Identity {
-	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) {
-		return id
-	}
-	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires)
-	c.identity.Store(id)
-	return id
 }
 
 // asError returns err as an *Error, or a new one of kind k.
@@ -348,7 +302,7 @@ func (m *Middleware) HandleError(w http.ResponseWriter, r *http.Request, err *Er
 func (m *Middleware) failed(err *Error) *Error { return m.failedFor(err, nil) }
 
 // failedFor counts and logs err for the user of c (nil when unknown).
-func (m *Middleware) failedFor(err *Error, c *Claims) *Error {
+func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 	if err.Kind > 0 && int(err.Kind) < len(m.errorsByKind) {
 		m.errorsByKind[err.Kind].Add(1)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // Lifetimes of the local services: credentials last 15 minutes (the
@@ -331,7 +332,7 @@ func TestRefreshAheadServesOldCredentials(t *testing.T) {
 
 func TestUserBound(t *testing.T) {
 	env := tiptest.New(t)
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.MaxUsers = 3 })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.MaxUsers = 3 })
 	h := m.Handler(whoAmI(env))
 	users := []string{"u0", "u1", "u2", "u3", "u4"}
 	tokens := map[string]string{}
@@ -369,7 +370,7 @@ func TestUserBound(t *testing.T) {
 func TestUserBoundUnderLoad(t *testing.T) {
 	env := tiptest.New(t)
 	const maxUsers, users = 4, 24
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.MaxUsers = maxUsers })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.MaxUsers = maxUsers })
 	h := m.Handler(whoAmI(env))
 	var wg sync.WaitGroup
 	for i := range users {
@@ -395,7 +396,7 @@ func TestUserBoundUnderLoad(t *testing.T) {
 
 func TestRefusedUserIsRemembered(t *testing.T) {
 	env := tiptest.New(t)
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.RefusedTTL = time.Minute })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.RefusedTTL = time.Minute })
 	h := m.Handler(whoAmI(env))
 	env.AWS.RemoveUser("mallory")
 	tok := env.IdP.Token("mallory")
@@ -597,7 +598,7 @@ func TestSeveralIssuers(t *testing.T) {
 	}
 	t.Cleanup(other.Close)
 	m := newMiddleware(t, env, func(o *middleware.Options) {
-		o.Issuers = []middleware.IssuerConfig{{Issuer: other.Issuer(), Audience: []string{other.Audience()}}}
+		o.Verify.Issuers = []verify.Issuer{{Issuer: other.Issuer(), Audience: []string{other.Audience()}}}
 	})
 	h := m.Handler(whoAmI(env))
 
@@ -718,7 +719,7 @@ func TestOptionalPreflightSkipper(t *testing.T) {
 func TestIdPDownAtStartup(t *testing.T) {
 	env := tiptest.New(t)
 	env.IdP.SetDown(true)
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.KeyRefreshInterval = 20 * time.Millisecond })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Verify.RefreshRateLimit = 20 * time.Millisecond })
 	h := m.Handler(whoAmI(env))
 	tok := env.IdP.Token("alice")
 	w := get(t, h, tok)
@@ -863,7 +864,7 @@ func TestNoSecretInLogsBodiesOrStats(t *testing.T) {
 
 func TestStatsCounters(t *testing.T) {
 	env := tiptest.New(t)
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.MaxUsers = 4 })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.MaxUsers = 4 })
 	h := m.Handler(whoAmI(env))
 
 	refusal(t, get(t, h, ""), http.StatusUnauthorized, "missing_token")
@@ -947,7 +948,7 @@ func TestStatsCounters(t *testing.T) {
 
 func TestFailedRenewalIsRemembered(t *testing.T) {
 	env := tiptest.New(t)
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.RefusedTTL = time.Minute })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.RefusedTTL = time.Minute })
 	h := m.Handler(whoAmI(env))
 	tok := env.IdP.Token("alice")
 	k1 := keyOf(t, env, get(t, h, tok), "alice")
@@ -983,7 +984,7 @@ func TestFailedRenewalIsRemembered(t *testing.T) {
 func TestUserEvictedDuringExchange(t *testing.T) {
 	env := tiptest.New(t)
 	rec := newRecorder()
-	m := newMiddleware(t, env, withRecorder(rec), func(o *middleware.Options) { o.MaxUsers = 1 })
+	m := newMiddleware(t, env, withRecorder(rec), func(o *middleware.Options) { o.Cache.MaxUsers = 1 })
 	h := m.Handler(whoAmI(env))
 	alice, bob := env.IdP.Token("alice"), env.IdP.Token("bob")
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // slowKeys is the identity provider's HTTP client as seen from the
@@ -50,8 +51,8 @@ func TestDroppedClientDoesNotStallKeyRotation(t *testing.T) {
 	env := tiptest.New(t)
 	slow := &slowKeys{delay: 300 * time.Millisecond, started: make(chan struct{}, 1)}
 	m := newMiddleware(t, env, func(o *middleware.Options) {
-		o.HTTPClient = &http.Client{Transport: slow}
-		o.KeyRefreshInterval = time.Hour // one refresh for an unknown kid in the whole test
+		o.Verify.HTTPClient = &http.Client{Transport: slow}
+		o.Verify.RefreshRateLimit = time.Hour // one refresh for an unknown kid in the whole test
 	})
 	h := m.Handler(whoAmI(env))
 	keyOf(t, env, get(t, h, env.IdP.Token("alice")), "alice") // first fetch
@@ -88,9 +89,9 @@ func TestDroppedClientDoesNotStallKeyRotation(t *testing.T) {
 func TestDoomedTokensDoNotHoldTheExchangeQueue(t *testing.T) {
 	env := tiptest.New(t)
 	m := newMiddleware(t, env, func(o *middleware.Options) {
-		o.ExchangeRateLimit = 0.001 // one exchange, then none for 16 minutes
-		o.MaxExchangesInFlight = 1
-		o.ExchangeTimeout = time.Second
+		o.Cache.RateLimit = 0.001 // one exchange, then none for 16 minutes
+		o.Cache.MaxInFlight = 1
+		o.Cache.Timeout = time.Second
 	})
 	h := m.Handler(whoAmI(env))
 
@@ -138,7 +139,7 @@ func TestDoomedTokensDoNotHoldTheExchangeQueue(t *testing.T) {
 func TestRefusedIdentitiesDoNotEvictUsers(t *testing.T) {
 	env := tiptest.New(t)
 	const maxUsers, held, attackers = 6, 5, 30
-	m := newMiddleware(t, env, func(o *middleware.Options) { o.MaxUsers = maxUsers })
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.MaxUsers = maxUsers })
 	h := m.Handler(whoAmI(env))
 	tokens := make([]string, held)
 	for i := range tokens {
@@ -170,14 +171,17 @@ func TestRefusedIdentitiesDoNotEvictUsers(t *testing.T) {
 // made two users share an exchange) is refused at New.
 func TestIssuerMustBeAURL(t *testing.T) {
 	env := tiptest.New(t)
-	newMiddleware(t, env, func(o *middleware.Options) { o.Issuer, o.JWKSURL = env.IdP.Issuer()+"/tenant", env.IdP.JWKSURL() })
+	newMiddleware(t, env, func(o *middleware.Options) {
+		o.Issuer, o.Audience = "", nil
+		o.Verify.Issuers = []verify.Issuer{{Issuer: env.IdP.Issuer() + "/tenant", JWKSURL: env.IdP.JWKSURL(), Audience: []string{"app"}}}
+	})
 	for _, iss := range []string{"X\x00p", "tenant-1", "https://idp.example/?t=1", " https://idp.example"} {
 		_, err := middleware.New(context.Background(), middleware.Options{
-			Issuer: iss, JWKSURL: env.IdP.JWKSURL(), Audience: []string{"app"},
+			Verify: verify.Options{Issuers: []verify.Issuer{{Issuer: iss, JWKSURL: env.IdP.JWKSURL(), Audience: []string{"app"}}}},
 			Exchange: exchange.Options{ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn,
 				ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config()},
 		})
-		if !errors.Is(err, middleware.ErrIssuer) {
+		if !errors.Is(err, verify.ErrIssuer) {
 			t.Errorf("New with the issuer %q: %v, want ErrIssuer", iss, err)
 		}
 	}

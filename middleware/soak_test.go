@@ -28,6 +28,7 @@ import (
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 var soakFor = flag.Duration("soak", 0, "how long TestSoak runs (default 25s)")
@@ -279,18 +280,17 @@ func soak(t *testing.T, d time.Duration) {
 	xcfg.HTTPClient = ledger
 	m, err := middleware.New(context.Background(), middleware.Options{
 		Issuer: env.IdP.Issuer(), Audience: []string{env.IdP.Audience()},
-		HTTPClient: &http.Client{Transport: keysTransport, Timeout: 10 * time.Second},
+		Verify: verify.Options{HTTPClient: &http.Client{Transport: keysTransport, Timeout: 10 * time.Second}},
 		Exchange: exchange.Options{
 			ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn, ApplicationRoleArn: env.ApplicationRoleArn,
 			Config:          xcfg,
 			SessionNameFunc: func(_, subject string) string { return "s-" + subject },
 		},
-		AWSConfig:       base,
-		Now:             env.Clock.Now,
-		Logger:          suiteLog,
-		ErrorHandler:    watch.errorHandler(),
-		ExchangeTimeout: 2 * time.Second,
-		MaxUsers:        2 * soakUsers,
+		AWSConfig:    base,
+		Now:          env.Clock.Now,
+		Logger:       suiteLog,
+		ErrorHandler: watch.errorHandler(),
+		Cache:        exchange.CacheOptions{Timeout: 2 * time.Second, MaxUsers: 2 * soakUsers},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package tiptest
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -199,6 +200,20 @@ func (p *IdP) KeyIDs() map[string]string {
 		ids[alg] = k.kid
 	}
 	return ids
+}
+
+// PublicKey returns the public key of the current key of alg ("RS256",
+// "ES256" or "EdDSA"): a *rsa.PublicKey, *ecdsa.PublicKey or
+// ed25519.PublicKey, as the JWKS publishes it; nil for another alg. Tests
+// use it to forge tokens an attacker could make from public material.
+func (p *IdP) PublicKey(alg string) crypto.PublicKey {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	k := p.current[alg]
+	if k == nil {
+		return nil
+	}
+	return k.priv.(crypto.Signer).Public()
 }
 
 // TokenOption changes one token minted by IdP.Token.

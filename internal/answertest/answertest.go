@@ -314,7 +314,7 @@ func Cases() []Case {
 		},
 		{
 			Name:    "aws too slow",
-			Options: func(_ *tiptest.Env, o *middleware.Options) { o.ExchangeTimeout = 150 * time.Millisecond },
+			Options: func(_ *tiptest.Env, o *middleware.Options) { o.Cache.Timeout = 150 * time.Millisecond },
 			Prepare: bearer(func(env *tiptest.Env) string {
 				env.AWS.SetFault("CreateTokenWithIAM", tiptest.Fault{Latency: 10 * time.Second})
 				return env.IdP.Token("alice")

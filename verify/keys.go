@@ -1,4 +1,4 @@
-package middleware
+package verify
 
 import (
 	"context"
@@ -75,9 +75,7 @@ func (ks *keySet) unknownKey(err error) error {
 // errKeysUnavailable is the 503 of a token whose issuer's keys cannot be
 // had now, to retry after retryAfter.
 func errKeysUnavailable(err error, retryAfter time.Duration) *Error {
-	e := newError(KindUnavailable, "the identity provider's signing keys are unavailable for now: retry later", err)
-	e.RetryAfter = retryAfter
-	return e
+	return &Error{Kind: KindUnavailable, Description: "the identity provider's signing keys are unavailable for now: retry later", Err: err, RetryAfter: retryAfter}
 }
 
 // key returns the verification key for t (whose kid checkHeader checked).
@@ -255,18 +253,18 @@ func (s *keySource) discover() (string, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("middleware: discovery answered %d", resp.StatusCode)
+		return "", fmt.Errorf("verify: discovery answered %d", resp.StatusCode)
 	}
 	var doc struct {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDiscoverySize)).Decode(&doc); err != nil {
-		return "", fmt.Errorf("middleware: discovery document: %w", err)
+		return "", fmt.Errorf("verify: discovery document: %w", err)
 	}
 	switch {
 	case doc.Issuer != s.issuer:
-		return "", errors.New("middleware: the discovery document names another issuer")
+		return "", errors.New("verify: the discovery document names another issuer")
 	case !fetchableURL(doc.JWKSURI):
 		return "", fmt.Errorf("%w (discovered for issuer %q)", ErrJWKSURL, s.issuer)
 	}

@@ -1,4 +1,4 @@
-package middleware
+package verify
 
 import (
 	"context"
@@ -24,20 +24,20 @@ func startIdP(t testing.TB) *tiptest.IdP {
 	return idp
 }
 
-// issuerOf is the IssuerConfig of idp, with its JWKS found by discovery.
-func issuerOf(idp *tiptest.IdP) IssuerConfig {
-	return IssuerConfig{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}
+// issuerOf is the Issuer of idp, with its JWKS found by discovery.
+func issuerOf(idp *tiptest.IdP) Issuer {
+	return Issuer{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}
 }
 
 // newTestVerifier returns a Verifier trusting idp, on idp's clock, after
 // the changes of opts.
-func newTestVerifier(t testing.TB, idp *tiptest.IdP, opts ...func(*VerifierOptions)) *Verifier {
+func newTestVerifier(t testing.TB, idp *tiptest.IdP, opts ...func(*Options)) *Verifier {
 	t.Helper()
-	o := VerifierOptions{Issuers: []IssuerConfig{issuerOf(idp)}, Now: idp.Clock().Now}
+	o := Options{Issuers: []Issuer{issuerOf(idp)}, Now: idp.Clock().Now}
 	for _, f := range opts {
 		f(&o)
 	}
-	v, err := NewVerifier(context.Background(), o)
+	v, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,11 @@ func newTestVerifier(t testing.TB, idp *tiptest.IdP, opts ...func(*VerifierOptio
 }
 
 // noCache turns off the memory of verified tokens.
-func noCache(o *VerifierOptions) { o.CacheTTL = -1 }
+func noCache(o *Options) { o.CacheTTL = -1 }
 
 // wantError checks that err is an *Error of kind k whose description
 // contains desc, and that its message does not hold token.
-func wantError(t testing.TB, err error, token string, k ErrorKind, desc string) *Error {
+func wantError(t testing.TB, err error, token string, k Kind, desc string) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {

@@ -1,4 +1,4 @@
-package middleware_test
+package verify_test
 
 import (
 	"context"
@@ -9,9 +9,10 @@ import (
 
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
-func ExampleNewVerifier() {
+func ExampleVerifier_Verify() {
 	idp, err := tiptest.NewIdP(tiptest.IdPOptions{})
 	if err != nil {
 		panic(err)
@@ -20,8 +21,8 @@ func ExampleNewVerifier() {
 
 	// The key set is found through OpenID Connect discovery at the issuer,
 	// on the first token that needs it.
-	v, err := middleware.NewVerifier(context.Background(), middleware.VerifierOptions{
-		Issuers: []middleware.IssuerConfig{{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}},
+	v, err := verify.New(context.Background(), verify.Options{
+		Issuers: []verify.Issuer{{Issuer: idp.Issuer(), Audience: []string{idp.Audience()}}},
 	})
 	if err != nil {
 		panic(err)
@@ -37,17 +38,17 @@ func ExampleNewVerifier() {
 	_, err = v.Verify(context.Background(), idp.Token("bob", tiptest.WithLifetime(-time.Hour)))
 	fmt.Println(err)
 
+	fmt.Println(errors.Is(err, verify.ErrInvalid))
+
 	// Answer the failure as RFC 6750 asks.
-	var e *middleware.Error
-	if errors.As(err, &e) {
-		w := httptest.NewRecorder()
-		middleware.DefaultErrorHandler("example")(w, httptest.NewRequest("GET", "/", nil), e)
-		fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
-		fmt.Println(w.Body)
-	}
+	w := httptest.NewRecorder()
+	middleware.DefaultErrorHandler("example")(w, httptest.NewRequest("GET", "/", nil), middleware.ErrorFromVerify(err))
+	fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
+	fmt.Println(w.Body)
 	// Output:
 	// alice alice@example.com
-	// middleware: invalid_token: the token has expired
+	// verify: the token has expired
+	// true
 	// 401 Bearer realm="example", error="invalid_token", error_description="the token has expired"
 	// {"error":"invalid_token","error_description":"the token has expired"}
 }

@@ -1,4 +1,4 @@
-package middleware
+package verify
 
 import (
 	"container/heap"

@@ -1,4 +1,4 @@
-package middleware
+package verify
 
 import (
 	"context"
@@ -17,35 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
 var b64 = base64.RawURLEncoding.EncodeToString
-
-// idpRSAKey returns the public key of idp's current RS256 key.
-func idpRSAKey(t testing.TB, idp *tiptest.IdP) *rsa.PublicKey {
-	t.Helper()
-	resp, err := http.Get(idp.JWKSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kf, err := keyfunc.NewJWKSetJSON(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := kf.Storage().KeyRead(context.Background(), idp.KeyIDs()["RS256"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jwk.Key().(*rsa.PublicKey)
-}
 
 // TestVerifyAttacks runs tokens an attacker could send, and a few valid
 // ones, through a Verifier.
@@ -53,7 +29,7 @@ func TestVerifyAttacks(t *testing.T) {
 	idp := startIdP(t)
 	v := newTestVerifier(t, idp, noCache)
 	kids := idp.KeyIDs()
-	pub := idpRSAKey(t, idp)
+	pub := idp.PublicKey("RS256").(*rsa.PublicKey)
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +56,7 @@ func TestVerifyAttacks(t *testing.T) {
 	cases := []struct {
 		name  string
 		token func() string
-		kind  ErrorKind // 0: valid
+		kind  Kind // 0: valid
 		desc  string
 	}{
 		{"valid RS256", tok(), 0, ""},
@@ -92,75 +68,75 @@ func TestVerifyAttacks(t *testing.T) {
 		{"expired within leeway", tok(tiptest.WithLifetime(-10 * time.Second)), 0, ""},
 		{"jku ignored", header(map[string]any{"jku": "http://127.0.0.1:1/jwks"}), 0, ""},
 
-		{"alg none", forge(`{"alg":"none","typ":"JWT","kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
-		{"alg none no signature", func() string { h, p, _ := segments(forge(`{"alg":"none","kid":"x"}`)()); return h + "." + p + "." }, KindInvalidToken, "algorithm is not accepted"},
-		{"alg missing", forge(`{"kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
-		{"alg unknown", forge(`{"alg":"RS1024","kid":"` + kids["RS256"] + `"}`), KindInvalidToken, "algorithm is not accepted"},
+		{"alg none", forge(`{"alg":"none","typ":"JWT","kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
+		{"alg none no signature", func() string { h, p, _ := segments(forge(`{"alg":"none","kid":"x"}`)()); return h + "." + p + "." }, KindInvalid, "algorithm is not accepted"},
+		{"alg missing", forge(`{"kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
+		{"alg unknown", forge(`{"alg":"RS1024","kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
 		{"HS256 with the RSA key as PEM secret", func() string {
 			return sign(t, jwt.SigningMethodHS256, pemKey, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "algorithm is not accepted"},
+		}, KindInvalid, "algorithm is not accepted"},
 		{"HS256 with the RSA key as DER secret", func() string {
 			return sign(t, jwt.SigningMethodHS256, der, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "algorithm is not accepted"},
-		{"PS256 header on an RS256 key", header(map[string]any{"alg": "PS256"}), KindInvalidToken, "does not match its signing key"},
-		{"ES384 header on an ES256 key", tok(tiptest.WithAlg("ES256"), tiptest.WithHeader(map[string]any{"alg": "ES384"})), KindInvalidToken, "does not match its signing key"},
-		{"RS256 header with the ES256 kid", header(map[string]any{"kid": kids["ES256"]}), KindInvalidToken, "does not match its signing key"},
-		{"unknown kid", header(map[string]any{"kid": "no-such-key"}), KindInvalidToken, "unknown key"},
-		{"no kid", header(map[string]any{"kid": nil}), KindInvalidToken, "no key ID"},
-		{"numeric kid", header(map[string]any{"kid": 7}), KindInvalidToken, "no key ID"},
+		}, KindInvalid, "algorithm is not accepted"},
+		{"PS256 header on an RS256 key", header(map[string]any{"alg": "PS256"}), KindInvalid, "does not match its signing key"},
+		{"ES384 header on an ES256 key", tok(tiptest.WithAlg("ES256"), tiptest.WithHeader(map[string]any{"alg": "ES384"})), KindInvalid, "does not match its signing key"},
+		{"RS256 header with the ES256 kid", header(map[string]any{"kid": kids["ES256"]}), KindInvalid, "does not match its signing key"},
+		{"unknown kid", header(map[string]any{"kid": "no-such-key"}), KindInvalid, "unknown key"},
+		{"no kid", header(map[string]any{"kid": nil}), KindInvalid, "no key ID"},
+		{"numeric kid", header(map[string]any{"kid": 7}), KindInvalid, "no key ID"},
 		{"own key, jku to own set", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jku": "http://127.0.0.1:1/jwks.json"}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "unknown key"},
+		}, KindInvalid, "unknown key"},
 		{"own key, x5u", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "x5u": "http://127.0.0.1:1/cert.pem"}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "unknown key"},
+		}, KindInvalid, "unknown key"},
 		{"own key embedded as jwk, own kid", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jwk": evilJWK}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "unknown key"},
+		}, KindInvalid, "unknown key"},
 		{"own key embedded as jwk, the issuer's kid", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": kids["RS256"], "jwk": evilJWK}, claimsFor(idp, "alice"))
-		}, KindInvalidToken, "signature is invalid"},
-		{"crit", header(map[string]any{"crit": []string{"exp"}, "exp": 1}), KindInvalidToken, "header extensions"},
-		{"crit empty", header(map[string]any{"crit": []string{}}), KindInvalidToken, "header extensions"},
-		{"b64 false", header(map[string]any{"crit": []string{"b64"}, "b64": false}), KindInvalidToken, "header extensions"},
-		{"typ logout+jwt", header(map[string]any{"typ": "logout+jwt"}), KindInvalidToken, "type is not accepted"},
-		{"typ not a string", header(map[string]any{"typ": 1}), KindInvalidToken, "type is not accepted"},
-		{"other iss", claims(map[string]any{"iss": "https://evil.example"}), KindInvalidToken, "issuer is not trusted"},
-		{"iss with trailing slash", claims(map[string]any{"iss": idp.Issuer() + "/"}), KindInvalidToken, "issuer is not trusted"},
-		{"no iss", claims(map[string]any{"iss": nil}), KindInvalidToken, "issuer is not trusted"},
-		{"other aud", claims(map[string]any{"aud": "someone-else"}), KindInvalidToken, "another audience"},
-		{"no aud", claims(map[string]any{"aud": nil}), KindInvalidToken, "another audience"},
-		{"aud a number", claims(map[string]any{"aud": 42}), KindInvalidToken, "another audience"},
-		{"aud list with a number", claims(map[string]any{"aud": []any{idp.Audience(), 42}}), KindInvalidToken, "wrong type"},
-		{"expired", tok(tiptest.WithLifetime(-time.Hour)), KindInvalidToken, "expired"},
-		{"no exp", claims(map[string]any{"exp": nil}), KindInvalidToken, "no expiration time"},
-		{"exp out of range", claims(map[string]any{"exp": 1e300}), KindInvalidToken, "expired"},
-		{"iss an array", claims(map[string]any{"iss": []string{idp.Issuer()}}), KindInvalidToken, "issuer is not trusted"},
-		{"exp a string", claims(map[string]any{"exp": "tomorrow"}), KindInvalidToken, "wrong type"},
-		{"nbf in the future", claims(map[string]any{"nbf": in(time.Hour)}), KindInvalidToken, "not valid yet"},
-		{"iat in the future", claims(map[string]any{"iat": in(time.Hour)}), KindInvalidToken, "issue time is in the future"},
-		{"no sub", claims(map[string]any{"sub": nil}), KindInvalidToken, "no subject"},
-		{"empty sub", claims(map[string]any{"sub": ""}), KindInvalidToken, "no subject"},
-		{"numeric sub", claims(map[string]any{"sub": 12}), KindInvalidToken, "no subject"},
+		}, KindInvalid, "signature is invalid"},
+		{"crit", header(map[string]any{"crit": []string{"exp"}, "exp": 1}), KindInvalid, "header extensions"},
+		{"crit empty", header(map[string]any{"crit": []string{}}), KindInvalid, "header extensions"},
+		{"b64 false", header(map[string]any{"crit": []string{"b64"}, "b64": false}), KindInvalid, "header extensions"},
+		{"typ logout+jwt", header(map[string]any{"typ": "logout+jwt"}), KindInvalid, "type is not accepted"},
+		{"typ not a string", header(map[string]any{"typ": 1}), KindInvalid, "type is not accepted"},
+		{"other iss", claims(map[string]any{"iss": "https://evil.example"}), KindInvalid, "issuer is not trusted"},
+		{"iss with trailing slash", claims(map[string]any{"iss": idp.Issuer() + "/"}), KindInvalid, "issuer is not trusted"},
+		{"no iss", claims(map[string]any{"iss": nil}), KindInvalid, "issuer is not trusted"},
+		{"other aud", claims(map[string]any{"aud": "someone-else"}), KindInvalid, "another audience"},
+		{"no aud", claims(map[string]any{"aud": nil}), KindInvalid, "another audience"},
+		{"aud a number", claims(map[string]any{"aud": 42}), KindInvalid, "another audience"},
+		{"aud list with a number", claims(map[string]any{"aud": []any{idp.Audience(), 42}}), KindInvalid, "wrong type"},
+		{"expired", tok(tiptest.WithLifetime(-time.Hour)), KindInvalid, "expired"},
+		{"no exp", claims(map[string]any{"exp": nil}), KindInvalid, "no expiration time"},
+		{"exp out of range", claims(map[string]any{"exp": 1e300}), KindInvalid, "expired"},
+		{"iss an array", claims(map[string]any{"iss": []string{idp.Issuer()}}), KindInvalid, "issuer is not trusted"},
+		{"exp a string", claims(map[string]any{"exp": "tomorrow"}), KindInvalid, "wrong type"},
+		{"nbf in the future", claims(map[string]any{"nbf": in(time.Hour)}), KindInvalid, "not valid yet"},
+		{"iat in the future", claims(map[string]any{"iat": in(time.Hour)}), KindInvalid, "issue time is in the future"},
+		{"no sub", claims(map[string]any{"sub": nil}), KindInvalid, "no subject"},
+		{"empty sub", claims(map[string]any{"sub": ""}), KindInvalid, "no subject"},
+		{"numeric sub", claims(map[string]any{"sub": 12}), KindInvalid, "no subject"},
 		{"tampered payload", func() string {
 			h, _, s := segments(valid)
 			return h + "." + b64([]byte(`{"iss":"`+idp.Issuer()+`","sub":"admin"}`)) + "." + s
-		}, KindInvalidToken, "signature is invalid"},
-		{"truncated signature", func() string { return valid[:len(valid)-12] }, KindInvalidToken, ""},
-		{"two segments", func() string { h, p, _ := segments(valid); return h + "." + p }, KindInvalidToken, "malformed"},
-		{"extra segment", func() string { return valid + ".e30" }, KindInvalidToken, "malformed"},
-		{"JWE shaped", func() string { return valid + ".a.b" }, KindInvalidToken, "malformed"},
-		{"bad base64", func() string { return "*" + valid[1:] }, KindInvalidToken, "malformed"},
-		{"padded base64", func() string { h, p, s := segments(valid); return h + "." + p + "=." + s }, KindInvalidToken, "malformed"},
-		{"header not JSON", forge("not json"), KindInvalidToken, "malformed"},
-		{"payload not JSON", func() string { h, _, s := segments(valid); return h + "." + b64([]byte("[1,2")) + "." + s }, KindInvalidToken, "malformed"},
-		{"non-ASCII", func() string { return valid[:20] + "é" + valid[20:] }, KindInvalidToken, "malformed"},
-		{"empty", func() string { return "" }, KindInvalidToken, "malformed"},
-		{"dots only", func() string { return ".." }, KindInvalidToken, "malformed"},
-		{"huge", func() string { return strings.Repeat("a", 16<<10+1) }, KindInvalidToken, "too large"},
+		}, KindInvalid, "signature is invalid"},
+		{"truncated signature", func() string { return valid[:len(valid)-12] }, KindInvalid, ""},
+		{"two segments", func() string { h, p, _ := segments(valid); return h + "." + p }, KindInvalid, "malformed"},
+		{"extra segment", func() string { return valid + ".e30" }, KindInvalid, "malformed"},
+		{"JWE shaped", func() string { return valid + ".a.b" }, KindInvalid, "malformed"},
+		{"bad base64", func() string { return "*" + valid[1:] }, KindInvalid, "malformed"},
+		{"padded base64", func() string { h, p, s := segments(valid); return h + "." + p + "=." + s }, KindInvalid, "malformed"},
+		{"header not JSON", forge("not json"), KindInvalid, "malformed"},
+		{"payload not JSON", func() string { h, _, s := segments(valid); return h + "." + b64([]byte("[1,2")) + "." + s }, KindInvalid, "malformed"},
+		{"non-ASCII", func() string { return valid[:20] + "é" + valid[20:] }, KindInvalid, "malformed"},
+		{"empty", func() string { return "" }, KindInvalid, "malformed"},
+		{"dots only", func() string { return ".." }, KindInvalid, "malformed"},
+		{"huge", func() string { return strings.Repeat("a", 16<<10+1) }, KindInvalid, "too large"},
 		{"huge but valid-looking", func() string {
 			return idp.Token("alice", tiptest.WithClaims(map[string]any{"pad": strings.Repeat("x", 16<<10)}))
-		}, KindInvalidToken, "too large"},
+		}, KindInvalid, "too large"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,41 +176,41 @@ func TestVerifyClaims(t *testing.T) {
 	}
 }
 
-func TestNewVerifierOptions(t *testing.T) {
-	ok := IssuerConfig{Issuer: "https://idp.example", Audience: []string{"app"}}
-	with := func(f func(*IssuerConfig)) []IssuerConfig { ic := ok; f(&ic); return []IssuerConfig{ic} }
+func TestNewOptions(t *testing.T) {
+	ok := Issuer{Issuer: "https://idp.example", Audience: []string{"app"}}
+	with := func(f func(*Issuer)) []Issuer { ic := ok; f(&ic); return []Issuer{ic} }
 	cases := []struct {
 		name string
-		o    VerifierOptions
+		o    Options
 		want error
 	}{
-		{"defaults", VerifierOptions{Issuers: []IssuerConfig{ok}}, nil},
-		{"loopback http", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "http://127.0.0.1:8080" })}, nil},
-		{"localhost http JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer, c.JWKSURL = "http://idp.example/tenant-1", "http://localhost:1/keys" })}, nil},
-		{"issuer with JWKS not a URL", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer, c.JWKSURL = "tenant-1", "http://localhost:1/keys" })}, ErrIssuer},
-		{"issuer with NUL", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer, c.JWKSURL = "https://idp.example/\x00p", "http://localhost:1/keys" })}, ErrIssuer},
-		{"issuer with query", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "https://idp.example/?tenant=1" })}, ErrIssuer},
-		{"issuer with fragment", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "https://idp.example/#x" })}, ErrIssuer},
-		{"issuer with user info", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "https://u@idp.example" })}, ErrIssuer},
-		{"no issuer", VerifierOptions{}, ErrNoIssuer},
-		{"empty issuer", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "" })}, ErrIssuer},
-		{"duplicate issuer", VerifierOptions{Issuers: []IssuerConfig{ok, ok}}, ErrIssuer},
-		{"plain http issuer", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "http://idp.example" })}, ErrJWKSURL},
-		{"issuer not a URL", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Issuer = "idp" })}, ErrIssuer},
-		{"plain http JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.JWKSURL = "http://idp.example/keys" })}, ErrJWKSURL},
-		{"file JWKS", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.JWKSURL = "file:///etc/keys" })}, ErrJWKSURL},
-		{"no audience", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Audience = nil })}, ErrAudience},
-		{"empty audience", VerifierOptions{Issuers: with(func(c *IssuerConfig) { c.Audience = []string{"app", ""} })}, ErrAudience},
-		{"none", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"RS256", "none"}}, ErrAlgorithm},
-		{"HS256", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"HS256"}}, ErrAlgorithm},
-		{"lower case", VerifierOptions{Issuers: []IssuerConfig{ok}, Algorithms: []string{"rs256"}}, ErrAlgorithm},
-		{"negative size", VerifierOptions{Issuers: []IssuerConfig{ok}, CacheSize: -1}, ErrVerifierOption},
-		{"negative rate", VerifierOptions{Issuers: []IssuerConfig{ok}, RefreshRateLimit: -1}, ErrVerifierOption},
-		{"negative max token", VerifierOptions{Issuers: []IssuerConfig{ok}, MaxTokenSize: -1}, ErrVerifierOption},
+		{"defaults", Options{Issuers: []Issuer{ok}}, nil},
+		{"loopback http", Options{Issuers: with(func(c *Issuer) { c.Issuer = "http://127.0.0.1:8080" })}, nil},
+		{"localhost http JWKS", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "http://idp.example/tenant-1", "http://localhost:1/keys" })}, nil},
+		{"issuer with JWKS not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "tenant-1", "http://localhost:1/keys" })}, ErrIssuer},
+		{"issuer with NUL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "https://idp.example/\x00p", "http://localhost:1/keys" })}, ErrIssuer},
+		{"issuer with query", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/?tenant=1" })}, ErrIssuer},
+		{"issuer with fragment", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/#x" })}, ErrIssuer},
+		{"issuer with user info", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://u@idp.example" })}, ErrIssuer},
+		{"no issuer", Options{}, ErrNoIssuer},
+		{"empty issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "" })}, ErrIssuer},
+		{"duplicate issuer", Options{Issuers: []Issuer{ok, ok}}, ErrIssuer},
+		{"plain http issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "http://idp.example" })}, ErrJWKSURL},
+		{"issuer not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer = "idp" })}, ErrIssuer},
+		{"plain http JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "http://idp.example/keys" })}, ErrJWKSURL},
+		{"file JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "file:///etc/keys" })}, ErrJWKSURL},
+		{"no audience", Options{Issuers: with(func(c *Issuer) { c.Audience = nil })}, ErrAudience},
+		{"empty audience", Options{Issuers: with(func(c *Issuer) { c.Audience = []string{"app", ""} })}, ErrAudience},
+		{"none", Options{Issuers: []Issuer{ok}, Algorithms: []string{"RS256", "none"}}, ErrAlgorithm},
+		{"HS256", Options{Issuers: []Issuer{ok}, Algorithms: []string{"HS256"}}, ErrAlgorithm},
+		{"lower case", Options{Issuers: []Issuer{ok}, Algorithms: []string{"rs256"}}, ErrAlgorithm},
+		{"negative size", Options{Issuers: []Issuer{ok}, CacheSize: -1}, ErrOption},
+		{"negative rate", Options{Issuers: []Issuer{ok}, RefreshRateLimit: -1}, ErrOption},
+		{"negative max token", Options{Issuers: []Issuer{ok}, MaxTokenSize: -1}, ErrOption},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := NewVerifier(context.Background(), tc.o)
+			v, err := New(context.Background(), tc.o)
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("NewVerifier: %v, want %v", err, tc.want)
 			}
@@ -249,11 +225,11 @@ func TestNewVerifierOptions(t *testing.T) {
 // alg header even for a key the issuer publishes.
 func TestVerifierOnlyAllowedAlgorithms(t *testing.T) {
 	idp := startIdP(t)
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Algorithms = []string{"ES256"} })
+	v := newTestVerifier(t, idp, func(o *Options) { o.Algorithms = []string{"ES256"} })
 	mustVerify(t, v, idp.Token("alice", tiptest.WithAlg("ES256")))
 	token := idp.Token("alice")
 	_, err := v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalidToken, "algorithm is not accepted")
+	wantError(t, err, token, KindInvalid, "algorithm is not accepted")
 }
 
 // TestVerifierLazy checks that nothing is fetched before a token of a
@@ -262,7 +238,7 @@ func TestVerifierLazy(t *testing.T) {
 	for _, explicit := range []bool{false, true} {
 		t.Run(fmt.Sprint("explicit JWKS URL ", explicit), func(t *testing.T) {
 			idp := startIdP(t)
-			v := newTestVerifier(t, idp, func(o *VerifierOptions) {
+			v := newTestVerifier(t, idp, func(o *Options) {
 				if explicit {
 					o.Issuers[0].JWKSURL = idp.JWKSURL()
 				}
@@ -272,7 +248,7 @@ func TestVerifierLazy(t *testing.T) {
 			}
 			foreign := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": "https://other.example"}))
 			_, err := v.Verify(context.Background(), foreign)
-			wantError(t, err, foreign, KindInvalidToken, "issuer is not trusted")
+			wantError(t, err, foreign, KindInvalid, "issuer is not trusted")
 			if n := idp.JWKSRequests(); n != 0 {
 				t.Fatalf("JWKS requests after a foreign token = %d, want 0", n)
 			}
@@ -314,7 +290,7 @@ func verifyConcurrently(t *testing.T, v *Verifier, idp *tiptest.IdP, n int) {
 func TestVerifierIdPDown(t *testing.T) {
 	idp := startIdP(t)
 	idp.SetDown(true)
-	v := newTestVerifier(t, idp, noCache, func(o *VerifierOptions) { o.RefreshRateLimit = 50 * time.Millisecond })
+	v := newTestVerifier(t, idp, noCache, func(o *Options) { o.RefreshRateLimit = 50 * time.Millisecond })
 	token := idp.Token("alice")
 	_, err := v.Verify(context.Background(), token)
 	if e := wantError(t, err, token, KindUnavailable, "keys are unavailable"); e.RetryAfter <= 0 || e.RetryAfter > 50*time.Millisecond {
@@ -338,7 +314,7 @@ func TestVerifierIdPDown(t *testing.T) {
 	idp.SetDown(false)
 	time.Sleep(60 * time.Millisecond)
 	_, err = v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalidToken, "unknown key")
+	wantError(t, err, token, KindInvalid, "unknown key")
 }
 
 // TestVerifierWaitCancelled checks that a request stops waiting for a slow
@@ -352,7 +328,7 @@ func TestVerifierWaitCancelled(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(release)
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].JWKSURL = slow.URL })
+	v := newTestVerifier(t, idp, func(o *Options) { o.Issuers[0].JWKSURL = slow.URL })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	token := idp.Token("alice")
@@ -385,7 +361,7 @@ func TestVerifierDiscoveryChecks(t *testing.T) {
 				http.NotFound(w, r)
 			}))
 			defer srv.Close()
-			v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].Issuer = srv.URL })
+			v := newTestVerifier(t, idp, func(o *Options) { o.Issuers[0].Issuer = srv.URL })
 			token := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": srv.URL}))
 			_, err := v.Verify(context.Background(), token)
 			wantError(t, err, token, KindUnavailable, "keys are unavailable")
@@ -397,8 +373,8 @@ func TestVerifierDiscoveryChecks(t *testing.T) {
 // that each issuer's keys and audiences apply only to its own tokens.
 func TestVerifierSeveralIssuers(t *testing.T) {
 	a, b := startIdP(t), startIdP(t)
-	v := newTestVerifier(t, a, func(o *VerifierOptions) {
-		o.Issuers = []IssuerConfig{
+	v := newTestVerifier(t, a, func(o *Options) {
+		o.Issuers = []Issuer{
 			{Issuer: a.Issuer(), Audience: []string{"app-a"}},
 			{Issuer: b.Issuer(), JWKSURL: b.JWKSURL(), Audience: []string{"app-b", "app-b2"}},
 		}
@@ -423,7 +399,7 @@ func TestVerifierSeveralIssuers(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := v.Verify(context.Background(), token)
-			wantError(t, err, token, KindInvalidToken, "")
+			wantError(t, err, token, KindInvalid, "")
 		})
 	}
 }
@@ -433,7 +409,7 @@ func TestVerifierSeveralIssuers(t *testing.T) {
 // that refreshes for unknown kids are rate limited without waiting.
 func TestVerifierKeyRotation(t *testing.T) {
 	idp := startIdP(t)
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.RefreshRateLimit = time.Hour })
+	v := newTestVerifier(t, idp, func(o *Options) { o.RefreshRateLimit = time.Hour })
 	old := idp.Token("alice")
 	mustVerify(t, v, old)
 	mustVerify(t, v, old)
@@ -448,13 +424,13 @@ func TestVerifierKeyRotation(t *testing.T) {
 		t.Fatalf("JWKS requests = %d, want 2", n)
 	}
 	_, err := v.Verify(context.Background(), old)
-	wantError(t, err, old, KindInvalidToken, "unknown key")
+	wantError(t, err, old, KindInvalid, "unknown key")
 
 	idp.RotateKeys()
 	start := time.Now()
 	token := idp.Token("carol")
 	_, err = v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalidToken, "unknown key")
+	wantError(t, err, token, KindInvalid, "unknown key")
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a rate-limited unknown kid took %v", d)
 	}
@@ -467,7 +443,7 @@ func TestVerifierKeyRotation(t *testing.T) {
 // new key share one refresh and all pass.
 func TestVerifierRotationBurst(t *testing.T) {
 	idp := startIdP(t)
-	v := newTestVerifier(t, idp, noCache, func(o *VerifierOptions) { o.RefreshRateLimit = time.Hour })
+	v := newTestVerifier(t, idp, noCache, func(o *Options) { o.RefreshRateLimit = time.Hour })
 	mustVerify(t, v, idp.Token("alice"))
 	idp.RotateKeys()
 	verifyConcurrently(t, v, idp, 30)
@@ -494,7 +470,7 @@ func TestVerifierRefreshKeepsCache(t *testing.T) {
 func TestVerifierCacheExpiry(t *testing.T) {
 	idp := startIdP(t)
 	clock := idp.Clock()
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.CacheTTL = time.Minute; o.Leeway = -1 })
+	v := newTestVerifier(t, idp, func(o *Options) { o.CacheTTL = time.Minute; o.Leeway = -1 })
 
 	short := idp.Token("alice", tiptest.WithLifetime(30*time.Second))
 	long := idp.Token("bob")
@@ -502,7 +478,7 @@ func TestVerifierCacheExpiry(t *testing.T) {
 	mustVerify(t, v, long)
 	clock.Advance(31 * time.Second)
 	_, err := v.Verify(context.Background(), short)
-	wantError(t, err, short, KindInvalidToken, "expired")
+	wantError(t, err, short, KindInvalid, "expired")
 	mustVerify(t, v, long)
 	if s := v.Stats(); s.Verified != 2 || s.CacheHits != 1 {
 		t.Fatalf("stats = %+v, want 2 verified and 1 hit", s)
@@ -516,7 +492,7 @@ func TestVerifierCacheExpiry(t *testing.T) {
 
 func TestVerifierCacheBound(t *testing.T) {
 	idp := startIdP(t)
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.CacheSize, o.CacheTTL = 2, time.Hour })
+	v := newTestVerifier(t, idp, func(o *Options) { o.CacheSize, o.CacheTTL = 2, time.Hour })
 	first := idp.Token("a", tiptest.WithLifetime(10*time.Minute)) // expires first
 	for _, token := range []string{idp.Token("b"), first, idp.Token("c")} {
 		mustVerify(t, v, token)
@@ -562,7 +538,7 @@ func TestVerifyCacheHitDoesNotAllocate(t *testing.T) {
 // (rotated in within the rate limit, or retired).
 func TestVerifierConcurrentRotation(t *testing.T) {
 	idp := startIdP(t)
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.RefreshRateLimit = time.Millisecond })
+	v := newTestVerifier(t, idp, func(o *Options) { o.RefreshRateLimit = time.Millisecond })
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for range 5 {
@@ -591,7 +567,7 @@ func TestVerifierConcurrentRotation(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	idp := startIdP(b)
 	ctx := context.Background()
-	wallClock := func(o *VerifierOptions) { o.Now = nil }
+	wallClock := func(o *Options) { o.Now = nil }
 	b.Run("cache-hit", func(b *testing.B) {
 		v := newTestVerifier(b, idp, wallClock)
 		token := idp.Token("alice")
@@ -672,7 +648,7 @@ func TestVerifierMergesConcurrentChecks(t *testing.T) {
 		http.Redirect(w, r, idp.JWKSURL(), http.StatusFound)
 	}))
 	defer slow.Close()
-	v := newTestVerifier(t, idp, func(o *VerifierOptions) { o.Issuers[0].JWKSURL = slow.URL })
+	v := newTestVerifier(t, idp, func(o *Options) { o.Issuers[0].JWKSURL = slow.URL })
 	token := idp.Token("alice")
 	const n = 20
 	var started, done sync.WaitGroup

@@ -1,4 +1,4 @@
-package middleware
+package verify
 
 import (
 	"cmp"
@@ -20,8 +20,8 @@ import (
 	"github.com/tipkit/tipkit/ctxcreds"
 )
 
-// IssuerConfig describes one trusted issuer of tokens.
-type IssuerConfig struct {
+// Issuer describes one trusted issuer of tokens.
+type Issuer struct {
 	// Issuer is the exact iss claim of the issuer's tokens. Required.
 	Issuer string
 	// JWKSURL is the URL of the issuer's JSON Web Key Set. Empty means
@@ -34,13 +34,13 @@ type IssuerConfig struct {
 	Audience []string
 }
 
-// VerifierOptions configures NewVerifier. Zero values mean the defaults
+// Options configures New. Zero values mean the defaults
 // given with each field.
-type VerifierOptions struct {
+type Options struct {
 	// Issuers lists the trusted issuers; at least one. The iss claim of a
 	// token picks the one that verifies it: a token whose iss is not listed
 	// is refused without fetching anything.
-	Issuers []IssuerConfig
+	Issuers []Issuer
 	// Algorithms lists the accepted signing algorithms (the alg header),
 	// among RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 and
 	// EdDSA. Default: RS256, RS384, RS512, PS256, ES256, ES384, EdDSA.
@@ -80,15 +80,19 @@ type VerifierOptions struct {
 	MaxTokenSize int
 }
 
-// Defaults of VerifierOptions and fixed settings.
+// Defaults of Options.
 const (
-	defaultLeeway           = 30 * time.Second
-	defaultCacheTTL         = 5 * time.Minute
-	defaultCacheSize        = 100_000
-	defaultRefreshRateLimit = 10 * time.Second
-	defaultMaxTokenSize     = 16 << 10
-	fetchTimeout            = 10 * time.Second // one discovery or key set request
-	refreshInterval         = time.Hour        // background refresh of a key set
+	DefaultLeeway           = 30 * time.Second
+	DefaultCacheTTL         = 5 * time.Minute
+	DefaultCacheSize        = 100_000
+	DefaultRefreshRateLimit = 10 * time.Second
+	DefaultMaxTokenSize     = 16 << 10
+)
+
+// Fixed settings.
+const (
+	fetchTimeout    = 10 * time.Second // one discovery or key set request
+	refreshInterval = time.Hour        // background refresh of a key set
 )
 
 var (
@@ -96,26 +100,26 @@ var (
 	knownAlgorithms   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
-// Errors of NewVerifier for invalid options; the returned error matches one
+// Errors of New for invalid options; the returned error matches one
 // of them with errors.Is.
 var (
-	// ErrNoIssuer means VerifierOptions.Issuers is empty.
-	ErrNoIssuer = errors.New("middleware: at least one issuer is required")
+	// ErrNoIssuer means Options.Issuers is empty.
+	ErrNoIssuer = errors.New("verify: at least one issuer is required")
 	// ErrIssuer means an Issuer is empty, listed twice, or not an http or
 	// https URL with a host and without query, fragment or control
 	// characters (OpenID Connect Discovery 1.0, section 2).
-	ErrIssuer = errors.New("middleware: an issuer must be an http(s) URL with a host, no query or fragment, listed once")
+	ErrIssuer = errors.New("verify: an issuer must be an http(s) URL with a host, no query or fragment, listed once")
 	// ErrJWKSURL means a JWKSURL, or an Issuer whose key set is found by
 	// discovery, is not an https URL nor an http URL of a loopback host.
-	ErrJWKSURL = errors.New("middleware: the JWKS URL (or the issuer, when the JWKS URL is found by discovery) must be an https URL, or http on a loopback host")
+	ErrJWKSURL = errors.New("verify: the JWKS URL (or the issuer, when the JWKS URL is found by discovery) must be an https URL, or http on a loopback host")
 	// ErrAudience means an issuer has no audience, or an empty one.
-	ErrAudience = errors.New("middleware: each issuer needs at least one non-empty audience")
+	ErrAudience = errors.New("verify: each issuer needs at least one non-empty audience")
 	// ErrAlgorithm means Algorithms holds "none", an HMAC algorithm or an
 	// unknown name.
-	ErrAlgorithm = errors.New("middleware: algorithms must be asymmetric JWS algorithms: none and HMAC are refused")
-	// ErrVerifierOption means CacheSize, MaxTokenSize or RefreshRateLimit is
+	ErrAlgorithm = errors.New("verify: algorithms must be asymmetric JWS algorithms: none and HMAC are refused")
+	// ErrOption means CacheSize, MaxTokenSize or RefreshRateLimit is
 	// negative.
-	ErrVerifierOption = errors.New("middleware: CacheSize, MaxTokenSize and RefreshRateLimit must not be negative")
+	ErrOption = errors.New("verify: CacheSize, MaxTokenSize and RefreshRateLimit must not be negative")
 )
 
 // Claims are the verified claims of a token.
@@ -133,13 +137,26 @@ type Claims struct {
 	// token: treat it as read-only.
 	Raw map[string]any
 
-	// identity is the ctxcreds.Identity last handed to requests with this
-	// token, reused while the credentials' expiry is the same.
+	// identity is the ctxcreds.Identity last made of these claims, reused
+	// while the credentials' expiry is the same.
 	identity atomic.Pointer[ctxcreds.Identity]
 }
 
-// VerifierStats counts what a Verifier did since it was created.
-type VerifierStats struct {
+// Identity returns the identity of the claims' user, whose AWS credentials
+// expire at expires, for ctxcreds. Claims remembered for a token are shared
+// by every request with it, and so is the identity: it is made once per
+// token and expiry, so a request served from memory allocates none.
+func (c *Claims) Identity(expires time.Time) *ctxcreds.Identity {
+	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) {
+		return id
+	}
+	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires)
+	c.identity.Store(id)
+	return id
+}
+
+// Stats counts what a Verifier did since it was created.
+type Stats struct {
 	// CacheHits counts tokens served from memory, without a signature check.
 	CacheHits uint64
 	// Verified counts tokens that passed a full verification.
@@ -167,12 +184,12 @@ type Verifier struct {
 	flight   singleflight.Group // concurrent verifications of one token
 }
 
-// NewVerifier checks o and returns a Verifier. It never contacts an
+// New checks o and returns a Verifier. It never contacts an
 // identity provider: discovery documents and key sets are fetched on the
 // first token of each issuer, and a failed fetch is retried at most once
 // per RefreshRateLimit; meanwhile Verify fails with KindUnavailable.
 // Background refreshes of key sets stop when ctx is done or at Close.
-func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
+func New(ctx context.Context, o Options) (*Verifier, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -209,7 +226,7 @@ func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
 }
 
 // check validates o and fills in its defaults.
-func (o *VerifierOptions) check() error {
+func (o *Options) check() error {
 	if len(o.Issuers) == 0 {
 		return ErrNoIssuer
 	}
@@ -235,11 +252,11 @@ func (o *VerifierOptions) check() error {
 	}
 	o.Algorithms = slices.Clone(o.Algorithms)
 	if o.CacheSize < 0 || o.MaxTokenSize < 0 || o.RefreshRateLimit < 0 {
-		return ErrVerifierOption
+		return ErrOption
 	}
 	switch {
 	case o.Leeway == 0:
-		o.Leeway = defaultLeeway
+		o.Leeway = DefaultLeeway
 	case o.Leeway < 0:
 		o.Leeway = 0
 	}
@@ -249,10 +266,10 @@ func (o *VerifierOptions) check() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.CacheTTL = cmp.Or(o.CacheTTL, defaultCacheTTL)
-	o.CacheSize = cmp.Or(o.CacheSize, defaultCacheSize)
-	o.RefreshRateLimit = cmp.Or(o.RefreshRateLimit, defaultRefreshRateLimit)
-	o.MaxTokenSize = cmp.Or(o.MaxTokenSize, defaultMaxTokenSize)
+	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.RefreshRateLimit = cmp.Or(o.RefreshRateLimit, DefaultRefreshRateLimit)
+	o.MaxTokenSize = cmp.Or(o.MaxTokenSize, DefaultMaxTokenSize)
 	return nil
 }
 
@@ -272,14 +289,14 @@ func (o *VerifierOptions) check() error {
 //   - aud contains one of the issuer's audiences and sub is a non-empty
 //     string.
 //
-// Every error is an *Error: of kind KindInvalidToken, or KindUnavailable
+// Every error is an *Error: of kind KindInvalid, or KindUnavailable
 // when the issuer's keys have never been fetched successfully (or ctx ended
 // while waiting for them). A key set that fails to refresh keeps its keys.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	if err := checkSize(raw, v.maxSize); err != nil {
-		return nil, err
+	if len(raw) > v.maxSize {
+		return nil, errTooLarge
 	}
-	if c := v.remembered(raw, v.now()); c != nil {
+	if c := v.Remembered(raw, v.now()); c != nil {
 		return c, nil
 	}
 	// Concurrent first requests with one token (a client opening several
@@ -302,9 +319,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return c.(*Claims), nil
 }
 
-// remembered returns the claims of raw when the token cache holds them
-// and they are still valid at now, counting the hit; nil otherwise.
-func (v *Verifier) remembered(raw string, now time.Time) *Claims {
+// Remembered returns the claims of raw when raw was verified before and
+// they are still valid at now, counting the hit; nil otherwise. It checks
+// no signature and allocates nothing: it is the hot path of a server whose
+// clients present the same token on every request.
+func (v *Verifier) Remembered(raw string, now time.Time) *Claims {
 	if len(raw) > v.maxSize {
 		return nil
 	}
@@ -346,8 +365,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 }
 
 // Stats returns the counters of v.
-func (v *Verifier) Stats() VerifierStats {
-	return VerifierStats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Merged: v.merged.Load(), Remembered: v.cache.len()}
+func (v *Verifier) Stats() Stats {
+	return Stats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Merged: v.merged.Load(), Remembered: v.cache.len()}
 }
 
 // Close stops the background refreshes of key sets. Tokens in memory and
@@ -394,15 +413,15 @@ func (v *Verifier) refusal(tok *jwt.Token, err error) error {
 	}
 	if tok != nil && (errors.Is(err, jwt.ErrTokenSignatureInvalid) || errors.Is(err, jwt.ErrTokenUnverifiable)) {
 		if alg, _ := tok.Header["alg"].(string); !slices.Contains(v.algs, alg) {
-			return newError(KindInvalidToken, "the token's signing algorithm is not accepted", err)
+			return invalid("the token's signing algorithm is not accepted", err)
 		}
 	}
 	for _, r := range refusals {
 		if errors.Is(err, r.err) {
-			return newError(KindInvalidToken, r.desc, err)
+			return invalid(r.desc, err)
 		}
 	}
-	return newError(KindInvalidToken, "the token cannot be verified", err)
+	return invalid("the token cannot be verified", err)
 }
 
 // checkHeader refuses a JOSE header with crit, with a typ other than JWT or
@@ -473,10 +492,10 @@ func issuerURL(raw string) bool {
 // network, even through a redirect.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 5 {
-		return errors.New("middleware: stopped after 5 redirects")
+		return errors.New("verify: stopped after 5 redirects")
 	}
 	if !fetchableURL(req.URL.String()) {
-		return errors.New("middleware: refused a redirect to a URL that is neither https nor loopback")
+		return errors.New("verify: refused a redirect to a URL that is neither https nor loopback")
 	}
 	return nil
 }
