@@ -5,11 +5,13 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
@@ -57,32 +59,12 @@ type CacheOptions struct {
 	// The Cache's own memory stays the first level. nil: each Cache works
 	// alone.
 	Store Store
-	// Observe, when set, is called after each exchange or renewal and each
-	// eviction, and at most once a second when the Store fails, for logs
-	// and metrics. It must be quick and must not call back into the Cache.
-	Observe func(CacheEvent)
-}
-
-// CacheEvent describes one exchange, renewal or eviction of a [Cache]. It
-// holds no token and no secret.
-type CacheEvent struct {
-	// User is the user concerned.
-	User UserKey
-	// Op is "exchange" (a token traded), "renewal" (a session renewed),
-	// "shared" (a session another replica obtained, taken from the Store),
-	// "eviction" (the user dropped by MaxUsers) or "store" (the Store
-	// failed: Err says how; the Cache works alone meanwhile).
-	Op string
-	// Background tells a renewal started ahead of expiry by the refresh
-	// window.
-	Background bool
-	// Err is the failure, nil on success; it matches this package's
-	// sentinel errors.
-	Err error
-	// Duration is how long the exchange or renewal took, on the wall clock.
-	Duration time.Duration
-	// Expires is when the new credentials expire, on success.
-	Expires time.Time
+	// Logger receives a record per exchange, renewal and eviction (info on
+	// success, warn on failure, debug when only a fresh token can help), and
+	// a warning, at most once a second, when the Store fails. Users appear
+	// only as UserKey.Hash; no token or secret is logged. Default: nothing
+	// is logged.
+	Logger *slog.Logger
 }
 
 // Cache holds identity-enhanced credentials per user and renews them. It
@@ -113,6 +95,7 @@ type Cache struct {
 
 	stats cacheCounters
 
+	tel            *telemetry
 	ns             string         // the Exchanger's namespace in the Store
 	storeDownUntil atomic.Int64   // Unix nanoseconds: the Store is left aside until then
 	storeFailing   atomic.Int32   // Store failures in a row
@@ -149,6 +132,10 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 		ns: x.Namespace(), storeWarn: rate.Sometimes{Interval: storeRetry}}
 	if o.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
+	}
+	var err error
+	if c.tel, err = newTelemetry(c); err != nil {
+		return nil, &configError{"the meter provider refused the Cache's instruments: " + err.Error()}
 	}
 	return c, nil
 }
@@ -210,7 +197,7 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 		// A renewal that failed recently is not retried before its
 		// errUntil: the credentials serve on meanwhile.
 		if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
-			c.refreshInBackground(e, webToken)
+			c.refreshInBackground(ctx, e, webToken)
 		}
 		c.stats.hits.Add(1)
 		return e, st.sess.Credentials.Expires, nil
@@ -306,7 +293,7 @@ func (c *Cache) promote(e *entry) {
 		oldest := c.held.Remove(c.held.Back()).(*entry)
 		delete(c.users, oldest.key)
 		c.stats.evictions.Add(1)
-		c.observe(CacheEvent{User: oldest.key, Op: "eviction"})
+		c.observe(cacheEvent{user: oldest.key, op: "eviction"})
 	}
 }
 
@@ -320,12 +307,15 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 		c.stats.inFlight.Add(1)
 		defer c.stats.inFlight.Add(-1)
 		defer c.fly(e.key)()
-		return c.renew(ctx, e)
+		return c.renew(ctx, e, trace.Link{})
 	})
 	select {
 	case r := <-ch:
 		if !led.Load() {
 			c.stats.merged.Add(1)
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				span.AddEvent("tipkit.exchange.joined") // the leader's request span holds the exchange span
+			}
 		}
 		if r.Err != nil {
 			return nil, r.Err
@@ -372,8 +362,9 @@ func (c *Cache) flying(key UserKey) bool {
 // subject hold.
 func flightKey(k UserKey) string { return lengthPrefixed(k.Issuer) + k.Subject }
 
-// refreshInBackground starts one renewal of e unless one is running.
-func (c *Cache) refreshInBackground(e *entry, webToken string) {
+// refreshInBackground starts one renewal of e unless one is running. Its
+// span starts a trace of its own, linked to the request of ctx.
+func (c *Cache) refreshInBackground(ctx context.Context, e *entry, webToken string) {
 	if c.closed.Load() || !e.refreshing.CompareAndSwap(false, true) {
 		return
 	}
@@ -385,9 +376,10 @@ func (c *Cache) refreshInBackground(e *entry, webToken string) {
 		defer c.stats.inFlight.Add(-1)
 		defer e.refreshing.Store(false)
 		c.stats.backgroundRefreshes.Add(1)
+		link := trace.LinkFromContext(ctx)
 		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
 			defer c.fly(e.key)()
-			return c.renew(context.Background(), e)
+			return c.renew(context.Background(), e, link)
 		})
 		<-ch
 	}()
@@ -398,7 +390,7 @@ func (c *Cache) refreshInBackground(e *entry, webToken string) {
 // outcome in e: on failure, credentials that are still valid keep being
 // served, and the session is kept for a later renewal unless AWS refused
 // the user.
-func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
+func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userState, error) {
 	prev := e.cur.Load()
 	if prev != nil && prev.err == nil && prev.sess != nil &&
 		c.x.o.Now().Before(prev.sess.Credentials.Expires.Add(-max(c.o.RefreshWindow, c.x.o.ExpiryWindow))) {
@@ -413,6 +405,7 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	if prev != nil {
 		prevSess = prev.sess
 	}
+	ctx, span := c.tel.startFlight(ctx, prevSess != nil, link)
 	start := time.Now()
 	token := e.getToken()
 	r := sharedResult{alone: true}
@@ -432,17 +425,18 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 		e.dropToken(token)
 	}
 	now := c.x.o.Now()
-	ev := CacheEvent{User: e.key, Op: "exchange", Background: e.refreshing.Load(), Err: err, Duration: time.Since(start)}
+	ev := cacheEvent{user: e.key, op: "exchange", background: e.refreshing.Load(), err: err, duration: time.Since(start)}
 	switch {
 	case err == nil && r.adopted:
-		ev.Op = "shared"
+		ev.op = "shared"
 	case prevSess != nil:
-		ev.Op = "renewal"
+		ev.op = "renewal"
 	}
 	if err == nil {
-		ev.Expires = sess.Credentials.Expires
+		ev.expires = sess.Credentials.Expires
 	}
 	c.observe(ev)
+	endFlight(span, ev.op, err)
 	if err == nil {
 		st := &userState{sess: sess}
 		e.cur.Store(st)
@@ -478,13 +472,6 @@ func (c *Cache) renew(ctx context.Context, e *entry) (*userState, error) {
 	}
 	e.cur.Store(st)
 	return nil, err
-}
-
-// observe reports ev to Options.Observe.
-func (c *Cache) observe(ev CacheEvent) {
-	if c.o.Observe != nil {
-		c.o.Observe(ev)
-	}
 }
 
 // failureTTL is how long a failure is answered from memory. A user who
@@ -572,7 +559,7 @@ func (e *entry) getToken() string {
 func (c *Cache) Close() error {
 	c.closed.Store(true)
 	c.wg.Wait()
-	return nil
+	return c.tel.reg.Unregister()
 }
 
 // Len returns the number of users whose credentials are held (users whose
@@ -612,6 +599,7 @@ type cacheCounters struct {
 	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
 	backgroundRefreshes, evictions, dropped, localRefusals,
 	sharedHits, sharedWaits, storeFailures atomic.Uint64
+	results  [numOps][KindReauthenticate + 1]atomic.Uint64 // flights by operation and result (0: ok)
 	inFlight atomic.Int64
 	byKind   [KindReauthenticate + 1]atomic.Uint64
 }

@@ -89,8 +89,8 @@ func (c *Cache) storeUsable() bool {
 	return c.o.Store != nil && c.x.o.Now().UnixNano() >= c.storeDownUntil.Load()
 }
 
-// storeFailed counts a Store failure and reports it (at most once per
-// storeRetry) through Observe. After storeFailuresAside failures in a row
+// storeFailed counts a Store failure and logs it (at most once per
+// storeRetry). After storeFailuresAside failures in a row
 // the Store is left aside for storeRetry: a Store that does not answer
 // (a network that drops packets) costs each flight its timeout otherwise.
 func (c *Cache) storeFailed(user UserKey, err error) {
@@ -98,7 +98,7 @@ func (c *Cache) storeFailed(user UserKey, err error) {
 	if c.storeFailing.Add(1) >= storeFailuresAside {
 		c.storeDownUntil.Store(c.x.o.Now().Add(storeRetry).UnixNano())
 	}
-	c.storeWarn.Do(func() { c.observe(CacheEvent{User: user, Op: "store", Err: err}) })
+	c.storeWarn.Do(func() { c.observe(cacheEvent{user: user, op: "store", err: err}) })
 }
 
 // storeAnswered notes that the Store answered: failures are consecutive no
@@ -153,7 +153,7 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev *Session, token string) sharedResult {
 	defer func() {
 		// On a context of its own: a flight that timed out still releases.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
 		defer cancel()
 		if err := c.o.Store.Release(rctx, key, lease); err != nil {
 			c.storeFailed(key.User, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+	"github.com/aws/smithy-go/tracing/smithyoteltracing"
 )
 
 // Session is the result of an exchange: one user's identity-enhanced
@@ -81,16 +82,21 @@ func New(o Options) (*Exchanger, error) {
 	}
 	o.Config.HTTPClient = withIdleConns(o.Config.HTTPClient)
 	x := &Exchanger{o: o, oidc: o.SSOOIDCClient, sts: o.STSClient}
+	// The SDK's own spans of the calls made here, beneath the exchange's.
+	tp := smithyoteltracing.Adapt(o.TracerProvider)
 	if x.oidc == nil {
-		x.oidc = ssooidc.NewFromConfig(o.Config.Copy())
+		x.oidc = ssooidc.NewFromConfig(o.Config.Copy(), func(so *ssooidc.Options) { so.TracerProvider = tp })
 	}
 	if x.sts == nil {
-		x.sts = sts.NewFromConfig(o.Config.Copy())
+		x.sts = sts.NewFromConfig(o.Config.Copy(), func(so *sts.Options) { so.TracerProvider = tp })
 	}
 	if o.ApplicationRoleArn != "" {
 		web := o.WebIdentityClient
 		if web == nil {
-			web = sts.NewFromConfig(o.Config.Copy(), func(so *sts.Options) { so.Credentials = aws.AnonymousCredentials{} })
+			web = sts.NewFromConfig(o.Config.Copy(), func(so *sts.Options) {
+				so.Credentials = aws.AnonymousCredentials{}
+				so.TracerProvider = tp
+			})
 		}
 		x.boot = &bootstrap{x: x, web: web}
 	}

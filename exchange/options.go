@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SSOOIDCClient is the one method of the SSO OIDC client an [Exchanger]
@@ -110,6 +113,18 @@ type Options struct {
 	// Now returns the current time; tests set it to move time. Default
 	// time.Now.
 	Now func() time.Time
+
+	// TracerProvider receives the spans of exchanges and renewals (made by
+	// a [Cache]), with the AWS SDK's own spans of CreateTokenWithIAM,
+	// AssumeRole and AssumeRoleWithWebIdentity beneath them on the clients
+	// built here. Spans carry no token, identity context, secret or user
+	// identifier. Default: the global provider (otel.GetTracerProvider).
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives a [Cache]'s metrics: tipkit.exchanges (by
+	// tipkit.operation and tipkit.result), tipkit.exchange.duration (s),
+	// tipkit.users, tipkit.exchanges.in_flight and tipkit.store.fallbacks.
+	// Default: the global provider (otel.GetMeterProvider).
+	MeterProvider metric.MeterProvider
 }
 
 // Defaults and limits.
@@ -149,6 +164,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
 	}
 	return o
 }

@@ -4,12 +4,17 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/exchange"
@@ -77,6 +82,19 @@ type Options struct {
 	// Now is the clock of token checks and credential expiry; default
 	// time.Now. It is Verify.Now and Exchange.Now when those are nil.
 	Now func() time.Time
+	// TracerProvider receives the spans of exchanges and renewals (children
+	// of the span of the request that led them, with the AWS SDK's spans
+	// beneath) and of key set fetches; MeterProvider the metrics
+	// tipkit.requests (by tipkit.outcome), tipkit.exchanges,
+	// tipkit.exchange.duration, tipkit.users, tipkit.exchanges.in_flight,
+	// tipkit.store.fallbacks and tipkit.jwks.fetches. They are the
+	// providers of Verify and Exchange when those are nil. No span or
+	// metric carries a token, a secret or a user identifier. Default: the
+	// global providers (otel.GetTracerProvider, otel.GetMeterProvider), as
+	// in otelhttp. A request served from memory starts no span and records
+	// no measurement: the counters are observed when metrics are collected.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Middleware verifies requests and hands their handlers the caller's AWS
@@ -92,7 +110,8 @@ type Middleware struct {
 	// request serves both the token check and the credential lookup.
 	sharedClock bool
 
-	requests      atomic.Uint64
+	ok            atomic.Uint64 // requests that reached the handler with a caller
+	reg           metric.Registration
 	skipped       atomic.Uint64
 	anonymous     atomic.Uint64
 	errorsByKind  [KindInternal + 1]atomic.Uint64
@@ -122,6 +141,18 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	if vo.Now == nil {
 		vo.Now = o.Now
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
+	}
+	if vo.TracerProvider == nil {
+		vo.TracerProvider = o.TracerProvider
+	}
+	if vo.MeterProvider == nil {
+		vo.MeterProvider = o.MeterProvider
+	}
 	v, err := verify.New(ctx, vo)
 	if err != nil {
 		return nil, err
@@ -130,6 +161,12 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	sharedClock := xo.Now == nil
 	if sharedClock {
 		xo.Now = o.Now
+	}
+	if xo.TracerProvider == nil {
+		xo.TracerProvider = o.TracerProvider
+	}
+	if xo.MeterProvider == nil {
+		xo.MeterProvider = o.MeterProvider
 	}
 	x, err := exchange.New(xo)
 	if err != nil {
@@ -141,14 +178,18 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	co := o.Cache
-	co.Observe = m.logEvent
-	if observe := o.Cache.Observe; observe != nil {
-		co.Observe = func(ev exchange.CacheEvent) { m.logEvent(ev); observe(ev) }
+	if co.Logger == nil {
+		co.Logger = o.Logger
 	}
 	m.cache, err = exchange.NewCache(x, co)
 	if err != nil {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
+	}
+	if err := m.register(o.MeterProvider.Meter("github.com/tipkit/tipkit/middleware")); err != nil {
+		v.Close()
+		_ = m.cache.Close()
+		return nil, fmt.Errorf("middleware: the meter provider refused the instruments: %w", err)
 	}
 	if m.onError == nil {
 		m.onError = DefaultErrorHandler(o.Realm)
@@ -178,7 +219,6 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 // (or r itself when skipped or anonymous), or the failure to answer with
 // [Middleware.HandleError].
 func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
-	m.requests.Add(1)
 	if m.skip(r) {
 		m.skipped.Add(1)
 		return r, nil
@@ -216,7 +256,6 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 // Options.Extractor and Options.Skipper are the HTTP transport's and play
 // no part here.
 func (m *Middleware) Authorize(ctx context.Context, token string) (context.Context, *Error) {
-	m.requests.Add(1)
 	if token == "" {
 		if m.o.Optional {
 			m.anonymous.Add(1)
@@ -245,6 +284,7 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 	if err != nil {
 		return nil, m.failedFor(ErrorFromExchange(err), claims)
 	}
+	m.ok.Add(1)
 	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, claims.Identity(expires)), nil
 }
 
@@ -332,46 +372,6 @@ func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 	return err
 }
 
-// logEvent logs an exchange, renewal, shared session or eviction: info on
-// success, warn on failure (debug when only a fresh token can help), debug
-// for evictions; a failure of the shared store is a warning (at most one a
-// second).
-func (m *Middleware) logEvent(ev exchange.CacheEvent) {
-	level, msg := slog.LevelInfo, "tipkit: credentials obtained"
-	switch {
-	case ev.Op == "store":
-		if m.log.Enabled(context.Background(), slog.LevelWarn) {
-			m.log.LogAttrs(context.Background(), slog.LevelWarn, "tipkit: shared store failed: working alone for now",
-				slog.String("error", ev.Err.Error()))
-		}
-		return
-	case ev.Op == "shared":
-		level, msg = slog.LevelDebug, "tipkit: credentials taken from the shared store"
-	case ev.Op == "eviction":
-		level, msg = slog.LevelDebug, "tipkit: user evicted"
-	case errors.Is(ev.Err, exchange.ErrReauthenticate):
-		level, msg = slog.LevelDebug, "tipkit: credentials need a fresh token"
-	case ev.Err != nil:
-		level, msg = slog.LevelWarn, "tipkit: credentials not obtained"
-	}
-	ctx := context.Background()
-	if !m.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := []slog.Attr{slog.String("op", ev.Op), slog.String("user", UserHash(ev.User.Issuer, ev.User.Subject))}
-	if ev.Op != "eviction" {
-		attrs = append(attrs, slog.Bool("background", ev.Background), slog.Duration("duration", ev.Duration))
-	}
-	var xe *exchange.Error
-	switch {
-	case errors.As(ev.Err, &xe):
-		attrs = append(attrs, slog.String("failure", xe.Kind.String()), slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
-	case ev.Err == nil && !ev.Expires.IsZero():
-		attrs = append(attrs, slog.Time("expires", ev.Expires))
-	}
-	m.log.LogAttrs(ctx, level, msg, attrs...)
-}
-
 // UserHash returns the short, stable name under which logs show a user
 // (exchange.UserKey.Hash): a hash of the issuer and subject, never the
 // subject itself; the same as the user's RoleSessionName after "tipkit-".
@@ -379,15 +379,17 @@ func UserHash(issuer, subject string) string {
 	return exchange.UserKey{Issuer: issuer, Subject: subject}.Hash()
 }
 
-// Close stops background key refreshes and credential renewals.
+// Close stops background key refreshes and credential renewals, and
+// unregisters the metrics.
 func (m *Middleware) Close() error {
 	m.verifier.Close()
-	return m.cache.Close()
+	return errors.Join(m.reg.Unregister(), m.cache.Close())
 }
 
 // Stats counts what the middleware did since New.
 type Stats struct {
-	Requests  uint64 // requests seen
+	Requests  uint64 // requests seen: OK, Skipped, Anonymous and Errors together
+	OK        uint64 // reached the handler with a caller
 	Skipped   uint64 // passed untouched (skipper, CORS preflight)
 	Anonymous uint64 // passed without a token (Options.Optional)
 
@@ -415,15 +417,48 @@ type Stats struct {
 func (m *Middleware) Stats() Stats {
 	vs, cs := m.verifier.Stats(), m.cache.Stats()
 	s := Stats{
-		Requests: m.requests.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
+		OK: m.ok.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
 		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
 		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
 		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Dropped: cs.Dropped, InFlight: cs.InFlight, Users: m.cache.Len(),
 		SharedSessions: cs.SharedHits, StoreFailures: cs.StoreFailures,
 		Errors: map[string]uint64{},
 	}
+	s.Requests = s.OK + s.Skipped + s.Anonymous
 	for k := KindNoToken; k <= KindInternal; k++ {
-		s.Errors[k.String()] = m.errorsByKind[k].Load()
+		n := m.errorsByKind[k].Load()
+		s.Errors[k.String()] = n
+		s.Requests += n
 	}
 	return s
+}
+
+// register observes the middleware's own counters (those Stats reads) as
+// tipkit.requests, by tipkit.outcome: ok, skipped, anonymous, or the OAuth
+// error code of the answer (missing_token, invalid_request, invalid_token,
+// access_denied, temporarily_unavailable, server_error).
+func (m *Middleware) register(meter metric.Meter) error {
+	requests, err := meter.Int64ObservableCounter("tipkit.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests seen by the tipkit middleware, by outcome"))
+	if err != nil {
+		return err
+	}
+	outcome := func(v string) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String("tipkit.outcome", v)))
+	}
+	ok, skipped, anonymous := outcome("ok"), outcome("skipped"), outcome("anonymous")
+	var byKind [KindInternal + 1]metric.ObserveOption
+	for k := KindNoToken; k <= KindInternal; k++ {
+		byKind[k] = outcome(k.code())
+	}
+	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(requests, int64(m.ok.Load()), ok)
+		o.ObserveInt64(requests, int64(m.skipped.Load()), skipped)
+		o.ObserveInt64(requests, int64(m.anonymous.Load()), anonymous)
+		for k := KindNoToken; k <= KindInternal; k++ {
+			o.ObserveInt64(requests, int64(m.errorsByKind[k].Load()), byKind[k])
+		}
+		return nil
+	}, requests)
+	return err
 }

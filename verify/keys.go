@@ -19,6 +19,10 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
 
@@ -33,6 +37,8 @@ type keySource struct {
 	client   *http.Client
 	every    time.Duration   // RefreshRateLimit
 	ctx      context.Context // the Verifier's lifetime
+	tracer   trace.Tracer
+	fetches  *fetchCounters
 
 	// gen counts the refreshes that removed or changed a key; a token
 	// remembered under an older gen is verified again.
@@ -52,6 +58,8 @@ type keySet struct {
 	limiter *rate.Limiter      // of refreshes for unknown key IDs
 	ctx     context.Context    // the key set's lifetime: refreshes run on it
 	stop    context.CancelFunc // ends the background refresh (Close does too)
+	tracer  trace.Tracer
+	fetches *fetchCounters
 
 	// stale is set while the last refresh of the key set failed: a kid
 	// it does not hold may then be a new key of the issuer, not a forgery.
@@ -115,7 +123,7 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 	if wait == nil && ks.limiter.Tokens() >= 1 {
 		wait = make(chan struct{})
 		ks.refreshing = wait
-		go ks.refresh(kid, wait)
+		go ks.refresh(kid, wait, trace.LinkFromContext(ctx))
 	}
 	ks.mu.Unlock()
 	if wait == nil {
@@ -136,10 +144,17 @@ func (ks *keySet) refreshFor(ctx context.Context, t *jwt.Token, kid string) (any
 // refresh fetches the key set once (keyfunc refreshes when asked for the
 // unknown kid) on the key set's context, bounded by fetchTimeout, then
 // closes done. A failure marks the key set stale (RefreshErrorHandler).
-func (ks *keySet) refresh(kid string, done chan struct{}) {
+func (ks *keySet) refresh(kid string, done chan struct{}, link trace.Link) {
 	ctx, cancel := context.WithTimeout(ks.ctx, fetchTimeout)
 	defer cancel()
+	ctx, span := ks.tracer.Start(ctx, "tipkit.jwks.fetch", trace.WithNewRoot(), trace.WithLinks(link),
+		trace.WithAttributes(attribute.String("tipkit.jwks.reason", "unknown_kid")))
+	failures := ks.fetches.failed.Load()
 	_, _ = ks.kf.Storage().KeyRead(ctx, kid) // rate limited by ks.limiter, whose token the caller saw
+	if ks.fetches.failed.Load() != failures {
+		span.SetStatus(codes.Error, "fetch_failed")
+	}
+	span.End()
 
 	ks.mu.Lock()
 	ks.refreshing = nil
@@ -158,7 +173,7 @@ func (s *keySource) keys(ctx context.Context) (*keySet, error) {
 	if wait == nil && s.set.Load() == nil && !time.Now().Before(s.retryAt) {
 		wait = make(chan struct{})
 		s.loading = wait
-		go s.fetch(wait)
+		go s.fetch(wait, trace.LinkFromContext(ctx))
 	}
 	s.mu.Unlock()
 	if wait != nil {
@@ -177,8 +192,15 @@ func (s *keySource) keys(ctx context.Context) (*keySet, error) {
 
 // fetch makes a first fetch, on the Verifier's context so that no request
 // giving up cancels it, and closes done.
-func (s *keySource) fetch(done chan struct{}) {
+func (s *keySource) fetch(done chan struct{}, link trace.Link) {
+	_, span := s.tracer.Start(s.ctx, "tipkit.jwks.fetch", trace.WithNewRoot(), trace.WithLinks(link),
+		trace.WithAttributes(attribute.String("tipkit.jwks.reason", "first")))
 	ks, err := s.newKeySet()
+	if err != nil {
+		s.fetches.failed.Add(1)
+		span.SetStatus(codes.Error, "fetch_failed")
+	}
+	span.End()
 	s.mu.Lock()
 	if err != nil {
 		s.retryAt, s.lastErr = time.Now().Add(s.every), err
@@ -204,14 +226,17 @@ func (s *keySource) newKeySet() (*keySet, error) {
 	}
 	ctx, stop := context.WithCancel(s.ctx)
 	stale := new(atomic.Bool)
-	local := &watchedStorage{Storage: jwkset.NewMemoryStorage(), gen: &s.gen, stale: stale}
+	local := &watchedStorage{Storage: jwkset.NewMemoryStorage(), gen: &s.gen, stale: stale, fetches: s.fetches}
 	remote, err := jwkset.NewStorageFromHTTP(u, jwkset.HTTPClientStorageOptions{
-		Client:              s.client,
-		Ctx:                 ctx,
-		HTTPTimeout:         fetchTimeout,
-		RefreshInterval:     refreshInterval,
-		RefreshErrorHandler: func(context.Context, error) { stale.Store(true) },
-		Storage:             local,
+		Client:          s.client,
+		Ctx:             ctx,
+		HTTPTimeout:     fetchTimeout,
+		RefreshInterval: refreshInterval,
+		RefreshErrorHandler: func(context.Context, error) {
+			stale.Store(true)
+			s.fetches.failed.Add(1)
+		},
+		Storage: local,
 	})
 	if err != nil {
 		stop() // ends the refresh goroutine already started
@@ -233,7 +258,7 @@ func (s *keySource) newKeySet() (*keySet, error) {
 		stop()
 		return nil, err
 	}
-	return &keySet{kf: kf, local: local, limiter: limiter, ctx: ctx, stop: stop, stale: stale, every: s.every}, nil
+	return &keySet{kf: kf, local: local, limiter: limiter, ctx: ctx, stop: stop, stale: stale, every: s.every, tracer: s.tracer, fetches: s.fetches}, nil
 }
 
 // discover returns the jwks_uri of the issuer's OpenID Connect discovery
@@ -293,9 +318,10 @@ func fetchableURL(raw string) bool {
 // remembered before no longer skip the signature check.
 type watchedStorage struct {
 	jwkset.Storage
-	mu    sync.Mutex // serializes replacements
-	gen   *atomic.Uint64
-	stale *atomic.Bool // cleared by a successful refresh
+	mu      sync.Mutex // serializes replacements
+	gen     *atomic.Uint64
+	stale   *atomic.Bool // cleared by a successful refresh
+	fetches *fetchCounters
 }
 
 // KeyReplaceAll replaces the keys with given and bumps gen if a key went.
@@ -310,6 +336,7 @@ func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) 
 		return err
 	}
 	w.stale.Store(false)
+	w.fetches.fetched.Add(1)
 	for _, o := range old {
 		if !slices.ContainsFunc(given, func(n jwkset.JWK) bool { return sameKey(o, n) }) {
 			w.gen.Add(1)
@@ -323,4 +350,31 @@ func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) 
 func sameKey(a, b jwkset.JWK) bool {
 	ka, ok := a.Key().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && a.Marshal().KID == b.Marshal().KID && ka.Equal(b.Key())
+}
+
+// instrumentation is the OpenTelemetry name of this package's tracer and
+// meter.
+const instrumentation = "github.com/tipkit/tipkit/verify"
+
+// fetchCounters counts the key set fetches of a Verifier, all issuers
+// together: fetched when a fetch replaced a key set, failed when one did
+// not.
+type fetchCounters struct {
+	fetched, failed atomic.Uint64
+}
+
+// register observes the counters as tipkit.jwks.fetches.
+func (f *fetchCounters) register(meter metric.Meter) (metric.Registration, error) {
+	fetches, err := meter.Int64ObservableCounter("tipkit.jwks.fetches", metric.WithUnit("{fetch}"),
+		metric.WithDescription("Fetches of identity providers' key sets, by result"))
+	if err != nil {
+		return nil, err
+	}
+	ok := metric.WithAttributeSet(attribute.NewSet(attribute.String("tipkit.result", "ok")))
+	failed := metric.WithAttributeSet(attribute.NewSet(attribute.String("tipkit.result", "error")))
+	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(fetches, int64(f.fetched.Load()), ok)
+		o.ObserveInt64(fetches, int64(f.failed.Load()), failed)
+		return nil
+	}, fetches)
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tipkit/tipkit/ctxcreds"
@@ -78,6 +81,15 @@ type Options struct {
 	// MaxTokenSize is the largest token, in bytes, that Verify reads;
 	// longer ones are refused unread. Default 16 KiB.
 	MaxTokenSize int
+	// TracerProvider receives a span per key set fetch that a token
+	// triggered (the first fetch of an issuer, or one for an unknown key
+	// ID), linked to the request that triggered it. Default: the global
+	// provider (otel.GetTracerProvider).
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives tipkit.jwks.fetches, the key set fetches by
+	// tipkit.result (ok or error), the hourly background refreshes
+	// included. Default: the global provider (otel.GetMeterProvider).
+	MeterProvider metric.MeterProvider
 }
 
 // Defaults of Options.
@@ -182,6 +194,8 @@ type Verifier struct {
 	verified atomic.Uint64
 	merged   atomic.Uint64
 	flight   singleflight.Group // concurrent verifications of one token
+	fetches  *fetchCounters
+	reg      metric.Registration
 }
 
 // New checks o and returns a Verifier. It never contacts an
@@ -212,6 +226,13 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 	if o.CacheTTL > 0 {
 		v.cache = newTokenCache(o.CacheSize, o.CacheTTL)
 	}
+	tracer := o.TracerProvider.Tracer(instrumentation)
+	v.fetches = new(fetchCounters)
+	var err error
+	if v.reg, err = v.fetches.register(o.MeterProvider.Meter(instrumentation)); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w: the meter provider refused the instruments: %v", ErrOption, err)
+	}
 	for _, ic := range o.Issuers {
 		v.issuers[ic.Issuer] = &keySource{
 			issuer:   ic.Issuer,
@@ -220,6 +241,8 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 			client:   o.HTTPClient,
 			every:    o.RefreshRateLimit,
 			ctx:      ctx,
+			tracer:   tracer,
+			fetches:  v.fetches,
 		}
 	}
 	return v, nil
@@ -265,6 +288,12 @@ func (o *Options) check() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
 	}
 	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
 	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
@@ -369,9 +398,13 @@ func (v *Verifier) Stats() Stats {
 	return Stats{CacheHits: v.hits.Load(), Verified: v.verified.Load(), Merged: v.merged.Load(), Remembered: v.cache.len()}
 }
 
-// Close stops the background refreshes of key sets. Tokens in memory and
-// keys already fetched keep working. Close may be called more than once.
-func (v *Verifier) Close() { v.stop() }
+// Close stops the background refreshes of key sets and unregisters the
+// Verifier's metrics. Tokens in memory and keys already fetched keep
+// working. Close may be called more than once.
+func (v *Verifier) Close() {
+	v.stop()
+	_ = v.reg.Unregister()
+}
 
 // Reasons a token is refused before or besides the checks of jwt.
 var (
