@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,15 +70,19 @@ type AWSOptions struct {
 	// AccountID is the 12-digit account of every ARN. Empty means
 	// "123456789012".
 	AccountID string
-	// Issuer is the URL of the trusted token issuer. A token's iss claim
-	// must equal it exactly (a trailing slash matters). Its keys are found
-	// through Issuer+"/.well-known/openid-configuration".
+	// Issuer is the URL of the identity provider: the IAM OIDC identity
+	// provider that AssumeRoleWithWebIdentity trusts, and the issuer URL
+	// of the trusted token issuer to begin with (Setup.IssuerURL). A
+	// token's iss claim must equal it exactly (a trailing slash matters).
+	// Its keys are found through Issuer+"/.well-known/openid-configuration".
 	Issuer string
-	// Audiences are the audiences authorised for the application (1 to
-	// 10); a token's aud must contain one of them.
+	// Audiences are the audiences of the IAM OIDC identity provider, and
+	// those the application authorises to begin with (Setup.Audiences): 1
+	// to 10; a token's aud must contain one of them.
 	Audiences []string
-	// RefreshGrant gives the application the refresh_token grant:
-	// CreateTokenWithIAM then returns refresh tokens and accepts them.
+	// RefreshGrant gives the application the refresh_token grant to begin
+	// with (Setup.RefreshGrant): CreateTokenWithIAM then returns refresh
+	// tokens and accepts them.
 	RefreshGrant bool
 	// TokenTTL is the lifetime of the Identity Center access token and of
 	// the identity context. Zero means one hour.
@@ -96,22 +101,30 @@ type AWSOptions struct {
 
 // AWS is a local AWS serving, on one HTTP server on 127.0.0.1, STS
 // (awsQuery, POST /), IAM Identity Center SSO OIDC (restJson1,
-// POST /token?aws_iam=t), S3 Access Grants (S3 Control GetDataAccess,
-// restXml, on the host of the account; see HTTPClient) and a small S3
-// (restXml, path-style ListObjectsV2, GetObject, HeadObject and PutObject;
-// see CreateBucket and Grant). It models one account with:
+// POST /token?aws_iam=t), the read operations of IAM Identity Center's
+// administration (sso-admin DescribeApplication, GetApplicationGrant and
+// DescribeTrustedTokenIssuer; awsJson1_1, POST / with X-Amz-Target) and of
+// IAM (GetRole; awsQuery, POST /, signed for us-east-1 as IAM is), S3
+// Access Grants (S3 Control GetDataAccess, restXml, on the host of the
+// account; see HTTPClient) and a small S3 (restXml, path-style
+// ListObjectsV2, GetObject, HeadObject and PutObject; see CreateBucket and
+// Grant). It models one account with:
 //
 //   - the IAM user "tipkit-server", whose long-term keys are
 //     ServerCredentials;
 //   - an Identity Center instance with one application (ApplicationArn),
-//     whose trusted token issuer is AWSOptions.Issuer and whose users are
-//     found by the email claim of the token (user name: the part before
-//     "@"); every user exists unless removed with RemoveUser;
+//     whose JWT bearer grant authorises one trusted token issuer
+//     (TrustedTokenIssuerArn, issuer URL AWSOptions.Issuer) for
+//     AWSOptions.Audiences, and whose users are found by the email claim
+//     of the token (user name: the part before "@"); every user exists
+//     unless removed with RemoveUser; Configure sets all of this up
+//     otherwise (see Setup);
 //   - the role "tipkit-application" (ApplicationRoleArn, at most 3600 s),
 //     assumable with AssumeRoleWithWebIdentity by a token of the issuer;
 //   - the role "tipkit-access" (AccessRoleArn, at most 43200 s), assumable
 //     with AssumeRole, with an Identity Center identity context, by the
-//     server user and by sessions of the application role;
+//     server user and by sessions of the application role, whose trust
+//     policy allows sts:AssumeRole and sts:SetContext (GetRole shows it);
 //   - an S3 Access Grants instance associated with the Identity Center
 //     instance, whose grants (Grant, GrantGroup) name Identity Center
 //     users and groups, and whose location role "tipkit-access-grants-location"
@@ -122,15 +135,16 @@ type AWSOptions struct {
 // Every signed request is verified with SigV4 against the credentials the
 // local AWS issued. All methods are safe for concurrent use.
 type AWS struct {
-	clock        *Clock
-	region       string
-	account      string
-	issuer       string
-	audiences    []string
-	refreshGrant bool
-	tokenTTL     time.Duration
-	refreshTTL   time.Duration
-	omitContext  bool
+	clock       *Clock
+	region      string
+	account     string
+	provider    tokenTrust // the IAM OIDC identity provider STS trusts
+	httpClient  *http.Client
+	tokenTTL    time.Duration
+	refreshTTL  time.Duration
+	omitContext bool
+	ttiID       string    // id of the trusted token issuer
+	created     time.Time // creation date of the application and roles
 
 	srv    *httptest.Server
 	closed chan struct{}
@@ -142,12 +156,15 @@ type AWS struct {
 	secret      []byte            // HMAC key of identity contexts and user ids
 	idTokenKey  *ecdsa.PrivateKey // signs the idToken of CreateTokenWithIAM
 	idTokenKid  string
-	issuerKeys  *issuerKeys
 	stsVerifier *sigv4Verifier
 	ssoVerifier *sigv4Verifier
+	iamVerifier *sigv4Verifier
+	admVerifier *sigv4Verifier // sso-admin
 	s3          *s3Store
 
 	mu         sync.Mutex
+	setup      Setup                 // see Configure
+	ttiKeys    *issuerKeys           // keys of setup.IssuerURL
 	principals map[string]*principal // by access key id
 	removed    map[string]bool       // Identity Center users removed
 	jtis       map[string]time.Time  // jti => when it was exchanged
@@ -186,17 +203,22 @@ func NewAWS(o AWSOptions) (*AWS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiptest: generate idToken key: %w", err)
 	}
+	providerKeys := newIssuerKeys(o.Issuer, o.HTTPClient)
 	a := &AWS{
-		clock: o.Clock, region: o.Region, account: o.AccountID, issuer: o.Issuer,
-		audiences: append([]string(nil), o.Audiences...), refreshGrant: o.RefreshGrant,
-		tokenTTL: o.TokenTTL, refreshTTL: o.RefreshTokenTTL, omitContext: o.OmitIdentityContextField,
+		clock: o.Clock, region: o.Region, account: o.AccountID,
+		provider:   tokenTrust{issuer: o.Issuer, audiences: slices.Clone(o.Audiences), keys: providerKeys},
+		httpClient: o.HTTPClient,
+		tokenTTL:   o.TokenTTL, refreshTTL: o.RefreshTokenTTL, omitContext: o.OmitIdentityContextField,
+		ttiID:      newTTIID(),
+		created:    o.Clock.Now().Truncate(time.Second),
+		setup:      defaultSetup(o),
+		ttiKeys:    providerKeys,
 		closed:     make(chan struct{}),
 		accessRole: roleModel{name: accessRoleName, id: "AROA" + randomID(17), maxSession: accessRoleMaxSession},
 		appRole:    roleModel{name: applicationRoleName, id: "AROA" + randomID(17), maxSession: appRoleMaxSession},
 		secret:     randomBytes(32),
 		idTokenKey: idKey,
 		idTokenKid: randomID(20),
-		issuerKeys: newIssuerKeys(o.Issuer, o.HTTPClient),
 		principals: map[string]*principal{},
 		removed:    map[string]bool{},
 		jtis:       map[string]time.Time{},
@@ -214,6 +236,9 @@ func NewAWS(o AWSOptions) (*AWS, error) {
 	a.principals[a.server.accessKeyID] = a.server
 	a.stsVerifier = a.newVerifier("sts")
 	a.ssoVerifier = a.newVerifier("sso-oauth")
+	a.admVerifier = a.newVerifier("sso")
+	a.iamVerifier = a.newVerifier("iam")
+	a.iamVerifier.region = iamSigningRegion
 	a.s3 = newS3Store(a.newVerifier("s3"))
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serveHTTP))
 	return a, nil
@@ -299,8 +324,9 @@ func (a *AWS) Close() {
 }
 
 // URL returns the base URL of the local AWS, "http://127.0.0.1:PORT", to
-// use as aws.Config.BaseEndpoint of the sts, ssooidc, s3 and s3control
-// clients (the s3 client with UsePathStyle, the s3control client with
+// use as aws.Config.BaseEndpoint of the sts, ssooidc, ssoadmin, iam, s3 and
+// s3control clients (the iam client with Region "us-east-1", IAM's signing
+// region; the s3 client with UsePathStyle, the s3control client with
 // HTTPClient).
 func (a *AWS) URL() string { return a.srv.URL }
 
@@ -346,12 +372,14 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 
 // Calls returns how many requests op received, refused or not: op is
 // "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity",
-// "GetCallerIdentity", "GetDataAccess", or one of the S3 operations
-// "ListObjectsV2", "GetObject", "PutObject" and "HeadObject". Any other
-// STS Action is counted under its name, a POST /token without aws_iam=t
-// under "CreateToken", an S3 request the local S3 does not serve under the
-// x-id query parameter the SDK sends, else a name such as "DeleteObject",
-// and another S3 Control request under "S3Control METHOD PATH".
+// "GetCallerIdentity", "GetDataAccess", "DescribeApplication",
+// "GetApplicationGrant", "DescribeTrustedTokenIssuer", "GetRole", or one
+// of the S3 operations "ListObjectsV2", "GetObject", "PutObject" and
+// "HeadObject". Any other STS or IAM Action and sso-admin operation is
+// counted under its name, a POST /token without aws_iam=t under
+// "CreateToken", an S3 request the local S3 does not serve under the x-id
+// query parameter the SDK sends, else a name such as "DeleteObject", and
+// another S3 Control request under "S3Control METHOD PATH".
 func (a *AWS) Calls(op string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -410,8 +438,9 @@ func (a *AWS) record(op string, r *http.Request) {
 	a.agents[op] = r.UserAgent()
 }
 
-// serveHTTP dispatches S3 by the credential scope (see isS3Request), then
-// by path: "/" is STS, "/token" is SSO OIDC.
+// serveHTTP dispatches S3 by the credential scope (see isS3Request),
+// sso-admin by its X-Amz-Target, IAM by the API version of its awsQuery
+// form, then the rest by path: "/" is STS, "/token" is SSO OIDC.
 func (a *AWS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if isS3Request(r) {
 		a.serveS3(w, r)
@@ -419,6 +448,14 @@ func (a *AWS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	requestID := newRequestID()
 	w.Header().Set("X-Amzn-Requestid", requestID)
+	switch {
+	case isSSOAdminRequest(r):
+		a.serveSSOAdmin(w, r)
+		return
+	case isIAMRequest(w, r):
+		a.serveIAM(w, r, requestID)
+		return
+	}
 	switch r.URL.Path {
 	case "/":
 		a.serveSTS(w, r, requestID)

@@ -41,6 +41,8 @@ var errorStatus = map[string]int{
 	"ServiceUnavailable":         http.StatusServiceUnavailable,
 	"SignatureDoesNotMatch":      http.StatusForbidden,
 	"Throttling":                 http.StatusBadRequest,
+	// IAM (awsQuery)
+	"NoSuchEntity": http.StatusNotFound,
 	// SSO OIDC (restJson1) and the AWS front end of restJson1 services
 	"AccessDeniedException":               http.StatusBadRequest,
 	"InternalServerException":             http.StatusInternalServerError,
@@ -106,10 +108,16 @@ type stsErrorResponse struct {
 // stsNamespace is the XML namespace of every STS answer.
 const stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
 
-// writeSTSError answers e in the awsQuery shape.
+// writeSTSError answers e in the awsQuery shape of STS.
 func writeSTSError(w http.ResponseWriter, requestID string, e *apiError) {
+	writeQueryError(w, stsNamespace, requestID, e)
+}
+
+// writeQueryError answers e in the awsQuery shape, in the XML namespace
+// of the service.
+func writeQueryError(w http.ResponseWriter, namespace, requestID string, e *apiError) {
 	doc := stsErrorResponse{
-		Xmlns:     stsNamespace,
+		Xmlns:     namespace,
 		Type:      stsErrorType(e.status),
 		Code:      e.code,
 		Message:   e.msg,

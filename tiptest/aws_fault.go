@@ -40,9 +40,12 @@ type faultState struct {
 }
 
 // SetFault makes op ("CreateTokenWithIAM", "AssumeRole",
-// "AssumeRoleWithWebIdentity", "GetCallerIdentity", "GetDataAccess", or
-// an S3 operation such as "GetObject") answer with f,
-// replacing any fault op had. A fault applies before the request's
+// "AssumeRoleWithWebIdentity", "GetCallerIdentity", "GetDataAccess",
+// "DescribeApplication", "GetApplicationGrant",
+// "DescribeTrustedTokenIssuer", "GetRole", or an S3 operation such as
+// "GetObject") answer with f, replacing any fault op had; an sso-admin
+// operation answers a code of its model (such as "ThrottlingException")
+// with the model's status. A fault applies before the request's
 // signature is checked, as throttling does in AWS; refused calls still
 // count in Calls.
 func (a *AWS) SetFault(op string, f Fault) {

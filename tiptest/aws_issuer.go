@@ -236,25 +236,37 @@ type webToken struct {
 	subject  string
 	audience string // the authorised audience it was issued for
 	jti      string
-	email    string
+	claims   jwt.MapClaims
+}
+
+// tokenTrust is what a token is verified against: the issuer it must
+// name, the audiences of which its aud must hold one, and that issuer's
+// keys. STS trusts the IAM OIDC identity provider (AWSOptions.Issuer and
+// Audiences); CreateTokenWithIAM trusts the trusted token issuer and the
+// audiences of the application's jwt-bearer grant (Setup).
+type tokenTrust struct {
+	issuer    string
+	audiences []string
+	keys      *issuerKeys
 }
 
 // errUnreachable marks a key fetch failure inside the key function.
 var errUnreachable = errors.New("issuer keys unreachable")
 
-// verifyWebToken verifies raw: signature with a key of the issuer, alg,
-// exact iss, aud among the audiences, exp (required), nbf and iat.
-func (a *AWS) verifyWebToken(ctx context.Context, raw string) (*webToken, *tokenError) {
+// verifyWebToken verifies raw against tr: signature with a key of the
+// issuer, alg, exact iss, aud among the audiences, exp (required), nbf and
+// iat.
+func (a *AWS) verifyWebToken(ctx context.Context, raw string, tr tokenTrust) (*webToken, *tokenError) {
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(tokenAlgs),
 		jwt.WithTimeFunc(a.clock.Now),
 		jwt.WithExpirationRequired(),
-		jwt.WithIssuer(a.issuer),
+		jwt.WithIssuer(tr.issuer),
 		jwt.WithIssuedAt(),
 	)
 	claims := jwt.MapClaims{}
 	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		return a.tokenKeys(ctx, t)
+		return tokenKeys(ctx, t, tr)
 	})
 	switch {
 	case errors.Is(err, errUnreachable):
@@ -264,7 +276,7 @@ func (a *AWS) verifyWebToken(ctx context.Context, raw string) (*webToken, *token
 	case err != nil:
 		return nil, &tokenError{problem: tokInvalid, msg: "The token could not be validated: " + err.Error()}
 	}
-	aud, ok := a.matchAudience(claims)
+	aud, ok := matchAudience(claims, tr.audiences)
 	if !ok {
 		return nil, &tokenError{problem: tokInvalid, msg: "Incorrect token audience"}
 	}
@@ -272,25 +284,25 @@ func (a *AWS) verifyWebToken(ctx context.Context, raw string) (*webToken, *token
 		subject:  stringClaim(claims, "sub"),
 		audience: aud,
 		jti:      stringClaim(claims, "jti"),
-		email:    stringClaim(claims, "email"),
+		claims:   claims,
 	}, nil
 }
 
 // tokenKeys is the key function of verifyWebToken: it refuses critical
 // header parameters and tokens of other issuers before any fetch.
-func (a *AWS) tokenKeys(ctx context.Context, t *jwt.Token) (any, error) {
+func tokenKeys(ctx context.Context, t *jwt.Token, tr tokenTrust) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errors.New("critical header parameters are not supported")
 	}
 	claims, _ := t.Claims.(jwt.MapClaims)
-	if iss, _ := claims["iss"].(string); iss != a.issuer {
+	if iss, _ := claims["iss"].(string); iss != tr.issuer {
 		return nil, errors.New("no trusted token issuer matches the iss claim")
 	}
 	kid, ok := t.Header["kid"].(string)
 	if _, present := t.Header["kid"]; present && !ok {
 		return nil, errors.New("kid is not a string")
 	}
-	keys, err := a.issuerKeys.candidates(ctx, kid, t.Method.Alg())
+	keys, err := tr.keys.candidates(ctx, kid, t.Method.Alg())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
@@ -304,14 +316,14 @@ func (a *AWS) tokenKeys(ctx context.Context, t *jwt.Token) (any, error) {
 	return set, nil
 }
 
-// matchAudience returns the first authorised audience the token's aud
-// holds.
-func (a *AWS) matchAudience(claims jwt.MapClaims) (string, bool) {
+// matchAudience returns the first of the authorised audiences that the
+// token's aud holds.
+func matchAudience(claims jwt.MapClaims, authorised []string) (string, bool) {
 	auds, err := claims.GetAudience()
 	if err != nil {
 		return "", false
 	}
-	for _, want := range a.audiences {
+	for _, want := range authorised {
 		if slices.Contains(auds, want) {
 			return want, true
 		}

@@ -1,9 +1,10 @@
 // Package tiptest runs, on 127.0.0.1, a local OpenID Connect identity
 // provider and a local AWS that speaks the real wire protocols of AWS IAM
-// Identity Center (SSO OIDC CreateTokenWithIAM, restJson1) and AWS STS
+// Identity Center (SSO OIDC CreateTokenWithIAM, restJson1; the sso-admin
+// reads of the application's setup, awsJson1_1), AWS STS
 // (AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, awsQuery),
-// S3 Access Grants (S3 Control GetDataAccess, restXml) and a small Amazon
-// S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
+// IAM (GetRole, awsQuery), S3 Access Grants (S3 Control GetDataAccess,
+// restXml) and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
 // restXml), so that code using trusted identity propagation can be tested
 // with the unmodified aws-sdk-go-v2 clients and no AWS account.
 //
@@ -80,6 +81,30 @@
 // bucket operations other than ListObjectsV2 are not modelled: they are
 // answered 501 NotImplemented; so are the S3 Control operations other
 // than GetDataAccess, whose errors have S3 Control's <ErrorResponse> shape.
+//
+// # IAM Identity Center's setup, read and broken
+//
+// The local AWS also serves the reads an operator, or cmd/tipdoctor, makes
+// to see how the exchange is set up: sso-admin DescribeApplication,
+// GetApplicationGrant (the JWT bearer grant with its trusted token issuer
+// and authorised audiences; the refresh_token grant) and
+// DescribeTrustedTokenIssuer (issuer URL and claim mapping), on the
+// awsJson1_1 protocol with X-Amz-Target "SWBExternalService.<Operation>"
+// and the signing name "sso", and IAM GetRole, on awsQuery like STS and
+// signed for us-east-1 as IAM is, with the role's trust policy URL-encoded
+// as IAM returns it. The server user may call them; AWS.Configure can
+// refuse them (Setup.DeniedActions), and sessions of the roles get
+// AccessDenied.
+//
+// AWS.Configure sets the model up wrongly on purpose, as administrators
+// do: a trusted token issuer URL with a trailing slash, an audience the
+// application does not authorise, no JWT bearer grant, an access role
+// whose trust policy lacks sts:SetContext, an application or a role that
+// does not exist (see Setup). The exchange honours the same setup, with
+// the errors AWS gives: InvalidGrantException for an issuer or audience
+// that does not match, UnauthorizedClientException without the grant,
+// InvalidClientException without the application, AccessDenied from
+// AssumeRole without sts:SetContext or without the role.
 //
 // # Testing
 //

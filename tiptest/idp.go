@@ -41,11 +41,12 @@ type IdPOptions struct {
 //
 //	GET /.well-known/openid-configuration   the discovery document
 //	GET /.well-known/jwks.json              the public keys (JWKS)
-//	GET /token?user=NAME[&alg=ALG][&ttl=DURATION]
+//	GET /token?user=NAME[&alg=ALG][&ttl=DURATION][&omit=CLAIM,...]
 //	                                        a token for NAME as text/plain
 //
 // The ttl parameter of /token is a Go duration such as "5m" or "-1m" (a
-// negative one gives an already expired token).
+// negative one gives an already expired token); omit names claims to leave
+// out of the token, such as "jti" or "email".
 //
 // Keys can be rotated (RotateKeys, RetireOldKeys) and the discovery and JWKS
 // endpoints can be made unavailable (SetDown). All methods are safe for
@@ -437,6 +438,15 @@ func (p *IdP) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		opts = append(opts, WithLifetime(d))
+	}
+	if omit := q.Get("omit"); omit != "" {
+		removed := map[string]any{}
+		for _, claim := range strings.Split(omit, ",") {
+			if claim = strings.TrimSpace(claim); claim != "" {
+				removed[claim] = nil
+			}
+		}
+		opts = append(opts, WithClaims(removed))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

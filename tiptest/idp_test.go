@@ -594,6 +594,11 @@ func TestIdPTokenEndpoint(t *testing.T) {
 	if err != nil || claims["exp"].(float64)-claims["iat"].(float64) != 90 {
 		t.Fatalf("ttl=90s: %v %v", err, claims)
 	}
+	_, _, body = idpGet(t, p.Issuer()+"/token?user=alice&omit=jti,%20email,")
+	_, claims, err = idpVerify(p, keys, string(body), "RS256", time.Now)
+	if _, hasJTI := claims["jti"]; err != nil || hasJTI || claims["email"] != nil || claims["sub"] != "alice" {
+		t.Fatalf("omit=jti,email: %v %v", err, claims)
+	}
 
 	for _, q := range []string{"", "?user=", "?alg=ES256", "?user=a&alg=HS256", "?user=a&alg=none", "?user=a&ttl=soon", "?user=a&ttl=99999999999h"} {
 		if status, _, body := idpGet(t, p.Issuer()+"/token"+q); status != http.StatusBadRequest {

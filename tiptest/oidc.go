@@ -136,7 +136,8 @@ func (a *AWS) oidcSigError(e *sigv4Error) *apiError {
 // createTokenWithIAM checks the client, the caller, the scopes and the
 // grant, and issues the tokens.
 func (a *AWS) createTokenWithIAM(ctx context.Context, caller *principal, in *createTokenWithIAMInput) (*createTokenWithIAMOutput, *apiError) {
-	if in.ClientID != a.ApplicationArn() {
+	trust, setup := a.tokenIssuerTrust()
+	if in.ClientID != a.ApplicationArn() || !setup.Application {
 		return nil, newAPIError("InvalidClientException", "Invalid client: unknown clientId")
 	}
 	if in.GrantType == "" {
@@ -153,16 +154,19 @@ func (a *AWS) createTokenWithIAM(ctx context.Context, caller *principal, in *cre
 	var user string
 	switch in.GrantType {
 	case grantJWTBearer:
-		user, aerr = a.jwtBearerGrant(ctx, in.Assertion)
+		if !setup.JWTBearerGrant {
+			return nil, newAPIError("UnauthorizedClientException", "The application is not authorized for the jwt-bearer grant")
+		}
+		user, aerr = a.jwtBearerGrant(ctx, in.Assertion, trust, setup.ClaimAttributePath)
 	case grantRefreshToken:
-		user, aerr = a.refreshTokenGrant(in.RefreshToken)
+		user, aerr = a.refreshTokenGrant(in.RefreshToken, setup.RefreshGrant)
 	default:
 		aerr = newAPIError("UnsupportedGrantTypeException", "Unsupported grant type: "+in.GrantType)
 	}
 	if aerr != nil {
 		return nil, aerr
 	}
-	return a.issueTokens(user, scopes)
+	return a.issueTokens(user, scopes, setup.RefreshGrant)
 }
 
 // checkScopes returns the requested scopes, or the default ones.
@@ -178,13 +182,13 @@ func checkScopes(requested []string) ([]string, *apiError) {
 	return append([]string(nil), requested...), nil
 }
 
-// jwtBearerGrant verifies the assertion, maps it to a user and consumes
-// its jti.
-func (a *AWS) jwtBearerGrant(ctx context.Context, assertion string) (string, *apiError) {
+// jwtBearerGrant verifies the assertion against the trusted token issuer,
+// maps its claim to a user and consumes its jti.
+func (a *AWS) jwtBearerGrant(ctx context.Context, assertion string, trust tokenTrust, claim string) (string, *apiError) {
 	if assertion == "" {
 		return "", newAPIError("InvalidRequestException", "assertion is required for the jwt-bearer grant")
 	}
-	tok, terr := a.verifyWebToken(ctx, assertion)
+	tok, terr := a.verifyWebToken(ctx, assertion, trust)
 	if terr != nil {
 		if terr.problem == tokUnreachable {
 			return "", newAPIError("InternalServerException", terr.msg)
@@ -194,7 +198,7 @@ func (a *AWS) jwtBearerGrant(ctx context.Context, assertion string) (string, *ap
 	if tok.jti == "" {
 		return "", newAPIError("InvalidGrantException", "The token has no jti claim")
 	}
-	user, aerr := a.directoryUser(tok.email)
+	user, aerr := a.directoryUser(stringClaim(tok.claims, claim))
 	if aerr != nil {
 		return "", aerr
 	}
@@ -204,11 +208,12 @@ func (a *AWS) jwtBearerGrant(ctx context.Context, assertion string) (string, *ap
 	return user, nil
 }
 
-// directoryUser maps the email claim to an Identity Center user name.
+// directoryUser maps the value of the token's mapped claim, an email
+// address, to an Identity Center user name.
 func (a *AWS) directoryUser(email string) (string, *apiError) {
 	name, _, ok := strings.Cut(email, "@")
 	if !ok || name == "" || a.userRemoved(name) {
-		return "", newAPIError("InvalidGrantException", "No Identity Center user matches the token's email claim")
+		return "", newAPIError("InvalidGrantException", "No Identity Center user matches the token's mapped claim")
 	}
 	return name, nil
 }
@@ -232,9 +237,10 @@ func (a *AWS) consumeJTI(jti string) bool {
 	return true
 }
 
-// refreshTokenGrant redeems a refresh token once.
-func (a *AWS) refreshTokenGrant(token string) (string, *apiError) {
-	if !a.refreshGrant {
+// refreshTokenGrant redeems a refresh token once, when the application
+// has the refresh grant.
+func (a *AWS) refreshTokenGrant(token string, granted bool) (string, *apiError) {
+	if !granted {
 		return "", newAPIError("UnauthorizedClientException", "The application is not authorized for the refresh_token grant")
 	}
 	if token == "" {
@@ -256,8 +262,9 @@ func (a *AWS) refreshTokenGrant(token string) (string, *apiError) {
 	return st.user, nil
 }
 
-// issueTokens answers CreateTokenWithIAM for user.
-func (a *AWS) issueTokens(user string, scopes []string) (*createTokenWithIAMOutput, *apiError) {
+// issueTokens answers CreateTokenWithIAM for user, with a refresh token
+// when refresh is set.
+func (a *AWS) issueTokens(user string, scopes []string, refresh bool) (*createTokenWithIAMOutput, *apiError) {
 	now := a.clock.Now()
 	identityContext := a.sealContext(user, now)
 	idToken, err := a.signIDToken(user, identityContext, now)
@@ -271,7 +278,7 @@ func (a *AWS) issueTokens(user string, scopes []string) (*createTokenWithIAMOutp
 		IDToken:     idToken,
 		Scope:       scopes,
 	}
-	if a.refreshGrant {
+	if refresh {
 		out.RefreshToken = a.newRefreshToken(user, now)
 		out.IssuedTokenType = tokenTypeRefreshToken
 	}

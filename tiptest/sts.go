@@ -65,7 +65,7 @@ var stsSigErrors = map[sigv4Problem]string{
 
 // serveSTS serves an awsQuery request.
 func (a *AWS) serveSTS(w http.ResponseWriter, r *http.Request, requestID string) {
-	form, body, aerr := readSTSForm(w, r)
+	form, body, aerr := readQueryForm(w, r, "STS")
 	if aerr != nil {
 		writeSTSError(w, requestID, aerr)
 		return
@@ -86,10 +86,11 @@ func (a *AWS) serveSTS(w http.ResponseWriter, r *http.Request, requestID string)
 	writeSTSResult(w, op, requestID, result)
 }
 
-// readSTSForm reads the form body of an awsQuery request.
-func readSTSForm(w http.ResponseWriter, r *http.Request) (url.Values, []byte, *apiError) {
+// readQueryForm reads the form body of an awsQuery request to service
+// ("STS", "IAM").
+func readQueryForm(w http.ResponseWriter, r *http.Request, service string) (url.Values, []byte, *apiError) {
 	if r.Method != http.MethodPost {
-		return nil, nil, newAPIError("InvalidAction", "STS is served with POST only")
+		return nil, nil, newAPIError("InvalidAction", service+" is served with POST only")
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, nil, newAPIError("InvalidAction", "Content-Type must be application/x-www-form-urlencoded")
@@ -189,8 +190,14 @@ func sessionResult(p *principal) (stsCredentials, stsAssumedRoleUser) {
 // writeSTSResult answers <OpResponse><OpResult>result</OpResult>
 // <ResponseMetadata>...</ResponseMetadata></OpResponse>.
 func writeSTSResult(w http.ResponseWriter, op, requestID string, result any) {
+	writeQueryResult(w, stsNamespace, op, requestID, result)
+}
+
+// writeQueryResult answers an awsQuery result in the XML namespace of the
+// service.
+func writeQueryResult(w http.ResponseWriter, namespace, op, requestID string, result any) {
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, `<%sResponse xmlns="%s">`, op, stsNamespace)
+	fmt.Fprintf(&buf, `<%sResponse xmlns="%s">`, op, namespace)
 	enc := xml.NewEncoder(&buf)
 	err := enc.EncodeElement(result, xml.StartElement{Name: xml.Name{Local: op + "Result"}})
 	if err == nil {
@@ -199,7 +206,7 @@ func writeSTSResult(w http.ResponseWriter, op, requestID string, result any) {
 		}{requestID}, xml.StartElement{Name: xml.Name{Local: "ResponseMetadata"}})
 	}
 	if err != nil {
-		writeSTSError(w, requestID, newAPIError("InternalFailure", ""))
+		writeQueryError(w, namespace, requestID, newAPIError("InternalFailure", ""))
 		return
 	}
 	fmt.Fprintf(&buf, `</%sResponse>`, op)
@@ -291,7 +298,7 @@ func (a *AWS) assumeRoleWithWebIdentity(c *stsCall) (any, *apiError) {
 	if len(raw) < stsMinWebToken || len(raw) > stsMaxWebToken {
 		return nil, validationError("***", "webIdentityToken", "Member must have length between 4 and 20000")
 	}
-	tok, terr := a.verifyWebToken(c.r.Context(), raw)
+	tok, terr := a.verifyWebToken(c.r.Context(), raw, a.provider)
 	if terr != nil {
 		return nil, stsTokenError(terr)
 	}
@@ -307,7 +314,7 @@ func (a *AWS) assumeRoleWithWebIdentity(c *stsCall) (any, *apiError) {
 		Credentials:                 creds,
 		SubjectFromWebIdentityToken: tok.subject,
 		AssumedRoleUser:             user,
-		Provider:                    a.issuer,
+		Provider:                    a.provider.issuer,
 		Audience:                    tok.audience,
 	}, nil
 }
@@ -342,9 +349,14 @@ func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 		return nil, aerr
 	}
 	roleArn := c.form.Get("RoleArn")
-	if roleArn != a.AccessRoleArn() || !a.mayUseApplication(c.caller) {
+	setup := a.Setup()
+	if roleArn != a.AccessRoleArn() || !setup.AccessRole || !a.mayUseApplication(c.caller) {
 		return nil, newAPIError("AccessDenied", fmt.Sprintf(
 			"User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.caller.arn, roleArn))
+	}
+	if len(contexts) > 0 && !setup.AccessRoleSetContext {
+		return nil, newAPIError("AccessDenied", fmt.Sprintf(
+			"User: %s is not authorized to perform: sts:SetContext on resource: %s", c.caller.arn, roleArn))
 	}
 	user, aerr := a.contextUser(contexts)
 	if aerr != nil {

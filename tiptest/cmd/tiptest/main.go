@@ -5,6 +5,7 @@
 // Usage:
 //
 //	tiptest [-refresh-grant] [-token-ttl 1h] [-region us-east-1] [-audience tipkit-test]
+//	        [-break NAME,...] [-unknown-user NAME,...]
 //
 // The first line it writes to standard output is one JSON object describing
 // the environment:
@@ -19,7 +20,22 @@
 // client); access_key_id and secret_access_key are the long-term keys of the
 // server's IAM user. A few lines for people follow. A token of the local
 // identity provider for a user is minted by GET <issuer>/token?user=NAME
-// (optional alg=ES256 or EdDSA, ttl=15m).
+// (optional alg=ES256 or EdDSA, ttl=15m, omit=jti,email).
+//
+// -break sets the local IAM Identity Center or IAM up wrongly on purpose,
+// to see what a diagnosis (cmd/tipdoctor) or a program makes of it; the
+// exchange then fails as AWS's would:
+//
+//	issuer-slash  the trusted token issuer's URL ends with a slash the tokens' iss lacks
+//	issuer        the trusted token issuer's URL is another identity provider's
+//	audience      the application authorises another audience than the tokens'
+//	grant         the application has no JWT bearer grant
+//	set-context   the access role's trust policy allows sts:AssumeRole but not sts:SetContext
+//	application   the application does not exist
+//	access-role   the access role does not exist
+//
+// -unknown-user removes users from the Identity Center directory: their
+// tokens are refused with InvalidGrantException.
 //
 // tiptest listens on 127.0.0.1 only and stops cleanly on SIGINT or SIGTERM.
 package main
@@ -33,6 +49,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ttl := fs.Duration("token-ttl", time.Hour, "lifetime of Identity Center tokens and identity contexts")
 	region := fs.String("region", "us-east-1", "AWS region of the local Identity Center and STS")
 	audience := fs.String("audience", "tipkit-test", "audience of the local identity provider's tokens")
+	breaks := fs.String("break", "", "comma-separated misconfigurations: "+strings.Join(breakNames, ", "))
+	unknown := fs.String("unknown-user", "", "comma-separated users that IAM Identity Center does not know")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tiptest [flags]")
 		fmt.Fprintln(stderr, "Runs a local OpenID Connect identity provider and a local AWS IAM Identity Center + STS on 127.0.0.1.")
@@ -93,6 +113,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tiptest: -region and -audience must not be empty")
 		return 2
 	}
+	broken := splitList(*breaks)
+	for _, b := range broken {
+		if !slices.Contains(breakNames, b) {
+			fmt.Fprintf(stderr, "tiptest: unknown -break %q (want %s)\n", b, strings.Join(breakNames, ", "))
+			return 2
+		}
+	}
 
 	opts := []tiptest.Option{
 		tiptest.WithTokenTTL(*ttl),
@@ -108,6 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = env.Close() }()
+	if err := env.AWS.Configure(func(s *tiptest.Setup) { breakSetup(s, broken) }); err != nil {
+		fmt.Fprintf(stderr, "tiptest: %v\n", err)
+		return 1
+	}
+	for _, user := range splitList(*unknown) {
+		env.AWS.RemoveUser(user)
+	}
 
 	creds := env.AWS.ServerCredentials()
 	line, err := json.Marshal(info{
@@ -135,9 +169,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		env.AWS.URL(), env.AWS.Region(), *refresh, *ttl)
 	fmt.Fprintf(stdout, "  export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n",
 		env.AWS.URL(), env.AWS.Region(), creds.AccessKeyID, creds.SecretAccessKey)
+	if len(broken) > 0 || *unknown != "" {
+		fmt.Fprintf(stdout, "broken on purpose: %s; unknown users: %s\n", strings.Join(broken, ", "), strings.Join(splitList(*unknown), ", "))
+	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "tiptest: stopping")
 	return 0
+}
+
+// breakNames are the values of -break.
+var breakNames = []string{"issuer-slash", "issuer", "audience", "grant", "set-context", "application", "access-role"}
+
+// breakSetup applies the misconfigurations named in broken to s.
+func breakSetup(s *tiptest.Setup, broken []string) {
+	for _, b := range broken {
+		switch b {
+		case "issuer-slash":
+			s.IssuerURL = strings.TrimSuffix(s.IssuerURL, "/") + "/"
+		case "issuer":
+			s.IssuerURL = "https://idp.example.com"
+		case "audience":
+			for i, a := range s.Audiences {
+				s.Audiences[i] = "not-" + a
+			}
+		case "grant":
+			s.JWTBearerGrant = false
+		case "set-context":
+			s.AccessRoleSetContext = false
+		case "application":
+			s.Application = false
+		case "access-role":
+			s.AccessRole = false
+		}
+	}
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -5,17 +5,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssoadmin"
+	ssoadmintypes "github.com/aws/aws-sdk-go-v2/service/ssoadmin/types"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -93,6 +99,7 @@ func TestRunFlags(t *testing.T) {
 		{"-region", ""},
 		{"-no-such-flag"},
 		{"extra"},
+		{"-break", "audience,nonsense"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, &out, &errOut); code != 2 {
@@ -115,7 +122,8 @@ func TestRunInProcess(t *testing.T) {
 	var errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		code := run(ctx, []string{"-refresh-grant", "-token-ttl", "30m", "-region", "eu-west-1", "-audience", "my-app"}, pw, &errOut)
+		code := run(ctx, []string{"-refresh-grant", "-token-ttl", "30m", "-region", "eu-west-1", "-audience", "my-app",
+			"-break", "grant, audience", "-unknown-user", "bob"}, pw, &errOut)
 		pw.Close()
 		done <- code
 	}()
@@ -127,9 +135,27 @@ func TestRunInProcess(t *testing.T) {
 	if in.Audience != "my-app" {
 		t.Fatalf("audience %q, want my-app", in.Audience)
 	}
+	var human []string
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "press Ctrl-C") {
+		human = append(human, sc.Text())
+	}
+	if !slices.Contains(human, "broken on purpose: grant, audience; unknown users: bob") {
+		t.Fatalf("human lines %q", human)
+	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if aud := mintToken(t, in.Issuer)["aud"]; aud != "my-app" {
 		t.Fatalf("token aud %v", aud)
+	}
+	cfg := aws.Config{
+		Region: in.Region, BaseEndpoint: aws.String(in.Endpoint), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(in.AccessKeyID, in.SecretAccessKey, ""),
+	}
+	_, err := ssoadmin.NewFromConfig(cfg).GetApplicationGrant(ctx, &ssoadmin.GetApplicationGrantInput{
+		ApplicationArn: aws.String(in.ApplicationArn), GrantType: ssoadmintypes.GrantTypeJwtBearer,
+	})
+	var notFound *ssoadmintypes.ResourceNotFoundException
+	if !errors.As(err, &notFound) {
+		t.Fatalf("GetApplicationGrant with -break grant: %v", err)
 	}
 	cancel()
 	select {
