@@ -34,8 +34,11 @@ type CacheOptions struct {
 	// in the background, while it is served the still-valid credentials.
 	// Default 5 minutes.
 	RefreshWindow time.Duration
-	// RefusedTTL is how long a user refused by IAM Identity Center or STS is
-	// answered from memory, without calling AWS. Default 30 seconds.
+	// RefusedTTL is how long a refusal is answered from memory, without
+	// calling AWS: IAM Identity Center's refusal of a token, for that token
+	// only (a fresh token of the user is tried at once), and STS's refusal
+	// of the user (AccessDenied from AssumeRole: a setup problem), for the
+	// user. Default 30 seconds.
 	RefusedTTL time.Duration
 	// UnavailableTTL is how long a failure to reach AWS (throttling,
 	// timeouts) is answered from memory for that user. Default 1 second.
@@ -159,6 +162,17 @@ type userState struct {
 	sess     *Session
 	err      error
 	errUntil time.Time
+	// refusedToken, when set, is the TokenID of the token IAM Identity
+	// Center refused: the failure is then remembered for that token only,
+	// and another token of the user is tried at once.
+	refusedToken string
+}
+
+// refusesToken reports whether st's remembered failure applies to
+// webToken: a failure of the user (AccessDenied from AssumeRole, AWS
+// unavailable), or IAM Identity Center's refusal of this very token.
+func (st *userState) refusesToken(webToken string) bool {
+	return st.refusedToken == "" || webToken == "" || TokenID(webToken) == st.refusedToken
 }
 
 // Credentials returns the credentials provider of the user key, whose
@@ -202,7 +216,7 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 		c.stats.hits.Add(1)
 		return e, st.sess.Credentials.Expires, nil
 	}
-	if st != nil && st.err != nil && now.Before(st.errUntil) {
+	if st != nil && st.err != nil && now.Before(st.errUntil) && st.refusesToken(webToken) {
 		c.stats.negativeHits.Add(1)
 		return nil, time.Time{}, st.err
 	}
@@ -462,6 +476,9 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userStat
 		return st, nil
 	}
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
+	if token != "" && tokenRefused(err) {
+		st.refusedToken = TokenID(token)
+	}
 	if !errors.Is(err, ErrRefused) {
 		st.sess = prevSess
 		if sess != nil {
@@ -472,6 +489,14 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userStat
 	}
 	e.cur.Store(st)
 	return nil, err
+}
+
+// tokenRefused reports whether err is IAM Identity Center refusing a
+// token (CreateTokenWithIAM's InvalidGrantException, AccessDenied...): a
+// verdict on that token, which another token of the user may not share.
+func tokenRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == KindRefused && e.Op == "CreateTokenWithIAM"
 }
 
 // failureTTL is how long a failure is answered from memory. A user who

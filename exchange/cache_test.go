@@ -165,14 +165,15 @@ func TestCacheRemembersRefusal(t *testing.T) {
 	env := tiptest.New(t)
 	env.AWS.RemoveUser("mallory")
 	c := newCache(t, env, newExchanger(t, env, false))
+	tok := env.IdP.Token("mallory")
 	for range 5 {
-		_, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory"), time.Time{})
+		_, _, err := c.Credentials(context.Background(), key(env, "mallory"), tok, time.Time{})
 		if !errors.Is(err, exchange.ErrRefused) {
 			t.Fatalf("Get for a refused user = %v", err)
 		}
 	}
 	if n := env.AWS.Calls("CreateTokenWithIAM"); n != 1 {
-		t.Fatalf("%d calls for a refused user within the negative TTL, want 1", n)
+		t.Fatalf("%d calls for a refused token within the negative TTL, want 1", n)
 	}
 	env.AWS.AddUser("mallory")
 	env.Clock.Advance(exchange.DefaultRefusedTTL + time.Second)
@@ -314,4 +315,38 @@ func TestCacheFlightKeysDoNotCollide(t *testing.T) {
 	}
 	wg.Wait()
 	wantCalls(t, env, 0, 2, 2)
+}
+
+// IAM Identity Center's refusal is remembered for the token it refused: the
+// same token is answered from memory, a fresh token of the user is tried
+// at once. STS's refusal of the user stays per user.
+func TestCacheRefusalIsPerToken(t *testing.T) {
+	env := tiptest.New(t)
+	c := newCache(t, env, newExchanger(t, env, false))
+	env.AWS.RemoveUser("alice")
+	spent := env.IdP.Token("alice")
+	for range 3 {
+		if _, _, err := c.Credentials(context.Background(), key(env, "alice"), spent, time.Time{}); !errors.Is(err, exchange.ErrRefused) {
+			t.Fatalf("a refused token: %v", err)
+		}
+	}
+	wantCalls(t, env, 0, 1, 0)
+	env.AWS.AddUser("alice") // the user is set up now; her client brings a fresh token
+	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
+	if err != nil {
+		t.Fatalf("a fresh token after a refusal: %v", err)
+	}
+	if got, _ := owner(t, env, creds); got != "alice" {
+		t.Fatalf("credentials of %q", got)
+	}
+
+	env.AWS.SetFault("AssumeRole", tiptest.Fault{Code: "AccessDenied"})
+	for _, tok := range []string{env.IdP.Token("bob"), env.IdP.Token("bob")} {
+		if _, _, err := c.Credentials(context.Background(), key(env, "bob"), tok, time.Time{}); !errors.Is(err, exchange.ErrRefused) {
+			t.Fatalf("STS refusing bob: %v", err)
+		}
+	}
+	if n := env.AWS.Calls("CreateTokenWithIAM"); n != 3 {
+		t.Fatalf("%d CreateTokenWithIAM calls, want 3: STS's refusal of bob is remembered for bob, not per token", n)
+	}
 }

@@ -55,6 +55,9 @@ type Options struct {
 	Cache exchange.CacheOptions
 	// AWSConfig is the base of each user's aws.Config (region, endpoint,
 	// HTTP client, retryer); its Credentials are replaced by the user's.
+	// When its Region is empty, New takes Exchange.Config.Region (the
+	// region of IAM Identity Center); when both are empty, New fails with
+	// ErrRegion rather than every handler later.
 	AWSConfig aws.Config
 
 	// Extractor reads the token of a request; default BearerExtractor.
@@ -122,6 +125,11 @@ type Middleware struct {
 // exchange; it wraps the exchange package's configuration error.
 var ErrNoExchange = errors.New("middleware: invalid Exchange options")
 
+// ErrRegion is returned by New when neither Options.AWSConfig nor
+// Options.Exchange.Config names a region: every AWS call of a handler
+// would fail with "Missing Region".
+var ErrRegion = errors.New("middleware: AWSConfig.Region (or Exchange.Config.Region) is required")
+
 // New checks o, builds the verifier and the exchange, and returns the
 // Middleware. It does not contact the identity provider or AWS: keys are
 // fetched on the first request, so a server starts even when its IdP is
@@ -130,6 +138,11 @@ var ErrNoExchange = errors.New("middleware: invalid Exchange options")
 func New(ctx context.Context, o Options) (*Middleware, error) {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.AWSConfig.Region == "" {
+		if o.AWSConfig.Region = o.Exchange.Config.Region; o.AWSConfig.Region == "" {
+			return nil, ErrRegion
+		}
 	}
 	vo := o.Verify
 	if vo.CacheSize == 0 {

@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/tipkit/tipkit/ctxcreds"
-	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -24,29 +23,7 @@ import (
 // with the clocks of env.
 func newMiddleware(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Options)) *middleware.Middleware {
 	t.Helper()
-	base := env.Config()
-	base.Credentials = nil
-	o := middleware.Options{
-		Issuer:   env.IdP.Issuer(),
-		Audience: []string{env.IdP.Audience()},
-		Exchange: exchange.Options{
-			ApplicationArn:     env.ApplicationArn,
-			AccessRoleArn:      env.AccessRoleArn,
-			ApplicationRoleArn: env.ApplicationRoleArn,
-			Config:             base,
-		},
-		AWSConfig: base,
-		Now:       env.Clock.Now,
-	}
-	for _, f := range edit {
-		f(&o)
-	}
-	m, err := middleware.New(context.Background(), o)
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return middlewaretest.New(t, env, edit...)
 }
 
 // whoAmI is a handler that calls STS GetCallerIdentity as the caller and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
@@ -184,5 +188,26 @@ func TestIssuerMustBeAURL(t *testing.T) {
 		if !errors.Is(err, verify.ErrIssuer) {
 			t.Errorf("New with the issuer %q: %v, want ErrIssuer", iss, err)
 		}
+	}
+}
+
+// A configuration without a region fails at New, not in every handler.
+func TestRegionRequired(t *testing.T) {
+	env := tiptest.New(t)
+	xo := exchange.Options{ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn,
+		ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config()}
+	xo.Config.Region = ""
+	_, err := middleware.New(context.Background(), middleware.Options{Issuer: env.IdP.Issuer(), Audience: []string{"app"}, Exchange: xo})
+	if !errors.Is(err, middleware.ErrRegion) {
+		t.Fatalf("New without any region: %v, want ErrRegion", err)
+	}
+	// The region of IAM Identity Center serves the handlers too.
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.AWSConfig = aws.Config{} })
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg, _ := ctxcreds.Config(r.Context())
+		_, _ = io.WriteString(w, cfg.Region)
+	}))
+	if w := get(t, h, env.IdP.Token("alice")); w.Code != http.StatusOK || w.Body.String() != env.Config().Region {
+		t.Fatalf("%d %q, want the region of Exchange.Config", w.Code, w.Body.String())
 	}
 }
