@@ -845,7 +845,7 @@ type faultRow struct {
 
 // TestAWSFaults injects each fault into the local AWS, first while a user's
 // credentials are obtained for the first time, then while they are renewed
-// after expiry, and checks the answer DESIGN.md section 3 names (503 with
+// after expiry, and checks the answer the package documents (ErrorKind) (503 with
 // Retry-After for throttling, 5xx and timeouts; 403 for refusals), that no
 // expired credentials are ever served meanwhile (checkedWhoAmI), and that
 // the user is served again once the fault clears.

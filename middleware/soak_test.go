@@ -210,7 +210,7 @@ type soakClient struct {
 // several lifetimes of the credentials (15 minutes), identity contexts and
 // tokens (1 hour). On every answer it checks: a 200 carries credentials of
 // the token's user (by tiptest's AWS) that have not expired (by its clock);
-// any other answer is one DESIGN.md names for a fault (401 asking for a
+// any other answer is one the package documents for a fault (401 asking for a
 // fresh token, 403, 503). At the end: each user's credentials were issued
 // at most once per refresh period (one lifetime less the refresh window)
 // and AssumeRole attempts stay within the retries of the flights the cache
