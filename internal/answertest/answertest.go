@@ -9,6 +9,15 @@
 // the expected one and that the frameworks' answers are byte for byte those
 // of net/http: status, every header, body, and whether the next handler ran.
 //
+// [RunGRPC] plays the same table over gRPC, through a [GRPCStack] (a gRPC
+// adapter's interceptors) on a server over an in-memory connection, as
+// unary calls and as streams whose "authorization" metadata carries the
+// request's Authorization header values. Each answer must be the gRPC
+// status DESIGN.md section 3 gives for the net/http answer to the same
+// case ([CheckGRPC]): its code, the same description as message, the same
+// delay in a google.rpc.RetryInfo detail on 503. Cases that need a part of
+// HTTP that gRPC calls lack are marked HTTPOnly and skipped.
+//
 // The package is imported only by tests.
 package answertest
 
@@ -93,6 +102,10 @@ type Case struct {
 	Prepare func(env *tiptest.Env, serve func(*http.Request) Answer) (r *http.Request, secrets []string, err error)
 	// Want is the expected answer.
 	Want Want
+	// HTTPOnly, when not empty, says why the case has no counterpart over
+	// gRPC (see [RunGRPC]): it needs a part of HTTP that gRPC calls do not
+	// have, such as a query string, or an option of the HTTP transport.
+	HTTPOnly string
 }
 
 // Options returns the options of a middleware that trusts env's identity
@@ -235,7 +248,8 @@ func Cases() []Case {
 				tok := env.IdP.Token("alice")
 				return get("/?access_token="+tok, ""), []string{tok}, nil
 			},
-			Want: Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			Want:     Want{Status: 401, Challenge: challenge("invalid_request"), Error: "invalid_request"},
+			HTTPOnly: "gRPC calls have no query string",
 		},
 		{
 			Name:    "not a jwt",
@@ -373,15 +387,17 @@ func Cases() []Case {
 				r.Header.Set("Access-Control-Request-Method", http.MethodGet)
 				return r
 			}),
-			Want: Want{Status: 200, Reached: true},
+			Want:     Want{Status: 200, Reached: true},
+			HTTPOnly: "CORS preflights are HTTP requests",
 		},
 		{
 			Name: "skipped by the middleware's skipper",
 			Options: func(_ *tiptest.Env, o *middleware.Options) {
 				o.Skipper = func(r *http.Request) bool { return r.URL.Path == "/health" }
 			},
-			Prepare: request(func() *http.Request { return get("/health", "") }),
-			Want:    Want{Status: 200, Reached: true},
+			Prepare:  request(func() *http.Request { return get("/health", "") }),
+			Want:     Want{Status: 200, Reached: true},
+			HTTPOnly: "Options.Skipper picks HTTP requests (grpctip has WithSkipper)",
 		},
 		{
 			Name:    "optional: no token goes on anonymously",
@@ -409,7 +425,8 @@ func Cases() []Case {
 				env.AWS.RemoveUser("mallory")
 				return env.IdP.Token("mallory")
 			}),
-			Want: Want{Status: http.StatusTeapot, Body: "refused: access_denied\n"},
+			Want:     Want{Status: http.StatusTeapot, Body: "refused: access_denied\n"},
+			HTTPOnly: "Options.ErrorHandler writes HTTP answers",
 		},
 		{
 			Name: "custom error handler writes a status only",
@@ -418,8 +435,9 @@ func Cases() []Case {
 					w.WriteHeader(err.Kind.Status())
 				}
 			},
-			Prepare: request(func() *http.Request { return get("/", "") }),
-			Want:    Want{Status: http.StatusUnauthorized},
+			Prepare:  request(func() *http.Request { return get("/", "") }),
+			Want:     Want{Status: http.StatusUnauthorized},
+			HTTPOnly: "Options.ErrorHandler writes HTTP answers",
 		},
 	}
 }
