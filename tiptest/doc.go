@@ -3,8 +3,8 @@
 // Identity Center (SSO OIDC CreateTokenWithIAM, restJson1; the sso-admin
 // reads of the application's setup, awsJson1_1), AWS STS
 // (AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, awsQuery),
-// IAM (GetRole, awsQuery), S3 Access Grants (S3 Control GetDataAccess,
-// restXml) and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
+// IAM (GetRole, awsQuery), S3 Access Grants (S3 Control GetDataAccess and
+// ListCallerAccessGrants, restXml) and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
 // restXml), so that code using trusted identity propagation can be tested
 // with the unmodified aws-sdk-go-v2 clients and no AWS account.
 //
@@ -32,7 +32,13 @@
 // permission READ, WRITE or READWRITE), and those credentials call S3.
 // AWS.Grant and AWS.GrantGroup give an Identity Center user, or a group of
 // users (AWS.SetGroups), READ, WRITE or READWRITE on the keys under a
-// prefix of a bucket. GetDataAccess vends credentials only to an
+// prefix of a bucket. As on AWS, a user is granted by the user's ID in the
+// identity store, a GUID (AWS.UserID), which is also the sub claim of the
+// idToken that CreateTokenWithIAM returns, beside the identity store's ID
+// (AWS.IdentityStoreID) in aws:identity_store_id; a user's name stands for
+// that ID in AWS.Grant and AWS.SetGroups. ListCallerAccessGrants lists the
+// grants of the caller's user and of the user's groups, a page at a time,
+// optionally those of a grant scope only. GetDataAccess vends credentials only to an
 // identity-enhanced session of the access role, only for a target within
 // a grant of its user (or of the user's groups) that gives the permission
 // asked for (a READ grant gives neither WRITE nor READWRITE), and answers
@@ -80,7 +86,8 @@
 // Versioning, multipart uploads, conditional requests, copies, deletes and
 // bucket operations other than ListObjectsV2 are not modelled: they are
 // answered 501 NotImplemented; so are the S3 Control operations other
-// than GetDataAccess, whose errors have S3 Control's <ErrorResponse> shape.
+// than GetDataAccess and ListCallerAccessGrants, whose errors have S3
+// Control's <ErrorResponse> shape.
 //
 // # IAM Identity Center's setup, read and broken
 //

@@ -302,14 +302,14 @@ func (a *AWS) newRefreshToken(user string, now time.Time) string {
 func (a *AWS) signIDToken(user, identityContext string, now time.Time) (string, error) {
 	claims := jwt.MapClaims{
 		"iss":                    identityCenterIssuer,
-		"sub":                    a.userID(user),
+		"sub":                    a.UserID(user),
 		"aud":                    a.ApplicationArn(),
 		"iat":                    now.Unix(),
 		"exp":                    now.Add(a.tokenTTL).Unix(),
 		"sts:identity_context":   identityContext,
 		"sts:audit_context":      randomToken("", 48),
-		"aws:identity_store_id":  a.identityStoreID(),
-		"aws:identity_store_arn": "arn:aws:identitystore::" + a.account + ":identitystore/" + a.identityStoreID(),
+		"aws:identity_store_id":  a.IdentityStoreID(),
+		"aws:identity_store_arn": "arn:aws:identitystore::" + a.account + ":identitystore/" + a.IdentityStoreID(),
 		"aws:instance_account":   a.account,
 		"aws:instance_arn":       "arn:aws:sso:::instance/" + identityCenterInstance,
 		"aws:application_arn":    a.ApplicationArn(),

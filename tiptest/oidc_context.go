@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -65,14 +66,34 @@ func (a *AWS) openContext(s string) (*identityContext, *apiError) {
 	return &ic, nil
 }
 
-// userID returns the stable Identity Center user id of name, shaped as a
-// UUID.
-func (a *AWS) userID(name string) string {
+// UserID returns the ID of the Identity Center user name in the identity
+// store: a GUID, stable for the life of the AWS, that no two users share.
+// It is what AWS knows the user by: the sub claim of the idToken
+// CreateTokenWithIAM returns for the user, the grantee of the user's S3
+// access grants (GetDataAccess's Grantee, see Grant). The user need not
+// have signed in yet.
+func (a *AWS) UserID(name string) string {
 	h := hex.EncodeToString(hmacSHA256(a.secret, "user:"+name)[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// identityStoreID returns the id of the instance's identity store.
-func (a *AWS) identityStoreID() string {
+// IdentityStoreID returns the ID of the identity store of the local IAM
+// Identity Center instance ("d-" and 10 hexadecimal digits), the
+// aws:identity_store_id claim of the idTokens CreateTokenWithIAM returns.
+func (a *AWS) IdentityStoreID() string {
 	return "d-" + hex.EncodeToString(hmacSHA256(a.secret, "identity-store")[:5])
+}
+
+// userIDPattern is the form of an identity store user ID: a GUID,
+// sometimes after 10 hexadecimal digits and a hyphen.
+var userIDPattern = regexp.MustCompile(`^([0-9a-f]{10}-)?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// directoryUserID returns the identity store user ID that user names:
+// user itself when it has the form of a user ID, else the ID of the user
+// of that name.
+func (a *AWS) directoryUserID(user string) string {
+	if userIDPattern.MatchString(user) {
+		return user
+	}
+	return a.UserID(user)
 }

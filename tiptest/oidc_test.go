@@ -3,6 +3,7 @@ package tiptest_test
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,7 +60,16 @@ func TestCreateTokenWithIAM(t *testing.T) {
 		claims["sts:identity_context"] != ic || claims["sub"] == "" || claims["sts:audit_context"] == "" {
 		t.Fatalf("idToken claims %v", claims)
 	}
-	// The user id is stable per user.
+	// The sub is the user's ID in the identity store, stable per user,
+	// beside the identity store's ID.
+	if claims["sub"] != env.AWS.UserID("alice") || !uuidPattern.MatchString(env.AWS.UserID("alice")) ||
+		claims["aws:identity_store_id"] != env.AWS.IdentityStoreID() || !regexp.MustCompile(`^d-[0-9a-f]{10}$`).MatchString(env.AWS.IdentityStoreID()) {
+		t.Fatalf("idToken sub %v, identity store %v; UserID %s, IdentityStoreID %s",
+			claims["sub"], claims["aws:identity_store_id"], env.AWS.UserID("alice"), env.AWS.IdentityStoreID())
+	}
+	if env.AWS.UserID("bob") == env.AWS.UserID("alice") {
+		t.Fatal("two users share a user ID")
+	}
 	again, err := awsExchange(awsOIDC(env, nil), env, env.IdP.Token("alice"))
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ type s3Store struct {
 	mu      sync.Mutex
 	buckets map[string]*s3Bucket
 	grants  []s3Grant
-	groups  map[string][]string  // Identity Center user => groups
+	groups  map[string][]string  // identity store user ID => groups
 	scopes  map[string]dataScope // access key id => scope of GetDataAccess credentials
 }
 
@@ -99,9 +99,9 @@ type s3Object struct {
 	headers     http.Header       // the s3StoredHeaders the writer sent
 }
 
-// s3Grant is an access grant of S3 Access Grants: grantee (an Identity
-// Center user, or a group) reaches the keys of bucket that start with
-// prefix.
+// s3Grant is an access grant of S3 Access Grants: grantee (an identity
+// store user ID, or with group a group's name) reaches the keys of bucket
+// that start with prefix.
 type s3Grant struct {
 	bucket  string
 	prefix  string
@@ -207,15 +207,18 @@ func (a *AWS) Object(bucket, key string) ([]byte, bool) {
 	return slices.Clone(obj.body), true
 }
 
-// Grant adds an S3 access grant: the Identity Center user (the name
-// UserFor reports, the local part of the email claim) may obtain, through
-// S3 Control GetDataAccess, credentials that reach with access the keys of
-// bucket that start with prefix (the grant scope "s3://bucket/prefix*").
+// Grant adds an S3 access grant: the Identity Center user may obtain,
+// through S3 Control GetDataAccess, credentials that reach with access the
+// keys of bucket that start with prefix (the grant scope
+// "s3://bucket/prefix*"). As in AWS, where a DIRECTORY_USER grantee is the
+// user's ID in the identity store, user is that ID (AWS.UserID: a GUID);
+// a user's name (as UserFor reports it, the local part of the email
+// claim) is accepted too and stands for the ID of that user.
 // The prefix is matched as a plain string prefix, so end it with "/" to
 // grant a folder; the empty prefix grants the whole bucket. Grants add up;
 // there is no revocation. The bucket need not exist yet.
 func (a *AWS) Grant(bucket, prefix, user string, access Access) {
-	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: user, access: access})
+	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: a.directoryUserID(user), access: access})
 }
 
 // GrantGroup is Grant for every member of the Identity Center group (see
@@ -224,20 +227,21 @@ func (a *AWS) GrantGroup(bucket, prefix, group string, access Access) {
 	a.s3.grant(s3Grant{bucket: bucket, prefix: prefix, grantee: group, group: true, access: access})
 }
 
-// SetGroups makes groups the Identity Center groups of user, replacing
-// the user's previous groups; no groups removes the user from every
-// group. Group membership is looked up when GetDataAccess matches a grant:
-// credentials it already vended keep their scope until they expire, as in
-// AWS.
+// SetGroups makes groups the Identity Center groups of user (a user ID or
+// a user's name, as for Grant), replacing the user's previous groups; no
+// groups removes the user from every group. Group membership is looked up
+// when GetDataAccess matches a grant: credentials it already vended keep
+// their scope until they expire, as in AWS.
 func (a *AWS) SetGroups(user string, groups ...string) {
+	id := a.directoryUserID(user)
 	s := a.s3
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(groups) == 0 {
-		delete(s.groups, user)
+		delete(s.groups, id)
 		return
 	}
-	s.groups[user] = slices.Clone(groups)
+	s.groups[id] = slices.Clone(groups)
 }
 
 func (s *s3Store) grant(g s3Grant) {
@@ -277,22 +281,18 @@ func (s *s3Store) bucketExists(bucket string) bool {
 	return s.buckets[bucket] != nil
 }
 
-// matchGrant returns the grant of the Identity Center user, or of one of
-// the user's groups, on bucket that gives need on the keys starting with
-// prefix and is the closest to it (the longest grant prefix), as S3
-// Access Grants matches GetDataAccess. A READ grant never gives WRITE,
-// and READWRITE needs a READWRITE grant.
-func (s *s3Store) matchGrant(user, bucket, prefix string, need Access) (s3Grant, bool) {
+// matchGrant returns the grant of the Identity Center user of ID userID,
+// or of one of the user's groups, on bucket that gives need on the keys
+// starting with prefix and is the closest to it (the longest grant
+// prefix), as S3 Access Grants matches GetDataAccess. A READ grant never
+// gives WRITE, and READWRITE needs a READWRITE grant.
+func (s *s3Store) matchGrant(userID, bucket, prefix string, need Access) (s3Grant, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	groups := s.groups[user]
 	var best s3Grant
 	found := false
-	for _, g := range s.grants {
+	for _, g := range s.grantsOfLocked(userID) {
 		if g.bucket != bucket || g.access&need != need || !strings.HasPrefix(prefix, g.prefix) {
-			continue
-		}
-		if (g.group || g.grantee != user) && (!g.group || !slices.Contains(groups, g.grantee)) {
 			continue
 		}
 		if !found || len(g.prefix) > len(best.prefix) {
@@ -300,6 +300,25 @@ func (s *s3Store) matchGrant(user, bucket, prefix string, need Access) (s3Grant,
 		}
 	}
 	return best, found
+}
+
+// grantsOf returns the grants of the Identity Center user of ID userID
+// and of the user's groups, in the order they were made.
+func (s *s3Store) grantsOf(userID string) []s3Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.grantsOfLocked(userID)
+}
+
+func (s *s3Store) grantsOfLocked(userID string) []s3Grant {
+	groups := s.groups[userID]
+	var out []s3Grant
+	for _, g := range s.grants {
+		if g.group && slices.Contains(groups, g.grantee) || !g.group && g.grantee == userID {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // setScope records the scope of the credentials of accessKeyID.

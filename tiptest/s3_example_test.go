@@ -77,8 +77,9 @@ func ExampleAWS_Grant() {
 			log.Fatal(err)
 		}
 	}
-	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
-	env.AWS.Grant(env.Bucket, "bob/", "bob", tiptest.AccessRead)
+	// Grants name the users' IDs in the identity store, as on AWS.
+	env.AWS.Grant(env.Bucket, "alice/", env.AWS.UserID("alice"), tiptest.AccessReadWrite)
+	env.AWS.Grant(env.Bucket, "bob/", env.AWS.UserID("bob"), tiptest.AccessRead)
 
 	ctx := context.Background()
 	for _, user := range []string{"alice", "bob"} {

@@ -17,11 +17,17 @@ import (
 
 // S3 Control and S3 Access Grants.
 const (
-	opGetDataAccess = "GetDataAccess"
+	opGetDataAccess          = "GetDataAccess"
+	opListCallerAccessGrants = "ListCallerAccessGrants"
 	// s3ControlNamespace is the XML namespace of S3 Control answers.
 	s3ControlNamespace = "http://awss3control.amazonaws.com/doc/2018-08-20/"
 	// s3ControlDataAccessPath is the path of GetDataAccess.
 	s3ControlDataAccessPath = "/v20180820/accessgrantsinstance/dataaccess"
+	// s3ControlCallerGrantsPath is the path of ListCallerAccessGrants.
+	s3ControlCallerGrantsPath = "/v20180820/accessgrantsinstance/caller/grants"
+	// callerGrantsMaxResults is the most grants, and the default number,
+	// one page of ListCallerAccessGrants holds.
+	callerGrantsMaxResults = 1000
 	// s3ControlPathPrefix starts the path of every S3 Control operation.
 	s3ControlPathPrefix = "/v20180820/"
 	// locationRoleName is the IAM role registered with the S3 Access
@@ -120,14 +126,18 @@ func (a *AWS) isS3ControlRequest(r *http.Request) bool {
 	return accountPattern.MatchString(a.hostLabel(r)) && strings.HasPrefix(r.URL.Path, s3ControlPathPrefix)
 }
 
-// serveS3Control serves a restXml S3 Control request: GetDataAccess.
+// serveS3Control serves a restXml S3 Control request: GetDataAccess and
+// ListCallerAccessGrants.
 func (a *AWS) serveS3Control(w http.ResponseWriter, r *http.Request) {
 	requestID := strings.ToUpper(hex.EncodeToString(randomBytes(8)))
 	w.Header().Set("X-Amz-Request-Id", requestID)
 	w.Header().Set("X-Amz-Id-2", randomToken("", 48))
 	op := "S3Control " + r.Method + " " + r.URL.Path
-	if r.Method == http.MethodGet && r.URL.Path == s3ControlDataAccessPath {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == s3ControlDataAccessPath:
 		op = opGetDataAccess
+	case r.Method == http.MethodGet && r.URL.Path == s3ControlCallerGrantsPath:
+		op = opListCallerAccessGrants
 	}
 	a.record(op, r)
 	body, err := readBody(w, r)
@@ -146,13 +156,16 @@ func (a *AWS) serveS3Control(w http.ResponseWriter, r *http.Request) {
 		writeS3ControlError(w, requestID, aerr)
 		return
 	}
-	if op != opGetDataAccess {
-		writeS3ControlError(w, requestID, s3Err("NotImplemented",
-			"A header or query you provided implies functionality that is not implemented: "+
-				r.Method+" "+r.URL.Path+" is not served by the local S3 Control."))
-		return
+	var result any
+	switch op {
+	case opGetDataAccess:
+		result, aerr = a.getDataAccess(r, caller)
+	case opListCallerAccessGrants:
+		result, aerr = a.listCallerAccessGrants(r, caller)
+	default:
+		aerr = s3Err("NotImplemented", "A header or query you provided implies functionality that is not implemented: "+
+			r.Method+" "+r.URL.Path+" is not served by the local S3 Control.")
 	}
-	result, aerr := a.getDataAccess(r, caller)
 	if aerr != nil {
 		writeS3ControlError(w, requestID, aerr)
 		return
@@ -191,16 +204,26 @@ type dataAccessParams struct {
 	duration time.Duration
 }
 
-// parseDataAccess validates the account and query of a GetDataAccess.
-func (a *AWS) parseDataAccess(r *http.Request) (*dataAccessParams, *apiError) {
+// checkAccount checks the account of an S3 Access Grants request: the
+// x-amz-account-id header, which must name the account of the endpoint
+// host, and this AWS's account, where the instance is.
+func (a *AWS) checkAccount(r *http.Request) *apiError {
 	account := r.Header.Get("X-Amz-Account-Id")
 	switch {
 	case account == "":
-		return nil, s3Err("InvalidRequest", "Missing required header for this request: x-amz-account-id")
+		return s3Err("InvalidRequest", "Missing required header for this request: x-amz-account-id")
 	case account != a.hostLabel(r):
-		return nil, s3Err("InvalidRequest", "The x-amz-account-id header does not match the account of the endpoint host.")
+		return s3Err("InvalidRequest", "The x-amz-account-id header does not match the account of the endpoint host.")
 	case account != a.account:
-		return nil, s3Err("AccessDenied", "You do not have access to the S3 Access Grants instance of account "+account+".")
+		return s3Err("AccessDenied", "You do not have access to the S3 Access Grants instance of account "+account+".")
+	}
+	return nil
+}
+
+// parseDataAccess validates the account and query of a GetDataAccess.
+func (a *AWS) parseDataAccess(r *http.Request) (*dataAccessParams, *apiError) {
+	if aerr := a.checkAccount(r); aerr != nil {
+		return nil, aerr
 	}
 	q := r.URL.Query()
 	p := &dataAccessParams{duration: dataAccessDefaultDuration * time.Second}
@@ -290,10 +313,11 @@ func (a *AWS) getDataAccess(r *http.Request, caller *principal) (any, *apiError)
 		return nil, s3Err("AccessDenied", "User: "+caller.arn+" is not authorized to perform: s3:GetDataAccess on resource: "+
 			a.accessGrantsInstanceArn()+" because no S3 access grant of the caller, and no identity context of a directory user, matches the request")
 	}
-	g, ok := a.s3.matchGrant(caller.user, p.bucket, p.path, p.access)
+	userID := a.UserID(caller.user)
+	g, ok := a.s3.matchGrant(userID, p.bucket, p.path, p.access)
 	if !ok {
 		return nil, s3Err("AccessDenied", "You do not have "+p.access.String()+" access to the requested S3 location "+r.URL.Query().Get("target")+
-			": no S3 access grant of Identity Center user "+caller.user+" (or of the user's groups) matches it.")
+			": no S3 access grant of Identity Center user "+userID+" (or of the user's groups) matches it.")
 	}
 	scope := dataScope{bucket: g.bucket, prefix: g.prefix, access: p.access}
 	if p.minimal {
@@ -302,7 +326,7 @@ func (a *AWS) getDataAccess(r *http.Request, caller *principal) (any, *apiError)
 	creds := a.issueCredentials(a.s3.locationRole, "access-grants-"+randomID(12), p.duration, caller.user)
 	a.s3.setScope(creds.accessKeyID, scope)
 	res, _ := sessionResult(creds)
-	grantee := dataGrantee{GranteeType: "DIRECTORY_USER", GranteeIdentifier: a.userID(caller.user)}
+	grantee := dataGrantee{GranteeType: "DIRECTORY_USER", GranteeIdentifier: userID}
 	if g.group {
 		grantee = dataGrantee{GranteeType: "DIRECTORY_GROUP", GranteeIdentifier: a.groupID(g.grantee)}
 	}
@@ -312,6 +336,96 @@ func (a *AWS) getDataAccess(r *http.Request, caller *principal) (any, *apiError)
 		MatchedGrantTarget: g.target(),
 		Grantee:            grantee,
 	}, nil
+}
+
+// listCallerAccessGrantsResult is the answer of ListCallerAccessGrants.
+type listCallerAccessGrantsResult struct {
+	XMLName   xml.Name          `xml:"ListCallerAccessGrantsResult"`
+	Xmlns     string            `xml:"xmlns,attr"`
+	NextToken string            `xml:"NextToken,omitempty"`
+	Grants    []callerGrantItem `xml:"CallerAccessGrantsList>AccessGrant"`
+}
+
+// callerGrantItem is one grant of a ListCallerAccessGrants answer.
+type callerGrantItem struct {
+	Permission string `xml:"Permission"`
+	GrantScope string `xml:"GrantScope"`
+}
+
+// listCallerAccessGrants serves ListCallerAccessGrants: the grants of the
+// caller's Identity Center user and of the user's groups, in the order
+// they were made, a page at a time. The access role is the one role the
+// setup lets call it; its sessions without an identity context, whose IAM
+// principal has no grant here, list none. With grantscope, only the grants
+// that hold the S3 path it starts (the grant covers it) or that lie under
+// it (their scope starts with it) are listed. No grant of the local AWS
+// names an application, so allowedByApplication changes nothing.
+func (a *AWS) listCallerAccessGrants(r *http.Request, caller *principal) (any, *apiError) {
+	if aerr := a.checkAccount(r); aerr != nil {
+		return nil, aerr
+	}
+	q := r.URL.Query()
+	limit := callerGrantsMaxResults
+	if raw := q.Get("maxResults"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > callerGrantsMaxResults {
+			return nil, s3Err("InvalidRequest", "Invalid maxResults '"+raw+"': must be between 0 and 1000")
+		}
+		if n > 0 {
+			limit = n
+		}
+	}
+	scope := q.Get("grantscope")
+	if q.Has("grantscope") && (!strings.HasPrefix(scope, "s3://") || len(scope) > s3MaxTarget) {
+		return nil, s3Err("InvalidRequest", "Invalid grantscope '"+scope+"': must be an S3 path that starts with s3://")
+	}
+	if raw := q.Get("allowedByApplication"); raw != "" && raw != "true" && raw != "false" {
+		return nil, s3Err("InvalidRequest", "Invalid allowedByApplication '"+raw+"': must be true or false")
+	}
+	if caller.role != accessRoleName {
+		return nil, s3Err("AccessDenied", "User: "+caller.arn+" is not authorized to perform: s3:ListCallerAccessGrants on resource: "+
+			a.accessGrantsInstanceArn())
+	}
+	var grants []s3Grant
+	if caller.user != "" {
+		grants = a.s3.grantsOf(a.UserID(caller.user))
+	}
+	var items []callerGrantItem
+	for _, g := range grants {
+		target := g.target()
+		if scope != "" && !strings.HasPrefix(target, scope) && !strings.HasPrefix(scope, strings.TrimSuffix(target, "*")) {
+			continue
+		}
+		items = append(items, callerGrantItem{Permission: g.access.String(), GrantScope: target})
+	}
+	start := 0
+	if tok := q.Get("nextToken"); tok != "" {
+		n, ok := a.openPageToken(tok, "caller-grants:"+caller.accessKeyID)
+		if !ok || n > len(items) {
+			return nil, s3Err("InvalidRequest", "Invalid nextToken")
+		}
+		start = n
+	}
+	res := listCallerAccessGrantsResult{Xmlns: s3ControlNamespace, Grants: items[start:min(start+limit, len(items))]}
+	if start+limit < len(items) {
+		res.NextToken = a.pageToken(start+limit, "caller-grants:"+caller.accessKeyID)
+	}
+	return res, nil
+}
+
+// pageToken returns the opaque pagination token of position n of a
+// listing made for whom.
+func (a *AWS) pageToken(n int, whom string) string {
+	pos := strconv.Itoa(n)
+	return pos + "." + hex.EncodeToString(hmacSHA256(a.secret, "page:"+whom+":"+pos)[:12])
+}
+
+// openPageToken returns the position of a token of pageToken made for
+// whom, and whether it is one.
+func (a *AWS) openPageToken(tok, whom string) (int, bool) {
+	pos, _, ok := strings.Cut(tok, ".")
+	n, err := strconv.Atoi(pos)
+	return n, ok && err == nil && n >= 0 && tok == a.pageToken(n, whom)
 }
 
 // accessGrantsInstanceArn is the ARN of the account's S3 Access Grants

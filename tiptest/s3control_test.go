@@ -253,3 +253,123 @@ func TestGetDataAccessFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGrantByUserID(t *testing.T) {
+	env := tiptest.New(t)
+	s3Seed(t, env, "alice/a.txt", "bob/b.txt")
+	// As on AWS, the grantee is the user's ID in the identity store.
+	env.AWS.Grant(env.Bucket, "alice/", env.AWS.UserID("alice"), tiptest.AccessRead)
+	env.AWS.Grant(env.Bucket, "bob/", "bob", tiptest.AccessRead) // a name stands for its user's ID
+	for user, prefix := range map[string]string{"alice": "alice/", "bob": "bob/"} {
+		session := s3UserCreds(t, env, user)
+		out, err := s3DataAccess(env, &session, s3Target(env, prefix), permRead)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		if out.Grantee == nil || aws.ToString(out.Grantee.GranteeIdentifier) != env.AWS.UserID(user) {
+			t.Fatalf("%s: grantee %+v, want %s", user, out.Grantee, env.AWS.UserID(user))
+		}
+	}
+	// Another user's ID grants nothing to this one.
+	env.AWS.Grant(env.Bucket, "bob/", env.AWS.UserID("carol"), tiptest.AccessRead)
+	session := s3UserCreds(t, env, "alice")
+	_, err := s3DataAccess(env, &session, s3Target(env, "bob/"), permRead)
+	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	// Groups by user ID too.
+	env.AWS.GrantGroup(env.Bucket, "bob/", "readers", tiptest.AccessRead)
+	env.AWS.SetGroups(env.AWS.UserID("alice"), "readers")
+	if _, err := s3DataAccess(env, &session, s3Target(env, "bob/"), permRead); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// callerGrants lists every grant of the caller of creds with the SDK's
+// paginator, pages of pageSize, as "PERMISSION scope".
+func callerGrants(t *testing.T, env *tiptest.Env, creds aws.Credentials, scope string, pageSize int32) ([]string, error) {
+	t.Helper()
+	in := &s3control.ListCallerAccessGrantsInput{AccountId: aws.String(env.AWS.AccountID()), MaxResults: pageSize}
+	if scope != "" {
+		in.GrantScope = aws.String(scope)
+	}
+	var got []string
+	p := s3control.NewListCallerAccessGrantsPaginator(s3Control(env, &creds), in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(bg)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range page.CallerAccessGrantsList {
+			got = append(got, string(g.Permission)+" "+aws.ToString(g.GrantScope))
+		}
+	}
+	return got, nil
+}
+
+func TestListCallerAccessGrants(t *testing.T) {
+	env := tiptest.New(t)
+	env.AWS.Grant(env.Bucket, "alice/", "alice", tiptest.AccessReadWrite)
+	env.AWS.Grant(env.Bucket, "shared/", "bob", tiptest.AccessRead)
+	env.AWS.Grant(env.Bucket, "alice/inbox/", env.AWS.UserID("alice"), tiptest.AccessWrite)
+	env.AWS.GrantGroup(env.Bucket, "team/", "team", tiptest.AccessRead)
+	env.AWS.SetGroups("alice", "team")
+	alice := s3UserCreds(t, env, "alice")
+
+	all := []string{
+		"READWRITE " + s3Target(env, "alice/"),
+		"WRITE " + s3Target(env, "alice/inbox/"),
+		"READ " + s3Target(env, "team/"),
+	}
+	for _, size := range []int32{0, 1, 2} {
+		got, err := callerGrants(t, env, alice, "", size)
+		wantKeys(t, got, err, all...)
+	}
+	if n := env.AWS.Calls("ListCallerAccessGrants"); n != 1+3+2 {
+		t.Fatalf("Calls(ListCallerAccessGrants) = %d, want 6", n)
+	}
+	// A grant scope: the grants that cover the path, and those under it.
+	got, err := callerGrants(t, env, alice, "s3://"+env.Bucket+"/alice/inbox/2024/", 0)
+	wantKeys(t, got, err, all[0], all[1])
+	got, err = callerGrants(t, env, alice, "s3://"+env.Bucket+"/al", 0)
+	wantKeys(t, got, err, all[0], all[1])
+	got, err = callerGrants(t, env, alice, "s3://other-bucket/", 0)
+	wantKeys(t, got, err)
+
+	// Bob sees his own grant only; a session without a user sees none.
+	bob := s3UserCreds(t, env, "bob")
+	got, err = callerGrants(t, env, bob, "", 0)
+	wantKeys(t, got, err, "READ "+s3Target(env, "shared/"))
+	plain, err := awsAssumeAccess(awsSTS(env, nil), env, 900, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = callerGrants(t, env, awsCredsOf(plain.Credentials), "", 0)
+	wantKeys(t, got, err)
+
+	// Refusals: the server user may not call it, another account's
+	// instance, bad parameters, a token of another caller.
+	server := env.AWS.ServerCredentials()
+	_, err = callerGrants(t, env, server, "", 0)
+	awsWantCode(t, err, "AccessDenied", http.StatusForbidden)
+	list := func(edit func(*s3control.ListCallerAccessGrantsInput)) error {
+		in := &s3control.ListCallerAccessGrantsInput{AccountId: aws.String(env.AWS.AccountID())}
+		edit(in)
+		_, err := s3Control(env, &alice).ListCallerAccessGrants(bg, in)
+		return err
+	}
+	awsWantCode(t, list(func(in *s3control.ListCallerAccessGrantsInput) { in.AccountId = aws.String("111122223333") }),
+		"AccessDenied", http.StatusForbidden)
+	awsWantCode(t, list(func(in *s3control.ListCallerAccessGrantsInput) { in.GrantScope = aws.String(env.Bucket + "/alice/") }),
+		"InvalidRequest", http.StatusBadRequest)
+	awsWantCode(t, list(func(in *s3control.ListCallerAccessGrantsInput) { in.MaxResults = 1001 }),
+		"InvalidRequest", http.StatusBadRequest)
+	first, err := s3Control(env, &alice).ListCallerAccessGrants(bg, &s3control.ListCallerAccessGrantsInput{
+		AccountId: aws.String(env.AWS.AccountID()), MaxResults: 1,
+	})
+	if err != nil || first.NextToken == nil {
+		t.Fatalf("first page: %v, %v", first, err)
+	}
+	_, err = s3Control(env, &bob).ListCallerAccessGrants(bg, &s3control.ListCallerAccessGrantsInput{
+		AccountId: aws.String(env.AWS.AccountID()), NextToken: first.NextToken,
+	})
+	awsWantCode(t, err, "InvalidRequest", http.StatusBadRequest)
+}
