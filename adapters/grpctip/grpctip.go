@@ -5,8 +5,9 @@
 // [UnaryServerInterceptor] and [StreamServerInterceptor] take the token of
 // each call from its "authorization" metadata exactly as the net/http
 // middleware takes it from the Authorization header
-// ([middleware.BearerExtractor]: one value, the Bearer scheme, one
-// b64token), ask m for its decision ([middleware.Middleware.Authorize]),
+// ([middleware.BearerExtractor]: one value, the Bearer scheme matched
+// case-insensitively, one b64token; another scheme counts as no token),
+// ask m for its decision ([middleware.Middleware.Authorize]),
 // and either run the handler with a context carrying the caller's
 // aws.Config and identity (read them with ctxcreds.Config and
 // ctxcreds.IdentityFrom, as over HTTP) or end the call with the status that
@@ -28,8 +29,8 @@
 // [WithSkipper] for methods that need no caller, such as health checks and
 // server reflection.
 //
-// Mount both interceptors, the stream one too even when the service has no
-// streaming method of its own, since server reflection streams:
+// Mount both interceptors: a streaming method behind the unary one alone
+// would run with no caller in its context:
 //
 //	noCaller := func(_ context.Context, method string) bool {
 //		return strings.HasPrefix(method, "/grpc.health.v1.Health/")
@@ -71,6 +72,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -194,7 +196,8 @@ func bearer(ctx context.Context) (string, *middleware.Error) {
 	if len(values) == 0 {
 		return "", nil
 	}
-	r := http.Request{Header: http.Header{"Authorization": values}}
+	// A request of the Authorization header alone: no query string, no form.
+	r := http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{"Authorization": values}}
 	token, err := middleware.BearerExtractor(&r)
 	if err != nil {
 		return "", invalidRequest(err)
