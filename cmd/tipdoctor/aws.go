@@ -169,9 +169,9 @@ func (d *doctor) checkIdentity(ctx context.Context) result {
 	}
 	d.callerArn, d.account = aws.ToString(out.Arn), aws.ToString(out.Account)
 	if d.s.applicationRoleArn != "" {
-		return ok("%s; reads the setup (the application role signs the exchange)", d.callerArn)
+		return ok("%s (reads the setup; the application role signs the exchange)", d.callerArn)
 	}
-	return ok("%s; signs the exchange, as the server's own credentials do", d.callerArn)
+	return ok("%s (signs the exchange, as the server would)", d.callerArn)
 }
 
 // checkApplicationRole assumes the application role with the token, as

@@ -158,7 +158,7 @@ func doctorCases() []doctorCase {
 			},
 			check: func(t *testing.T, env *tiptest.Env, results []result) {
 				allOK(t, env, results)
-				if r := find(t, results, "iam.access-role"); !strings.Contains(r.Detail, "lets "+env.ApplicationRoleArn) {
+				if r := find(t, results, "iam.access-role"); !strings.Contains(r.Detail, "allows "+env.ApplicationRoleArn) {
 					t.Errorf("the trust policy was not checked for the application role: %s", r.Detail)
 				}
 				if env.AWS.Calls("AssumeRoleWithWebIdentity") != 2 {
@@ -170,7 +170,7 @@ func doctorCases() []doctorCase {
 			wantFail: "issuer.config", wantCause: "TIPKIT_ISSUER ends with a slash and the token's iss does not"},
 		{name: "trusted token issuer URL ends with a slash", token: alice,
 			setup:    func(s *tiptest.Setup) { s.IssuerURL += "/" },
-			wantFail: "identitycenter.issuer", wantCause: "its URL ends with a slash and the token's iss does not"},
+			wantFail: "identitycenter.issuer", wantCause: "the trusted token issuer's URL ends with a slash and the token's iss does not"},
 		{name: "trusted token issuer of another identity provider", token: alice,
 			setup:    func(s *tiptest.Setup) { s.IssuerURL = "https://idp.example.com" },
 			wantFail: "identitycenter.issuer", wantCause: `has the issuer URL "https://idp.example.com"`},

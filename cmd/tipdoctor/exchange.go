@@ -53,8 +53,8 @@ func (d *doctor) checkExchange(ctx context.Context) result {
 	}
 	d.rep.secrets = append(d.rep.secrets, s.IdentityContext, s.RefreshToken, s.Credentials.SecretAccessKey, s.Credentials.SessionToken)
 	d.session = s
-	return ok("CreateTokenWithIAM gave the user's identity context (valid until %s) and AssumeRole the user's credentials on %s",
-		s.ContextExpires.UTC().Format(time.RFC3339), d.s.accessRoleArn)
+	return ok("CreateTokenWithIAM and AssumeRole succeeded; identity context until %s",
+		s.ContextExpires.UTC().Format(time.RFC3339))
 }
 
 // checkUserIdentity asks STS who the user's credentials are.
@@ -69,8 +69,8 @@ func (d *doctor) checkUserIdentity(ctx context.Context) result {
 	if err != nil {
 		return otherFailure("GetCallerIdentity with the user's credentials", err)
 	}
-	return ok("AWS sees %s (account %s), with the user's identity context; the credentials expire at %s (in %s)",
-		aws.ToString(out.Arn), aws.ToString(out.Account), creds.Expires.UTC().Format(time.RFC3339), ago(creds.Expires.Sub(d.sys.now())))
+	return ok("AWS sees %s with the user's identity context, until %s (in %s)",
+		aws.ToString(out.Arn), creds.Expires.UTC().Format(time.RFC3339), ago(creds.Expires.Sub(d.sys.now())))
 }
 
 // exchangeFailure explains a failed exchange.

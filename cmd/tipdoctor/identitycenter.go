@@ -84,7 +84,7 @@ func (d *doctor) checkGrant(ctx context.Context) result {
 	for i, ti := range d.grantIssuers {
 		ids[i] = lastSegment(aws.ToString(ti.TrustedTokenIssuerArn))
 	}
-	return ok("the JWT bearer grant authorizes the trusted token issuer(s) %s", strings.Join(ids, ", "))
+	return ok("the JWT bearer grant authorizes %s", strings.Join(ids, ", "))
 }
 
 // audienceHint is the audience to put in a grant: the token's, else the
@@ -133,9 +133,9 @@ func (d *doctor) checkTrustedIssuer(ctx context.Context) result {
 	var found []string
 	for _, ti := range seen {
 		found = append(found, fmt.Sprintf("%s (%q) has the issuer URL %q: %s", lastSegment(ti.arn), ti.name, ti.issuerURL,
-			difference("its URL", ti.issuerURL, "the token's iss", d.tok.iss)))
+			difference("the trusted token issuer's URL", ti.issuerURL, "the token's iss", d.tok.iss)))
 	}
-	cause := fmt.Sprintf("no trusted token issuer of the JWT bearer grant has the token's iss %q", d.tok.iss)
+	cause := fmt.Sprintf("the token's iss is %q, and no trusted token issuer of the JWT bearer grant has it", d.tok.iss)
 	if len(found) > 0 {
 		cause += ": " + strings.Join(found, "; ")
 	}
@@ -153,10 +153,10 @@ func (d *doctor) claimMapping(ti *trustedIssuer) result {
 			return fail(fmt.Sprintf("the trusted token issuer %s maps users by the claim %s, which the token lacks (or is not a string)", lastSegment(ti.arn), ti.claim),
 				fmt.Sprintf("have the identity provider put %s in its tokens, or update the trusted token issuer's claim attribute path (aws sso-admin update-trusted-token-issuer)", ti.claim))
 		}
-		return ok("%s (%q) has the token's iss, and maps its %s %q (not %s, as -user-claim says) to the users' %s",
-			lastSegment(ti.arn), ti.name, ti.claim, v, d.s.userClaim, ti.attribute)
+		return ok("%s has the token's iss; maps its %s %q (not %s, as -user-claim says) to %s",
+			lastSegment(ti.arn), ti.claim, v, d.s.userClaim, ti.attribute)
 	}
-	return ok("%s (%q) has the token's iss, and maps its %s to the users' %s", lastSegment(ti.arn), ti.name, ti.claim, ti.attribute)
+	return ok("%s has the token's iss and maps %s to %s", lastSegment(ti.arn), ti.claim, ti.attribute)
 }
 
 // checkGrantAudience compares the grant's authorized audiences with the
@@ -164,7 +164,7 @@ func (d *doctor) claimMapping(ti *trustedIssuer) result {
 func (d *doctor) checkGrantAudience(context.Context) result {
 	for _, a := range d.tok.aud {
 		if slices.Contains(d.tti.audiences, a) {
-			return ok("the JWT bearer grant authorizes the token's aud %q", a)
+			return ok("the JWT bearer grant authorizes %q", a)
 		}
 	}
 	return fail(fmt.Sprintf("the JWT bearer grant authorizes the audiences %s for %s, and the token's aud is %s; IAM Identity Center refuses the token (InvalidGrantException)",
@@ -246,7 +246,7 @@ func (d *doctor) checkAccessRole(ctx context.Context) result {
 	if assume.viaAccount || setContext.viaAccount {
 		note += "; it trusts the whole account, so the principal's own policy must allow both actions on the role too"
 	}
-	return ok("the trust policy lets %s call sts:AssumeRole and sts:SetContext%s", who, note)
+	return ok("allows %s sts:AssumeRole, sts:SetContext%s", who, note)
 }
 
 // decodePolicy decodes a policy document as IAM returns it, URL-encoded.

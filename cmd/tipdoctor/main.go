@@ -368,15 +368,41 @@ func (p *reporter) print(r result) {
 	if r.Status == statusFail {
 		text = r.Cause
 	}
-	fmt.Fprintf(&b, "%-4s  %-*s %s\n", r.Status, nameWidth, r.Check, text)
 	indent := strings.Repeat(" ", 6+nameWidth+1)
+	fmt.Fprintf(&b, "%-4s  %-*s %s\n", r.Status, nameWidth, r.Check, strings.Join(strings.Fields(text), " "))
 	for i, c := range r.Causes {
-		fmt.Fprintf(&b, "%s%d. %s\n", indent, i+1, c)
+		b.WriteString(wrap(fmt.Sprintf("%s%d. ", indent, i+1), indent+"   ", c))
 	}
 	if r.Fix != "" {
-		fmt.Fprintf(&b, "%sfix: %s\n", indent, r.Fix)
+		b.WriteString(wrap(indent+"fix: ", indent+"     ", r.Fix))
 	}
 	_, p.err = io.WriteString(p.out, b.String())
+}
+
+// lineWidth is the width the text report wraps the causes and fixes of a
+// failed check at; the line of a check is never broken.
+const lineWidth = 120
+
+// wrap writes text after first, breaking it at spaces into lines of at
+// most lineWidth bytes (a longer word stays whole), each next line after
+// indent.
+func wrap(first, indent, text string) string {
+	var b strings.Builder
+	line := first
+	lineHasWord := false
+	for word := range strings.FieldsSeq(text) {
+		if lineHasWord && len(line)+1+len(word) > lineWidth {
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+			line, lineHasWord = indent, false
+		}
+		if lineHasWord {
+			line += " "
+		}
+		line += word
+		lineHasWord = true
+	}
+	b.WriteString(strings.TrimRight(line, " ") + "\n")
+	return b.String()
 }
 
 // redact blanks the secrets out of s.

@@ -98,7 +98,7 @@ func (d *doctor) checkFormat(context.Context) result {
 			"configure the identity provider to sign with RS256 or ES256 and a key id, and send a JWT-typed token")
 	}
 	d.tok = t
-	return ok("a signed JWT: %s, kid %q, %d bytes", t.alg, t.kid, len(d.token))
+	return ok("%s, kid %q, %d bytes", t.alg, t.kid, len(d.token))
 }
 
 // checkClaims checks that iss, sub and aud are present.
@@ -173,41 +173,40 @@ func (d *doctor) checkExpiry(context.Context) result {
 	exp, expPresent, expValid := numericDate(c, "exp")
 	iat, iatPresent, iatValid := numericDate(c, "iat")
 	nbf, nbfPresent, nbfValid := numericDate(c, "nbf")
-	var problems []string
-	fix := "get a fresh token from the identity provider"
+	var problems, fixes []string
+	add := func(problem, fix string) {
+		problems, fixes = append(problems, problem), append(fixes, fix)
+	}
+	const fresh = "get a fresh token from the identity provider"
 	switch {
 	case !expPresent:
-		problems = append(problems, "the token has no expiry (exp), which IAM Identity Center and tipkit require")
-		fix = "configure the identity provider to set exp on its tokens"
+		add("the token has no expiry (exp), which IAM Identity Center and tipkit require", "configure the identity provider to set exp on its tokens")
 	case !expValid:
-		problems = append(problems, "its exp is not a number of seconds")
-		fix = "configure the identity provider to set exp as a NumericDate"
+		add("its exp is not a number of seconds", "configure the identity provider to set exp as a NumericDate")
 	case !now.Before(exp):
-		problems = append(problems, fmt.Sprintf("the token expired %s ago (exp %s)", ago(now.Sub(exp)), exp.Format(time.RFC3339)))
+		add(fmt.Sprintf("the token expired %s ago (exp %s)", ago(now.Sub(exp)), exp.Format(time.RFC3339)), fresh)
 	}
 	switch {
 	case !iatPresent:
-		problems = append(problems, "the token has no issue time (iat)")
-		fix = "configure the identity provider to set iat on its tokens"
+		add("the token has no issue time (iat)", "configure the identity provider to set iat on its tokens")
 	case !iatValid:
-		problems = append(problems, "its iat is not a number of seconds")
+		add("its iat is not a number of seconds", "configure the identity provider to set iat as a NumericDate")
 	case iat.After(now.Add(clockSkew)):
-		problems = append(problems, fmt.Sprintf("it was issued %s in the future (iat %s): this machine's clock or the identity provider's is wrong",
-			ago(iat.Sub(now)), iat.Format(time.RFC3339)))
-		fix = "set the clocks right (NTP)"
+		add(fmt.Sprintf("it was issued %s in the future (iat %s): this machine's clock or the identity provider's is wrong",
+			ago(iat.Sub(now)), iat.Format(time.RFC3339)), "set the clocks right (NTP)")
 	}
 	if expValid && iatValid && !iat.Before(exp) {
-		problems = append(problems, fmt.Sprintf("its exp %s is not after its iat %s", exp.Format(time.RFC3339), iat.Format(time.RFC3339)))
-		fix = "configure the identity provider's token lifetime"
+		add(fmt.Sprintf("its exp %s is not after its iat %s", exp.Format(time.RFC3339), iat.Format(time.RFC3339)),
+			"configure a positive token lifetime at the identity provider")
 	}
 	switch {
 	case nbfPresent && !nbfValid:
-		problems = append(problems, "its nbf is not a number of seconds")
+		add("its nbf is not a number of seconds", "configure the identity provider to set nbf as a NumericDate")
 	case nbfPresent && nbf.After(now.Add(clockSkew)):
-		problems = append(problems, fmt.Sprintf("it is not valid before %s, %s from now", nbf.Format(time.RFC3339), ago(nbf.Sub(now))))
+		add(fmt.Sprintf("it is not valid before %s, %s from now", nbf.Format(time.RFC3339), ago(nbf.Sub(now))), "wait, or set the clocks right (NTP)")
 	}
 	if len(problems) > 0 {
-		return fail(strings.Join(problems, "; "), fix)
+		return fail(strings.Join(problems, "; "), fixes[0])
 	}
 	return ok("expires in %s (%s), issued %s ago", ago(exp.Sub(now)), exp.Format(time.RFC3339), ago(now.Sub(iat)))
 }
@@ -219,7 +218,7 @@ func (d *doctor) checkJTI(context.Context) result {
 		return fail("the token has no token id (jti): IAM Identity Center refuses such tokens with InvalidGrantException",
 			"use a token type of the identity provider that carries jti (often the access token rather than the ID token), or add the claim in its token configuration")
 	}
-	return ok("present: IAM Identity Center exchanges this token once (it remembers its jti for 24 hours)")
+	return ok("present (IAM Identity Center exchanges a jti once in 24 hours)")
 }
 
 // claimValue returns the string value of the claim at path (names joined

@@ -134,3 +134,22 @@ func FuzzTokenChecks(f *testing.F) {
 		_, _ = io.Copy(io.Discard, &out)
 	})
 }
+
+func TestWrap(t *testing.T) {
+	long := strings.Repeat("word ", 40)
+	out := wrap("FAIL  x ", "      ", long)
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if len(l) > lineWidth || !strings.HasPrefix(l, "FAIL  x ") && !strings.HasPrefix(l, "      word") {
+			t.Errorf("line %q", l)
+		}
+	}
+	if strings.Count(out, "word") != 40 {
+		t.Errorf("words lost: %q", out)
+	}
+	if got := wrap("a ", "  ", strings.Repeat("x", 200)); got != "a "+strings.Repeat("x", 200)+"\n" {
+		t.Errorf("a long word is broken: %q", got)
+	}
+	if got := wrap("ok ", "  ", ""); got != "ok\n" {
+		t.Errorf("empty text: %q", got)
+	}
+}

@@ -141,12 +141,16 @@ func TestTextReport(t *testing.T) {
 		case strings.HasPrefix(l, "ok    "), strings.HasPrefix(l, "skip  "):
 		case strings.HasPrefix(l, "FAIL  identitycenter.issuer "):
 			fails++
-			if i+1 >= len(lines) || !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "fix: ") {
+			if !strings.Contains(strings.Join(lines[i+1:], "\n"), "fix: ") {
 				t.Errorf("no fix after %q", l)
 			}
-		case strings.HasPrefix(l, strings.Repeat(" ", 6+nameWidth+1)+"fix: "):
+		case strings.HasPrefix(l, strings.Repeat(" ", 6+nameWidth+1)):
+			// a fix, or a continued line
 		default:
 			t.Errorf("line %q", l)
+		}
+		if strings.HasPrefix(l, " ") && len(l) > lineWidth && strings.Contains(strings.TrimSpace(l), " ") {
+			t.Errorf("line of %d bytes: %q", len(l), l)
 		}
 	}
 	if fails != 1 || strings.Contains(stdout.String(), token) {
