@@ -17,14 +17,27 @@
 // later). Run it with no environment for a local stand-in of AWS with two
 // users and ready-to-paste curl commands, with -selftest to check it end to
 // end, or with the TIPKIT_ variables against real AWS (see the README).
+//
+// It also shows tipkit's OpenTelemetry: GET /metrics, outside the
+// middleware (no token), serves the middleware's metrics in the Prometheus
+// format through the OpenTelemetry Prometheus exporter, and -trace-stdout
+// prints spans on stdout: each request's server span, the exchange it led
+// beneath it, the AWS SDK's calls beneath that, and key set fetches. The
+// self-test reads /metrics before and after the users' requests.
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,16 +47,46 @@ import (
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
 
-func main() { demo.Main("nethttp", newHandler) }
+func main() {
+	tel := newTelemetry(os.Stdout)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := example(tel).Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	// Print the spans still batched before exiting.
+	flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := tel.shutdown(flush); err != nil {
+		fmt.Fprintf(os.Stderr, "nethttp: telemetry: %v\n", err)
+	}
+	cancel()
+	os.Exit(code)
+}
 
-// newHandler routes the file API behind the tipkit middleware.
-func newHandler(app demo.App) http.Handler {
+// example is the file server with its telemetry: the -trace-stdout flag,
+// the providers in the middleware's options, and the self-test's reading
+// of /metrics.
+func example(tel *telemetry) demo.Example {
+	return demo.Example{
+		Name:    "nethttp",
+		Router:  func(app demo.App) http.Handler { return newHandler(app, tel) },
+		Flags:   tel.flags,
+		Options: tel.options,
+		Check:   &metricsCheck{},
+	}
+}
+
+// newHandler routes the file API behind the tipkit middleware, each request
+// in a server span, and /metrics beside it, outside the middleware: a
+// scrape needs no token, and is not counted as a request of the API.
+func newHandler(app demo.App, tel *telemetry) http.Handler {
 	f := files{bucket: app.Bucket, data: app.Data}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /files", f.list)
+	api.HandleFunc("GET /files/{key...}", f.get)
+	api.HandleFunc("PUT /files/{key...}", f.put)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /files", f.list)
-	mux.HandleFunc("GET /files/{key...}", f.get)
-	mux.HandleFunc("PUT /files/{key...}", f.put)
-	return app.Middleware.Handler(mux)
+	mux.Handle("GET /metrics", tel.metrics())
+	mux.Handle("/", tel.traced(api, app.Middleware.Handler(api)))
+	return mux
 }
 
 // files serves one S3 bucket. Its handlers know nothing about who calls

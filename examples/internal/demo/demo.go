@@ -5,10 +5,11 @@
 // commands, the self-test, and the mapping of S3 errors to HTTP answers.
 //
 // Each example calls [Main] with a function that builds its router from an
-// [App]; the router's handlers read the caller's aws.Config from the
-// request (ctxcreds.Config or the adapter's Config), ask S3 Access Grants
-// for credentials for the prefix or key they need ([DataAccess]: S3
-// Control GetDataAccess), and call S3 with those.
+// [App], or runs an [Example], which adds flags, middleware options and
+// self-test checks of its own. The router's handlers read the caller's
+// aws.Config from the request (ctxcreds.Config or the adapter's Config),
+// ask S3 Access Grants for credentials for the prefix or key they need
+// ([DataAccess]: S3 Control GetDataAccess), and call S3 with those.
 package demo
 
 import (
@@ -45,6 +46,45 @@ type App struct {
 // Router builds an example's HTTP handler from an App.
 type Router func(App) http.Handler
 
+// Example is an example program: its name (also the realm of its
+// middleware's challenges), its router, and what it adds to what the
+// examples share. Main, Run and SelfTest run an Example that adds nothing.
+type Example struct {
+	Name   string
+	Router Router
+
+	// Flags, when set, registers flags of the example's own beside
+	// -selftest, -addr and -timeout.
+	Flags func(*flag.FlagSet)
+	// Options, when set, adjusts the options of the middleware before it
+	// is built, once the flags are parsed: locally, in the self-test and
+	// against AWS alike. An error stops the example.
+	Options func(*middleware.Options) error
+	// Check, when set, adds the example's own checks to the self-test.
+	Check Check
+}
+
+// Check is an example's own part of the self-test, around the users'
+// requests.
+type Check interface {
+	// Before is called once the server serves at base, before the users'
+	// requests; an error fails the self-test.
+	Before(ctx context.Context, base string) error
+	// After is called once the users' requests are done, with what they
+	// sent. It prints what it found to w and returns how many checks it
+	// made and those that failed, one line each.
+	After(ctx context.Context, w io.Writer, sent Sent) (checks int, failed []string)
+}
+
+// Sent is what the self-test's requests sent the server.
+type Sent struct {
+	// Users are the seeded users, with the tokens the requests carried.
+	Users []User
+	// WithToken counts the requests that carried a user's token;
+	// WithoutToken those that carried none.
+	WithToken, WithoutToken int
+}
+
 // Main is the main function of an example named name: it parses the
 // command line (-selftest, -addr), runs, and exits with Run's code.
 func Main(name string, router Router) {
@@ -69,11 +109,20 @@ const (
 // printing curl commands with a token for each (on TIPKIT_ADDR, or -addr,
 // when set).
 func Run(ctx context.Context, name string, router Router, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return Example{Name: name, Router: router}.Run(ctx, args, getenv, stdout, stderr)
+}
+
+// Run is [Run] for e, with e's flags, options and checks.
+func (e Example) Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	name := e.Name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	selftest := fs.Bool("selftest", false, "serve locally, send the example requests, and exit 0 only if every answer is the expected one")
 	addr := fs.String("addr", "", "listen address (default $"+EnvAddr+", else "+defaultAddr+")")
 	timeout := fs.Duration("timeout", time.Minute, "with -selftest: the longest the self-test may take")
+	if e.Flags != nil {
+		e.Flags(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./examples/%s [-selftest] [-addr host:port]\n\n", name)
 		fmt.Fprintf(stderr, "Without environment it serves a local stand-in for AWS with two users.\nAgainst AWS it needs:\n%s\nFlags:\n", EnvHelp(true))
@@ -92,7 +141,7 @@ func Run(ctx context.Context, name string, router Router, args []string, getenv 
 	if *selftest {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		if err := SelfTest(ctx, name, router, stdout); err != nil {
+		if err := e.SelfTest(ctx, stdout); err != nil {
 			fmt.Fprintf(stderr, "%s: self-test FAILED: %v\n", name, err)
 			return ExitFailed
 		}
@@ -102,7 +151,7 @@ func Run(ctx context.Context, name string, router Router, args []string, getenv 
 	settings, err := SettingsFromEnv(getenv)
 	switch {
 	case errors.Is(err, ErrNoSettings):
-		return serveLocal(ctx, name, router, *addr, stdout, stderr)
+		return e.serveLocal(ctx, *addr, stdout, stderr)
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\nAgainst AWS it needs:\n%s", name, err, EnvHelp(true))
 		return ExitUsage
@@ -114,15 +163,16 @@ func Run(ctx context.Context, name string, router Router, args []string, getenv 
 	if *addr == "" {
 		*addr = defaultAddr
 	}
-	return serveAWS(ctx, name, router, settings, *addr, stdout, stderr)
+	return e.serveAWS(ctx, settings, *addr, stdout, stderr)
 }
 
 // defaultAddr is where the examples listen unless told otherwise.
 const defaultAddr = "127.0.0.1:8080"
 
-// serveAWS serves router against real AWS until ctx is done.
-func serveAWS(ctx context.Context, name string, router Router, s Settings, addr string, stdout, stderr io.Writer) int {
-	mw, err := NewMiddleware(ctx, s, name)
+// serveAWS serves e against real AWS until ctx is done.
+func (e Example) serveAWS(ctx context.Context, s Settings, addr string, stdout, stderr io.Writer) int {
+	name := e.Name
+	mw, err := newMiddleware(ctx, s, name, e.Options)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return ExitUsage
@@ -140,13 +190,14 @@ func serveAWS(ctx context.Context, name string, router Router, s Settings, addr 
 	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
 	fmt.Fprintf(stdout, "  curl -X PUT --data-binary @file -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
 	app := App{Middleware: mw, Bucket: s.Bucket, Data: NewDataAccess(s.Bucket, s.AccountID, false)}
-	return serve(ctx, name, ln, router(app), stderr)
+	return serve(ctx, name, ln, e.Router(app), stderr)
 }
 
 // serveLocal starts the local stand-in, prints curl commands for its two
-// users, and serves router until ctx is done.
-func serveLocal(ctx context.Context, name string, router Router, addr string, stdout, stderr io.Writer) int {
-	l, err := StartLocal(ctx, name)
+// users, and serves e until ctx is done.
+func (e Example) serveLocal(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	name := e.Name
+	l, err := startLocal(ctx, name, e.Options)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return ExitFailed
@@ -159,7 +210,7 @@ func serveLocal(ctx context.Context, name string, router Router, addr string, st
 	}
 	base := "http://" + ln.Addr().String()
 	l.PrintCurl(stdout, name, base)
-	return serve(ctx, name, ln, router(l.App()), stderr)
+	return serve(ctx, name, ln, e.Router(l.App()), stderr)
 }
 
 // listenLocal listens on addr, or on 127.0.0.1:8080 when addr is empty,

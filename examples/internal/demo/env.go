@@ -125,6 +125,12 @@ func EnvHelp(bucket bool) string {
 // user's token, signs the exchange and the server needs no credentials of
 // its own; without one, the server's own credentials sign it.
 func NewMiddleware(ctx context.Context, s Settings, realm string) (*middleware.Middleware, error) {
+	return newMiddleware(ctx, s, realm, nil)
+}
+
+// newMiddleware is NewMiddleware with the options adjusted by adjust, when
+// not nil.
+func newMiddleware(ctx context.Context, s Settings, realm string, adjust func(*middleware.Options) error) (*middleware.Middleware, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(s.Region))
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
@@ -139,11 +145,17 @@ func NewMiddleware(ctx context.Context, s Settings, realm string) (*middleware.M
 		x.SSOOIDCClient = ssooidc.NewFromConfig(cfg)
 		x.STSClient = sts.NewFromConfig(cfg)
 	}
-	return middleware.New(ctx, middleware.Options{
+	o := middleware.Options{
 		Issuer:    s.Issuer,
 		Audience:  s.Audience,
 		Exchange:  x,
 		AWSConfig: cfg,
 		Realm:     realm,
-	})
+	}
+	if adjust != nil {
+		if err := adjust(&o); err != nil {
+			return nil, err
+		}
+	}
+	return middleware.New(ctx, o)
 }

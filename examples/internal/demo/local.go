@@ -71,6 +71,12 @@ type Local struct {
 // dev token for each user, and builds the middleware, with realm as the
 // realm of its challenges. Close stops it all.
 func StartLocal(ctx context.Context, realm string) (*Local, error) {
+	return startLocal(ctx, realm, nil)
+}
+
+// startLocal is StartLocal with the middleware's options adjusted by
+// adjust, when not nil.
+func startLocal(ctx context.Context, realm string, adjust func(*middleware.Options) error) (*Local, error) {
 	env, err := tiptest.NewEnv(tiptest.WithTokenTTL(TokenLifetime))
 	if err != nil {
 		return nil, err
@@ -88,7 +94,7 @@ func StartLocal(ctx context.Context, realm string) (*Local, error) {
 	// assumed with each user's token, signs the exchange.
 	base := env.Config()
 	base.Credentials = nil
-	l.Middleware, err = middleware.New(ctx, middleware.Options{
+	o := middleware.Options{
 		Issuer:   env.IdP.Issuer(),
 		Audience: []string{env.IdP.Audience()},
 		Exchange: exchange.Options{
@@ -99,7 +105,13 @@ func StartLocal(ctx context.Context, realm string) (*Local, error) {
 		},
 		AWSConfig: base,
 		Realm:     realm,
-	})
+	}
+	if adjust != nil {
+		err = adjust(&o)
+	}
+	if err == nil {
+		l.Middleware, err = middleware.New(ctx, o)
+	}
 	if err != nil {
 		env.Close()
 		return nil, err

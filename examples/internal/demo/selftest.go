@@ -24,7 +24,14 @@ const requestTimeout = 15 * time.Second
 // prefix, and is refused (403) the other user's files; and the handlers
 // asked S3 Access Grants (GetDataAccess) for their S3 credentials.
 func SelfTest(ctx context.Context, name string, router Router, w io.Writer) error {
-	l, err := StartLocal(ctx, name)
+	return Example{Name: name, Router: router}.SelfTest(ctx, w)
+}
+
+// SelfTest is [SelfTest] for e, with e's options, and e's own checks
+// around the users' requests.
+func (e Example) SelfTest(ctx context.Context, w io.Writer) error {
+	name := e.Name
+	l, err := startLocal(ctx, name, e.Options)
 	if err != nil {
 		return err
 	}
@@ -33,11 +40,16 @@ func SelfTest(ctx context.Context, name string, router Router, w io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: router(l.App()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: e.Router(l.App()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(w, "%s self-test: server %s, local AWS %s, bucket %s\n\n", name, base, l.Env.AWS.URL(), l.Bucket)
+	if e.Check != nil {
+		if err := e.Check.Before(ctx, base); err != nil {
+			return err
+		}
+	}
 
 	t := &tester{ctx: ctx, base: base, client: &http.Client{Timeout: requestTimeout}}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -82,6 +94,13 @@ func SelfTest(ctx context.Context, name string, router Router, w io.Writer) erro
 		t.failed = append(t.failed, "no GetDataAccess call: the handlers did not ask S3 Access Grants for credentials")
 	}
 
+	if e.Check != nil {
+		fmt.Fprintln(w)
+		checks, failed := e.Check.After(ctx, w, Sent{Users: users, WithToken: t.withToken, WithoutToken: t.withoutToken})
+		t.checks += checks
+		t.failed = append(t.failed, failed...)
+	}
+
 	if len(t.failed) > 0 {
 		return fmt.Errorf("%d of %d checks failed:\n  %s", len(t.failed), t.checks, strings.Join(t.failed, "\n  "))
 	}
@@ -98,6 +117,9 @@ type tester struct {
 	out    io.Writer
 	checks int
 	failed []string
+	// withToken and withoutToken count the requests sent with a user's
+	// token and without one.
+	withToken, withoutToken int
 }
 
 // list checks that u's listing of prefix is exactly want.
@@ -174,6 +196,9 @@ func (t *tester) do(u User, method, path, body string) (int, string) {
 	}
 	if u.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.Token)
+		t.withToken++
+	} else {
+		t.withoutToken++
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "text/plain")
