@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/tipkit/tipkit/middleware"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -201,5 +204,80 @@ func TestRunLocalPrintsWorkingCurlCommands(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// exampleCheck is an Example's own check: Before asks the server, with no
+// token, for the realm of its challenge; After keeps what it was sent and
+// fails once.
+type exampleCheck struct {
+	realm string
+	sent  Sent
+}
+
+func (c *exampleCheck) Before(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/files", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	c.realm = resp.Header.Get("WWW-Authenticate")
+	return nil
+}
+
+func (c *exampleCheck) After(_ context.Context, w io.Writer, sent Sent) (int, []string) {
+	c.sent = sent
+	fmt.Fprintln(w, "checked by the example")
+	return 2, []string{"the example's own failure"}
+}
+
+// TestExample runs an Example with a flag, options and a check of its
+// own: the flag is parsed before the options run, the options reach the
+// middleware, the check runs around the users' requests and its failures
+// fail the self-test, and an error of the options stops the example.
+func TestExample(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var extra, extraSeen bool
+	check := &exampleCheck{}
+	ex := Example{
+		Name: "x",
+		Router: func(app App) http.Handler {
+			return app.Middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "yes")
+			}))
+		},
+		Flags: func(fs *flag.FlagSet) { fs.BoolVar(&extra, "extra", false, "an example's own flag") },
+		Options: func(o *middleware.Options) error {
+			extraSeen = extra
+			o.Realm = "set-by-the-example"
+			return nil
+		},
+		Check: check,
+	}
+	var stdout, stderr bytes.Buffer
+	code := ex.Run(ctx, []string{"-selftest", "-extra"}, envOf(nil), &stdout, &stderr)
+	if code != ExitFailed || !strings.Contains(stderr.String(), "the example's own failure") ||
+		!strings.Contains(stdout.String(), "checked by the example") {
+		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if !extraSeen {
+		t.Error("the options ran before -extra was parsed")
+	}
+	if !strings.Contains(check.realm, `realm="set-by-the-example"`) {
+		t.Errorf("the challenge is %q: the options did not reach the middleware", check.realm)
+	}
+	if s := check.sent; len(s.Users) != 2 || s.Users[0].Token == "" || s.WithToken == 0 || s.WithoutToken != 1 {
+		t.Errorf("the check was sent %d users, %d requests with a token and %d without", len(s.Users), s.WithToken, s.WithoutToken)
+	}
+
+	ex.Options = func(*middleware.Options) error { return errors.New("no telemetry today") }
+	stderr.Reset()
+	if code := ex.Run(ctx, []string{"-selftest"}, envOf(nil), &stdout, &stderr); code != ExitFailed || !strings.Contains(stderr.String(), "no telemetry today") {
+		t.Fatalf("an error of the options: code %d, stderr:\n%s", code, stderr.String())
 	}
 }
