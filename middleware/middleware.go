@@ -277,7 +277,43 @@ func (m *Middleware) Authorize(ctx context.Context, token string) (context.Conte
 		return nil, m.failed(errNoToken)
 	}
 	now := m.o.Now()
-	return m.authorize(ctx, token, m.verifier.Remembered(token, now), now)
+	claims := m.verifier.Remembered(token, now)
+	if claims == nil && !isB64Token(token) {
+		// A token seen for the first time is read as the Authorization
+		// header's would be: one b64token of printable ASCII.
+		return nil, m.failed(errMalformedToken)
+	}
+	return m.authorize(ctx, token, claims, now)
+}
+
+var errMalformedToken = newError(KindInvalidRequest, "the token is malformed", nil)
+
+// AuthorizeBearer is [Middleware.Authorize] for a transport that carries
+// the values of an Authorization header (gRPC's "authorization" metadata):
+// it reads them as BearerExtractor reads the header (one value, the Bearer
+// scheme in any case, one b64token; another scheme is no token), then
+// decides as Authorize does. A token verified before is recognised without
+// scanning its bytes again, as the net/http middleware does.
+func (m *Middleware) AuthorizeBearer(ctx context.Context, values []string) (context.Context, *Error) {
+	now := m.o.Now()
+	if len(values) == 1 {
+		if raw, ok := cutScheme(values[0], "Bearer"); ok {
+			if c := m.verifier.Remembered(raw, now); c != nil {
+				return m.authorize(ctx, raw, c, now)
+			}
+		}
+	}
+	token, err := fromHeader(values, "Bearer")
+	switch {
+	case err != nil:
+		return nil, m.failed(asError(err, KindInvalidRequest))
+	case token == "" && m.o.Optional:
+		m.anonymous.Add(1)
+		return ctx, nil
+	case token == "":
+		return nil, m.failed(errNoToken)
+	}
+	return m.authorize(ctx, token, nil, now)
 }
 
 // authorize verifies raw unless claims (remembered at now) are given, and
@@ -293,12 +329,13 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 	if !m.sharedClock {
 		now = time.Time{}
 	}
-	creds, expires, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw, now)
+	creds, sess, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw, now)
 	if err != nil {
 		return nil, m.failedFor(ErrorFromExchange(err), claims)
 	}
 	m.ok.Add(1)
-	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, claims.Identity(expires)), nil
+	id := claims.Identity(sess.Expires, ctxcreds.AWSUser{UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID})
+	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, id), nil
 }
 
 // rememberedBearer is the hot path of the default extractor: when r holds

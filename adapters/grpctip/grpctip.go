@@ -7,7 +7,7 @@
 // middleware takes it from the Authorization header
 // ([middleware.BearerExtractor]: one value, the Bearer scheme matched
 // case-insensitively, one b64token; another scheme counts as no token),
-// ask m for its decision ([middleware.Middleware.Authorize]),
+// ask m for its decision ([middleware.Middleware.AuthorizeBearer]),
 // and either run the handler with a context carrying the caller's
 // aws.Config and identity (read them with ctxcreds.Config and
 // ctxcreds.IdentityFrom, as over HTTP) or end the call with the status that
@@ -70,9 +70,7 @@ package grpctip
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -177,42 +175,14 @@ type callerStream struct {
 func (s *callerStream) Context() context.Context { return s.ctx }
 
 // authorize returns ctx with the caller of its call, or the status error
-// of m's refusal.
+// of m's refusal. The "authorization" metadata is read exactly as the
+// net/http middleware reads the Authorization header.
 func (a authorizer) authorize(ctx context.Context) (context.Context, error) {
-	token, err := bearer(ctx)
-	if err == nil {
-		var caller context.Context
-		if caller, err = a.m.Authorize(ctx, token); err == nil {
-			return caller, nil
-		}
-	}
-	return nil, statusOf(err).Err()
-}
-
-// bearer returns the token of the call's "authorization" metadata, read
-// exactly as the net/http middleware reads the Authorization header.
-func bearer(ctx context.Context) (string, *middleware.Error) {
-	values := metadata.ValueFromIncomingContext(ctx, "authorization")
-	if len(values) == 0 {
-		return "", nil
-	}
-	// A request of the Authorization header alone: no query string, no form.
-	r := http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{"Authorization": values}}
-	token, err := middleware.BearerExtractor(&r)
+	caller, err := a.m.AuthorizeBearer(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"))
 	if err != nil {
-		return "", invalidRequest(err)
+		return nil, statusOf(err).Err()
 	}
-	return token, nil
-}
-
-// invalidRequest returns the *middleware.Error of BearerExtractor's err.
-func invalidRequest(err error) *middleware.Error {
-	var e *middleware.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	// BearerExtractor's errors are all *middleware.Error: this is a guard.
-	return &middleware.Error{Kind: middleware.KindInvalidRequest, Code: "invalid_request", Err: err}
+	return caller, nil
 }
 
 // defaultRetryDelay is the delay of a 503 whose Error sets none, as
