@@ -62,7 +62,8 @@ func newTelemetry(c *Cache) (*telemetry, error) {
 	meter := c.x.o.MeterProvider.Meter(instrumentation)
 	var err error
 	if t.duration, err = meter.Float64Histogram("tipkit.exchange.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of exchanges and renewals of users' credentials, waits for the AWS rate limit included")); err != nil {
+		metric.WithDescription("Duration of exchanges and renewals of users' credentials, waits for the AWS rate limit included"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
 		return nil, err
 	}
 	var resultAttrs [numOps][KindReauthenticate + 1]metric.ObserveOption
@@ -96,9 +97,9 @@ func newTelemetry(c *Cache) (*telemetry, error) {
 	t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for op := range numOps {
 			for k := range resultNames {
-				if n := c.stats.results[op][k].Load(); n > 0 {
-					o.ObserveInt64(flights, int64(n), resultAttrs[op][k])
-				}
+				// Zeros too: a series that first appears at 1 loses that
+				// increment in rate() and increase().
+				o.ObserveInt64(flights, int64(c.stats.results[op][k].Load()), resultAttrs[op][k])
 			}
 		}
 		o.ObserveInt64(users, int64(c.Len()))
