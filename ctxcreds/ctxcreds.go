@@ -6,14 +6,25 @@
 // the user's token is verified and exchanged: with [WithConfig] and
 // [WithIdentity], or both at once with [WithCaller], as tipkit's
 // middleware does. Handlers read them back with [Config] and
-// [IdentityFrom], and hand the configuration to any AWS service client:
+// [IdentityFrom], and hand the configuration to the client of a service
+// that authorises the user of an identity-enhanced session, here Amazon Q
+// Business:
 //
 //	cfg, ok := ctxcreds.Config(r.Context())
 //	if !ok {
 //		http.Error(w, "not signed in", http.StatusUnauthorized)
 //		return
 //	}
-//	client := s3.NewFromConfig(cfg)
+//	out, err := qbusiness.NewFromConfig(cfg).ChatSync(r.Context(), &qbusiness.ChatSyncInput{
+//		ApplicationId: aws.String(appID),
+//		UserMessage:   aws.String(r.FormValue("q")),
+//	})
+//
+// S3 refuses an identity-enhanced session itself: it is reached with the
+// credentials S3 Access Grants vends for the user's grants, which package
+// github.com/tipkit/tipkit/accessgrants obtains from this configuration.
+// [Identity.AWSUserID] is the user's ID in IAM Identity Center, the
+// grantee those grants name.
 //
 // Reading either value never allocates.
 package ctxcreds
@@ -101,15 +112,31 @@ type Identity struct {
 	issuer, subject string
 	claims          map[string]any
 	expires         time.Time
+	user            AWSUser
+}
+
+// AWSUser names the caller's user in AWS IAM Identity Center, as Identity
+// Center told it when it exchanged the caller's token: the IDs that AWS
+// services know the user by, where the issuer and subject are the
+// identity provider's names.
+type AWSUser struct {
+	// UserID is the user's ID in the identity store (a GUID): the grantee
+	// of the user's S3 access grants (DIRECTORY_USER), the user of
+	// identitystore DescribeUser.
+	UserID string
+	// IdentityStoreID is the ID of the identity store ("d-" and 10
+	// hexadecimal digits).
+	IdentityStoreID string
 }
 
 // NewIdentity returns the identity of the user named by issuer and subject
 // (the iss and sub claims of the user's verified token), with the token's
 // verified claims, whose AWS credentials expire at expires (the zero time
-// when none were obtained). NewIdentity keeps claims, not a copy: the
+// when none were obtained) and who is user in IAM Identity Center (the
+// zero AWSUser when unknown). NewIdentity keeps claims, not a copy: the
 // caller must not modify claims afterwards.
-func NewIdentity(issuer, subject string, claims map[string]any, expires time.Time) *Identity {
-	return &Identity{issuer: issuer, subject: subject, claims: claims, expires: expires}
+func NewIdentity(issuer, subject string, claims map[string]any, expires time.Time, user AWSUser) *Identity {
+	return &Identity{issuer: issuer, subject: subject, claims: claims, expires: expires, user: user}
 }
 
 // Issuer returns the iss claim of the caller's verified token.
@@ -122,6 +149,15 @@ func (id *Identity) Subject() string { return id.subject }
 // Expires returns when the caller's AWS credentials expire; the zero time
 // when no credentials were obtained.
 func (id *Identity) Expires() time.Time { return id.expires }
+
+// AWSUserID returns the caller's user ID in IAM Identity Center's identity
+// store (AWSUser.UserID), or "" when unknown. It is read, unverified, from
+// the token IAM Identity Center returned with the caller's credentials.
+func (id *Identity) AWSUserID() string { return id.user.UserID }
+
+// IdentityStoreID returns the ID of the identity store of the caller's
+// user (AWSUser.IdentityStoreID), or "" when unknown.
+func (id *Identity) IdentityStoreID() string { return id.user.IdentityStoreID }
 
 // Claim returns the verified claim name of the caller's token, as decoded
 // from JSON (a number is a float64, an array a []any, an object a

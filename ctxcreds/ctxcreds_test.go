@@ -42,10 +42,12 @@ func TestConfigAbsent(t *testing.T) {
 
 func TestIdentityRoundTrip(t *testing.T) {
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	user := ctxcreds.AWSUser{UserID: "94482488-3041-7026-18f3-be45837cd0e4", IdentityStoreID: "d-1234567890"}
 	ctx := ctxcreds.WithIdentity(context.Background(), ctxcreds.NewIdentity("https://idp.example.com", "alice",
-		map[string]any{"email": "alice@example.com"}, exp))
+		map[string]any{"email": "alice@example.com"}, exp, user))
 	id, ok := ctxcreds.IdentityFrom(ctx)
-	if !ok || id.Subject() != "alice" || id.Issuer() != "https://idp.example.com" || !id.Expires().Equal(exp) || id.StringClaim("email") != "alice@example.com" {
+	if !ok || id.Subject() != "alice" || id.Issuer() != "https://idp.example.com" || !id.Expires().Equal(exp) || id.StringClaim("email") != "alice@example.com" ||
+		id.AWSUserID() != user.UserID || id.IdentityStoreID() != user.IdentityStoreID {
 		t.Fatalf("IdentityFrom() = %+v, %v", id, ok)
 	}
 	if _, ok := ctxcreds.IdentityFrom(context.Background()); ok {
@@ -58,7 +60,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 
 func TestReadsDoNotAllocate(t *testing.T) {
 	ctx := ctxcreds.WithConfig(context.Background(), &aws.Config{Region: "us-east-1"})
-	ctx = ctxcreds.WithIdentity(ctx, ctxcreds.NewIdentity("", "alice", nil, time.Time{}))
+	ctx = ctxcreds.WithIdentity(ctx, ctxcreds.NewIdentity("", "alice", nil, time.Time{}, ctxcreds.AWSUser{}))
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, ok := ctxcreds.Config(ctx); !ok {
 			t.Fatal("no config")
@@ -88,18 +90,22 @@ func ExampleConfig() {
 
 func ExampleIdentityFrom() {
 	ctx := ctxcreds.WithIdentity(context.Background(), ctxcreds.NewIdentity(
-		"https://idp.example.com", "00u1abcd", map[string]any{"email": "alice@example.com"}, time.Time{}))
+		"https://idp.example.com", "00u1abcd", map[string]any{"email": "alice@example.com"}, time.Time{},
+		ctxcreds.AWSUser{UserID: "94482488-3041-7026-18f3-be45837cd0e4", IdentityStoreID: "d-1234567890"}))
 	if id, ok := ctxcreds.IdentityFrom(ctx); ok {
 		fmt.Println(id.Issuer(), id.Subject(), id.StringClaim("email"))
+		fmt.Println("Identity Center user", id.AWSUserID(), "of", id.IdentityStoreID())
 	}
-	// Output: https://idp.example.com 00u1abcd alice@example.com
+	// Output:
+	// https://idp.example.com 00u1abcd alice@example.com
+	// Identity Center user 94482488-3041-7026-18f3-be45837cd0e4 of d-1234567890
 }
 
 // A handler that changes what it reads changes nothing for the next
 // request of the same caller: claims come out as copies.
 func TestIdentityIsReadOnly(t *testing.T) {
 	claims := map[string]any{"email": "alice@example.com", "groups": []any{"readers"}, "address": map[string]any{"country": "FR"}}
-	id := ctxcreds.NewIdentity("https://idp.example.com", "alice", claims, time.Time{})
+	id := ctxcreds.NewIdentity("https://idp.example.com", "alice", claims, time.Time{}, ctxcreds.AWSUser{})
 	g, _ := id.Claim("groups")
 	g.([]any)[0] = "admins"
 	a, _ := id.Claim("address")

@@ -176,31 +176,44 @@ func (st *userState) refusesToken(webToken string) bool {
 }
 
 // Credentials returns the credentials provider of the user key, whose
-// verified token is webToken, and when the user's current credentials
-// expire. The provider hands out the user's current credentials and renews
-// them through the cache, so a configuration built on it keeps working in
-// a long handler. On a hit Credentials makes no AWS call and does not
-// allocate; on a miss it waits for the user's single shared exchange, or
-// gives up when ctx ends.
+// verified token is webToken, and what the session behind the user's
+// current credentials tells (when they expire, who the user is in IAM
+// Identity Center). The provider hands out the user's current credentials
+// and renews them through the cache, so a configuration built on it keeps
+// working in a long handler. On a hit Credentials makes no AWS call and
+// does not allocate; on a miss it waits for the user's single shared
+// exchange, or gives up when ctx ends.
 //
 // now is the time just read from the Exchanger's clock (Options.Now), or
 // zero to have Credentials read it: a caller that needs the time anyway
 // saves a clock read. It decides whether the cached credentials still
 // serve and whether to renew them ahead of expiry.
-func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string, now time.Time) (aws.CredentialsProvider, time.Time, error) {
+func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string, now time.Time) (aws.CredentialsProvider, SessionInfo, error) {
 	if now.IsZero() {
 		now = c.x.o.Now()
 	}
-	e, expires, err := c.get(ctx, key, webToken, now)
+	e, sess, err := c.get(ctx, key, webToken, now)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, SessionInfo{}, err
 	}
-	return e, expires, nil
+	return e, SessionInfo{Expires: sess.Credentials.Expires, UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID}, nil
+}
+
+// SessionInfo is what [Cache.Credentials] tells of the session whose
+// credentials its provider hands out at the time of the call: nothing
+// secret.
+type SessionInfo struct {
+	// Expires is when the credentials expire.
+	Expires time.Time
+	// UserID and IdentityStoreID are the Session's: the user's ID in IAM
+	// Identity Center's identity store and the store's ID ("" when
+	// Identity Center's idToken did not tell them).
+	UserID, IdentityStoreID string
 }
 
 // get returns the entry of the user key with valid credentials at now,
-// and when they expire.
-func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.Time) (*entry, time.Time, error) {
+// and the session that holds them.
+func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.Time) (*entry, *Session, error) {
 	c.stats.requests.Add(1)
 	e := c.lookup(key)
 	var st *userState
@@ -214,11 +227,11 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 			c.refreshInBackground(ctx, e, webToken)
 		}
 		c.stats.hits.Add(1)
-		return e, st.sess.Credentials.Expires, nil
+		return e, st.sess, nil
 	}
 	if st != nil && st.err != nil && now.Before(st.errUntil) && st.refusesToken(webToken) {
 		c.stats.negativeHits.Add(1)
-		return nil, time.Time{}, st.err
+		return nil, nil, st.err
 	}
 	// What fails before any call (a spent or expired token and nothing
 	// else to renew with) is refused here: it takes no slot, no place in
@@ -232,7 +245,7 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 	if err := c.x.refusedLocally(sess, webToken, now); err != nil && !c.flying(key) {
 		c.stats.localRefusals.Add(1)
 		c.stats.countError(err)
-		return nil, time.Time{}, err
+		return nil, nil, err
 	}
 	if e == nil {
 		e = c.add(key)
@@ -240,9 +253,9 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 	e.setToken(webToken)
 	st, err := c.wait(ctx, e)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, err
 	}
-	return e, st.sess.Credentials.Expires, nil
+	return e, st.sess, nil
 }
 
 // lookup returns the user's entry, marked as the most recently used, or

@@ -118,17 +118,23 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 
 	env.Clock.Advance(11 * time.Minute) // inside the 5-minute window of 15-minute credentials
 	env.AWS.SetFault("AssumeRole", tiptest.Fault{Latency: 200 * time.Millisecond, Times: 1})
-	cfg, exp, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, info, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !exp.Equal(first.Expires) {
+	if !info.Expires.Equal(first.Expires) {
 		t.Fatal("the request inside the window waited for the renewal instead of being served the valid credentials")
 	}
 	_ = c.Close() // waits for the background renewal
 	_, renewed := owner(t, env, cfg)
 	if renewed.AccessKeyID == first.AccessKeyID || !renewed.Expires.After(first.Expires) {
 		t.Fatal("the background renewal did not replace the credentials")
+	}
+	// The renewed session is still the same Identity Center user's.
+	_, info, err = c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	if err != nil || !info.Expires.Equal(renewed.Expires) ||
+		info.UserID != env.AWS.UserID("alice") || info.IdentityStoreID != env.AWS.IdentityStoreID() {
+		t.Fatalf("after the renewal: %+v, %v; want the credentials of user %s of %s", info, err, env.AWS.UserID("alice"), env.AWS.IdentityStoreID())
 	}
 	if st := c.Stats(); st.BackgroundRefreshes != 1 || st.Renewals != 1 {
 		t.Fatalf("stats %+v", st)

@@ -91,6 +91,15 @@ func wantUser(t *testing.T, env *tiptest.Env, creds aws.Credentials, user string
 	}
 }
 
+// wantIDs checks that s names user by the IDs of IAM Identity Center, as
+// its idToken told them.
+func wantIDs(t *testing.T, env *tiptest.Env, s *exchange.Session, user string) {
+	t.Helper()
+	if s.UserID != env.AWS.UserID(user) || s.IdentityStoreID != env.AWS.IdentityStoreID() {
+		t.Fatalf("session of Identity Center user %q of %q, want %q of %q", s.UserID, s.IdentityStoreID, env.AWS.UserID(user), env.AWS.IdentityStoreID())
+	}
+}
+
 func TestExchangeTwoUsers(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -110,6 +119,8 @@ func TestExchangeTwoUsers(t *testing.T) {
 			if alice.Subject != "alice" || alice.Issuer != env.IdP.Issuer() {
 				t.Errorf("session names %q of %q", alice.Subject, alice.Issuer)
 			}
+			wantIDs(t, env, alice, "alice")
+			wantIDs(t, env, bob, "bob")
 			if got := alice.Expires().Sub(env.Clock.Now()); got > exchange.DefaultDuration || got < exchange.DefaultDuration-time.Minute {
 				t.Errorf("credentials last %v, want about %v", got, exchange.DefaultDuration)
 			}
@@ -201,6 +212,7 @@ func TestRenewReusesIdentityContext(t *testing.T) {
 			if ns.IdentityContext != s.IdentityContext {
 				t.Fatal("the identity context changed without an exchange")
 			}
+			wantIDs(t, env, ns, "alice")
 		})
 	}
 }
@@ -228,6 +240,7 @@ func TestRenewWithRefreshToken(t *testing.T) {
 	if !ns.ContextExpires.After(env.Clock.Now()) {
 		t.Fatal("the new identity context is already expired")
 	}
+	wantIDs(t, env, ns, "alice")
 	// The spent refresh token is refused; the current one still works.
 	if _, err := x.Renew(context.Background(), &exchange.Session{RefreshToken: s.RefreshToken}, ""); !errors.Is(err, exchange.ErrReauthenticate) {
 		t.Fatalf("renewal with a rotated-out refresh token = %v, want ErrReauthenticate", err)
@@ -307,6 +320,7 @@ func TestIdentityContextFromIDToken(t *testing.T) {
 		t.Fatalf("Exchange without awsAdditionalDetails: %v", err)
 	}
 	wantUser(t, env, s.Credentials, "erin")
+	wantIDs(t, env, s, "erin")
 }
 
 func TestErrors(t *testing.T) {

@@ -33,6 +33,13 @@ type Session struct {
 	// Issuer and Subject are the iss and sub claims of the token that was
 	// exchanged, as read from it (the Exchanger does not verify tokens).
 	Issuer, Subject string
+	// UserID is the user's ID in IAM Identity Center's identity store (a
+	// GUID), and IdentityStoreID the ID of that store: the sub and
+	// aws:identity_store_id claims of the idToken CreateTokenWithIAM
+	// returned, read without verification as the identity context is.
+	// Empty when the idToken did not carry them. They are not secrets, but
+	// they name a person: they are not logged either.
+	UserID, IdentityStoreID string
 }
 
 // Expires returns when the session's credentials expire.
@@ -313,6 +320,9 @@ func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
 	if ns.RefreshToken == "" {
 		ns.RefreshToken = s.RefreshToken
 	}
+	if ns.UserID == "" {
+		ns.UserID, ns.IdentityStoreID = s.UserID, s.IdentityStoreID
+	}
 	if _, err := x.assumeRole(ctx, ns); err != nil {
 		return ns, err
 	}
@@ -329,27 +339,30 @@ func (x *Exchanger) createToken(ctx context.Context, in *ssooidc.CreateTokenWith
 	if err != nil {
 		return nil, err
 	}
-	ic := identityContext(out)
-	if len(ic) < 4 || len(ic) > 2048 {
+	id := readIDToken(out)
+	if len(id.identityContext) < 4 || len(id.identityContext) > 2048 {
 		return nil, &Error{Kind: KindConfig, Op: "CreateTokenWithIAM", Code: "NoIdentityContext"}
 	}
 	// Cloned: a Session outlives the response, whose decoder keeps every
 	// string of it (access and ID tokens too) in one shared buffer.
 	return &Session{
-		IdentityContext: strings.Clone(ic),
+		IdentityContext: strings.Clone(id.identityContext),
 		ContextExpires:  start.Add(time.Duration(out.ExpiresIn) * time.Second),
 		RefreshToken:    strings.Clone(aws.ToString(out.RefreshToken)),
+		UserID:          strings.Clone(id.userID),
+		IdentityStoreID: strings.Clone(id.identityStoreID),
 	}, nil
 }
 
-// identityContext returns the identity context of out: the
-// awsAdditionalDetails field, else the sts:identity_context claim of the ID
-// token (read without verification: it is opaque to us and checked by STS).
-func identityContext(out *ssooidc.CreateTokenWithIAMOutput) string {
+// readIDToken reads the identity context of out, the awsAdditionalDetails
+// field else the sts:identity_context claim of the ID token, and the
+// user's IDs from the ID token.
+func readIDToken(out *ssooidc.CreateTokenWithIAMOutput) idTokenInfo {
+	info := idTokenClaims(aws.ToString(out.IdToken))
 	if d := out.AwsAdditionalDetails; d != nil && aws.ToString(d.IdentityContext) != "" {
-		return *d.IdentityContext
+		info.identityContext = *d.IdentityContext
 	}
-	return stringClaim(aws.ToString(out.IdToken), "sts:identity_context")
+	return info
 }
 
 // assumeRole fills s.Credentials through AssumeRole with s's identity

@@ -67,13 +67,28 @@ func numericDate(raw json.RawMessage) time.Time {
 	return time.Unix(sec, int64((f-float64(sec))*1e9))
 }
 
-// stringClaim returns the string claim name of token's payload, or "".
-func stringClaim(token, name string) string {
+// idTokenInfo is what a Session takes from the ID token of
+// CreateTokenWithIAM.
+type idTokenInfo struct {
+	identityContext, userID, identityStoreID string
+}
+
+// idTokenClaims reads the claims of token, an ID token of IAM Identity
+// Center, that a Session keeps: sts:identity_context, sub (the user's ID
+// in the identity store) and aws:identity_store_id. It reads them without
+// verification: they are opaque to us (the identity context is checked by
+// STS) or informative (the IDs). A claim that is absent or not a string
+// is "".
+func idTokenClaims(token string) idTokenInfo {
 	var claims map[string]json.RawMessage
 	if decodeClaims(token, &claims) != nil {
-		return ""
+		return idTokenInfo{}
 	}
-	return rawString(claims[name])
+	return idTokenInfo{
+		identityContext: rawString(claims["sts:identity_context"]),
+		userID:          rawString(claims["sub"]),
+		identityStoreID: rawString(claims["aws:identity_store_id"]),
+	}
 }
 
 // rawString returns the JSON string raw, or "" when raw is not one.

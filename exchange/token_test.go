@@ -49,18 +49,17 @@ func TestPeekNeverFails(t *testing.T) {
 	}
 }
 
-func TestStringClaim(t *testing.T) {
-	tok := unsignedJWT(t, map[string]any{"sts:identity_context": "ctx-value", "n": 3})
-	if got := stringClaim(tok, "sts:identity_context"); got != "ctx-value" {
-		t.Fatalf("stringClaim = %q", got)
+func TestIDTokenClaims(t *testing.T) {
+	tok := unsignedJWT(t, map[string]any{"sts:identity_context": "ctx-value", "sub": "94482488-3041-7026-18f3-be45837cd0e4",
+		"aws:identity_store_id": "d-1234567890", "n": 3})
+	if got := idTokenClaims(tok); got != (idTokenInfo{identityContext: "ctx-value", userID: "94482488-3041-7026-18f3-be45837cd0e4", identityStoreID: "d-1234567890"}) {
+		t.Fatalf("idTokenClaims = %+v", got)
 	}
-	for _, name := range []string{"n", "missing"} {
-		if got := stringClaim(tok, name); got != "" {
-			t.Fatalf("stringClaim(%q) = %q, want empty", name, got)
-		}
+	if got := idTokenClaims(unsignedJWT(t, map[string]any{"sub": 3, "aws:identity_store_id": []string{"d-1"}})); got != (idTokenInfo{}) {
+		t.Fatalf("claims that are not strings: %+v", got)
 	}
-	if stringClaim("garbage", "x") != "" {
-		t.Fatal("stringClaim on garbage")
+	if idTokenClaims("garbage") != (idTokenInfo{}) {
+		t.Fatal("idTokenClaims on garbage")
 	}
 }
 

@@ -1011,3 +1011,38 @@ func TestUserEvictedDuringExchange(t *testing.T) {
 		t.Fatalf("%d CreateTokenWithIAM calls, want 2", n)
 	}
 }
+
+// TestIdentityNamesTheIdentityCenterUser: the request's identity carries
+// the user ID and identity store ID that IAM Identity Center returned with
+// the exchange; requests of one token and expiry share one Identity, and a
+// renewal keeps the IDs.
+func TestIdentityNamesTheIdentityCenterUser(t *testing.T) {
+	env := tiptest.New(t)
+	m := newMiddleware(t, env)
+	var got []*ctxcreds.Identity
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := ctxcreds.IdentityFrom(r.Context())
+		got = append(got, id)
+	}))
+	tokens := map[string]string{"alice": env.IdP.Token("alice"), "bob": env.IdP.Token("bob")}
+	for _, user := range []string{"alice", "bob", "alice"} {
+		if w := get(t, h, tokens[user]); w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", user, w.Code, w.Body.String())
+		}
+		id := got[len(got)-1]
+		if id.Subject() != user || id.AWSUserID() != env.AWS.UserID(user) || id.IdentityStoreID() != env.AWS.IdentityStoreID() {
+			t.Fatalf("%s's identity: subject %q, Identity Center user %q of %q; want %q of %q",
+				user, id.Subject(), id.AWSUserID(), id.IdentityStoreID(), env.AWS.UserID(user), env.AWS.IdentityStoreID())
+		}
+	}
+	if got[0] != got[2] {
+		t.Fatal("two requests of one token and expiry got two Identities")
+	}
+	env.Clock.Advance(pastCreds) // renewed with the identity context held
+	if w := get(t, h, tokens["alice"]); w.Code != http.StatusOK {
+		t.Fatalf("after renewal: %d %s", w.Code, w.Body.String())
+	}
+	if id := got[len(got)-1]; id == got[0] || id.AWSUserID() != env.AWS.UserID("alice") || !id.Expires().After(got[0].Expires()) {
+		t.Fatalf("after renewal: Identity Center user %q, expires %v (before: %v)", id.AWSUserID(), id.Expires(), got[0].Expires())
+	}
+}

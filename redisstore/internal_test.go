@@ -50,6 +50,28 @@ func TestSessionOfAnotherUser(t *testing.T) {
 	}
 }
 
+// TestSessionSealedBeforeUserIDs: a session encoded before sessions
+// carried the Identity Center IDs still decodes, with the IDs empty.
+func TestSessionSealedBeforeUserIDs(t *testing.T) {
+	t.Parallel()
+	old := `{"access_key_id":"ASIAOLD","secret_access_key":"secret","session_token":"token","source":"tipkit","can_expire":true,` +
+		`"expires":"2030-01-02T03:04:05Z","identity_context":"context","context_expires":"2030-01-02T04:04:05Z",` +
+		`"issuer":"https://idp.example.com","subject":"alice"}`
+	s, ok := decodeSession([]byte(old))
+	if !ok || s.Credentials.AccessKeyID != "ASIAOLD" || s.Subject != "alice" || s.IdentityContext != "context" ||
+		s.UserID != "" || s.IdentityStoreID != "" {
+		t.Fatalf("decodeSession = %+v, %t", s, ok)
+	}
+	s.UserID, s.IdentityStoreID = "94482488-3041-7026-18f3-be45837cd0e4", "d-1234567890"
+	b, err := encodeSession(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, ok := decodeSession(b); !ok || again.UserID != s.UserID || again.IdentityStoreID != s.IdentityStoreID {
+		t.Fatalf("round trip = %+v, %t", again, ok)
+	}
+}
+
 // TestSealOpen checks the sealed layout without Redis.
 func TestSealOpen(t *testing.T) {
 	t.Parallel()

@@ -159,6 +159,10 @@ type record struct {
 	RefreshToken    string    `json:"refresh_token,omitempty"`
 	Issuer          string    `json:"issuer"`
 	Subject         string    `json:"subject"`
+	// UserID and IdentityStoreID came later: values sealed before them
+	// open with both empty.
+	UserID          string `json:"user_id,omitempty"`
+	IdentityStoreID string `json:"identity_store_id,omitempty"`
 }
 
 // encodeSession returns s encoded, or an error when a time of s has no
@@ -178,6 +182,8 @@ func encodeSession(s *exchange.Session) ([]byte, error) {
 		RefreshToken:    s.RefreshToken,
 		Issuer:          s.Issuer,
 		Subject:         s.Subject,
+		UserID:          s.UserID,
+		IdentityStoreID: s.IdentityStoreID,
 	})
 }
 
@@ -202,5 +208,7 @@ func decodeSession(b []byte) (*exchange.Session, bool) {
 		RefreshToken:    r.RefreshToken,
 		Issuer:          r.Issuer,
 		Subject:         r.Subject,
+		UserID:          r.UserID,
+		IdentityStoreID: r.IdentityStoreID,
 	}, true
 }

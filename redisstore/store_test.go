@@ -53,6 +53,8 @@ func sessionOf(k exchange.StoreKey, sub string) *exchange.Session {
 		RefreshToken:    "refresh-token-" + sub,
 		Issuer:          k.User.Issuer,
 		Subject:         k.User.Subject,
+		UserID:          "94482488-3041-7026-18f3-be45837cd0e4",
+		IdentityStoreID: "d-1234567890",
 	}
 }
 
@@ -144,7 +146,8 @@ func sameSession(t *testing.T, got, want *exchange.Session) {
 	if gc.AccessKeyID != wc.AccessKeyID || gc.SecretAccessKey != wc.SecretAccessKey || gc.SessionToken != wc.SessionToken ||
 		gc.Source != wc.Source || gc.CanExpire != wc.CanExpire || !gc.Expires.Equal(wc.Expires) || gc.AccountID != wc.AccountID ||
 		got.IdentityContext != want.IdentityContext || !got.ContextExpires.Equal(want.ContextExpires) ||
-		got.RefreshToken != want.RefreshToken || got.Issuer != want.Issuer || got.Subject != want.Subject {
+		got.RefreshToken != want.RefreshToken || got.Issuer != want.Issuer || got.Subject != want.Subject ||
+		got.UserID != want.UserID || got.IdentityStoreID != want.IdentityStoreID {
 		t.Fatalf("Load returned another session than was saved:\n got  %+v\n want %+v", *got, *want)
 	}
 }
@@ -161,6 +164,7 @@ func TestRoundTrip(t *testing.T) {
 	// zero.
 	bare := sessionOf(k, "alice")
 	bare.RefreshToken, bare.ContextExpires, bare.IdentityContext = "", time.Time{}, ""
+	bare.UserID, bare.IdentityStoreID = "", ""
 	mustSave(t, f.store, k, bare)
 	sameSession(t, mustLoad(t, f.store, k), bare)
 

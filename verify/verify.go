@@ -150,19 +150,21 @@ type Claims struct {
 	Raw map[string]any
 
 	// identity is the ctxcreds.Identity last made of these claims, reused
-	// while the credentials' expiry is the same.
+	// while the credentials' expiry and the AWS user are the same.
 	identity atomic.Pointer[ctxcreds.Identity]
 }
 
 // Identity returns the identity of the claims' user, whose AWS credentials
-// expire at expires, for ctxcreds. Claims remembered for a token are shared
-// by every request with it, and so is the identity: it is made once per
-// token and expiry, so a request served from memory allocates none.
-func (c *Claims) Identity(expires time.Time) *ctxcreds.Identity {
-	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) {
+// expire at expires and who is user in IAM Identity Center, for ctxcreds.
+// Claims remembered for a token are shared by every request with it, and
+// so is the identity: it is made once per token, expiry and user, so a
+// request served from memory allocates none.
+func (c *Claims) Identity(expires time.Time, user ctxcreds.AWSUser) *ctxcreds.Identity {
+	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) &&
+		id.AWSUserID() == user.UserID && id.IdentityStoreID() == user.IdentityStoreID {
 		return id
 	}
-	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires)
+	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires, user)
 	c.identity.Store(id)
 	return id
 }
