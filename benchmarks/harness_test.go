@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	if env != nil {
 		_ = env.Close()
 	}
+	closeFleet()
 	os.Exit(code)
 }
 

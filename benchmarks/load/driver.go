@@ -136,7 +136,7 @@ func (d *driver) startServer(bare bool, edit func(*middleware.Options)) (*server
 	h := okHandler(!bare)
 	if !bare {
 		m, err := fixture.New(d.env, func(o *middleware.Options) {
-			o.MaxExchangesInFlight = d.c.maxInFlight
+			o.Cache.MaxInFlight = d.c.maxInFlight
 			if edit != nil {
 				edit(o)
 			}

@@ -9,7 +9,8 @@
 // It starts a local identity provider and a local AWS (tiptest) with an
 // added latency per AWS call, a server with the middleware and a bare
 // server, all on 127.0.0.1, and runs the scenarios in order: bare, warm,
-// herd, memory, churn, refresh. Progress goes to stderr, a Markdown table
+// herd, memory, churn, refresh, fleet (several replicas sharing sessions
+// through a redis-server it starts; -scenario picks some). Progress goes to stderr, a Markdown table
 // to stdout; with -out DIR the table is also written to DIR/load.md, with
 // an SVG chart of the latency percentiles in DIR/latency.svg. Every
 // scenario is bounded by -duration and -requests.
@@ -26,6 +27,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,7 +63,18 @@ type config struct {
 	memProfile  string
 	quick       bool
 	out         string
+
+	scenarios       map[string]bool // the steps to run, by name
+	fleetUsers      int
+	fleetPerUser    int
+	fleetReplicas   []int
+	restartReplicas int
+	storeTimeout    time.Duration
 }
+
+// scenarioNames are the names -scenario takes, in the order they run;
+// bare and warm run together.
+var scenarioNames = []string{"bare", "warm", "herd", "memory", "churn", "refresh", "fleet"}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -81,8 +96,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap profile, taken when the memory scenario's users are cached, to this file")
 	fs.BoolVar(&c.quick, "quick", false, "a short run for CI: 300 ms scenarios and fewer users, unless set by their own flags (the herd stays 100x10)")
 	fs.StringVar(&c.out, "out", "", "directory to write load.md and latency.svg to")
+	scenarios := fs.String("scenario", "all", "comma-separated scenarios to run, of "+strings.Join(scenarioNames, ", ")+" (bare and warm run together), or all")
+	fs.IntVar(&c.fleetUsers, "fleet-users", 200, "new users of the fleet herd, and users served during the rolling restart")
+	fs.IntVar(&c.fleetPerUser, "fleet-concurrency", 6, "concurrent first requests of each fleet herd user, spread over the replicas")
+	replicas := fs.String("fleet-replicas", "1,3,6", "comma-separated replica counts of the fleet herd")
+	fs.IntVar(&c.restartReplicas, "restart-replicas", 3, "replicas of the fleet's rolling restart")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 0, "redisstore's Timeout for the fleet's replicas; 0 is its default (100ms)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	var err error
+	if c.scenarios, err = parseScenarios(*scenarios); err != nil {
+		return c, err
+	}
+	if c.fleetReplicas, err = parseCounts(*replicas); err != nil {
+		return c, fmt.Errorf("-fleet-replicas: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -103,6 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		quick("churn-bound", &c.churnBound, 50)
 		quick("churn-users", &c.churnUsers, 150)
 		quick("mem-users", &c.memUsers, 300)
+		quick("fleet-users", &c.fleetUsers, 50)
 	}
 	if c.memProfile != "" {
 		runtime.MemProfileRate = 512
@@ -116,8 +145,46 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-churn-users must be more than -churn-bound, which must be positive")
 	case c.latency < 0 || c.maxInFlight < 0:
 		return c, errors.New("-latency and -max-exchanges must not be negative")
+	case c.fleetUsers <= 0 || c.fleetPerUser <= 0 || c.restartReplicas <= 0:
+		return c, errors.New("-fleet-users, -fleet-concurrency and -restart-replicas must be positive")
+	case c.storeTimeout < 0:
+		return c, errors.New("-store-timeout must not be negative")
 	}
 	return c, nil
+}
+
+// parseScenarios reads -scenario.
+func parseScenarios(v string) (map[string]bool, error) {
+	m := map[string]bool{}
+	for name := range strings.SplitSeq(v, ",") {
+		switch name = strings.TrimSpace(name); {
+		case name == "all":
+			for _, n := range scenarioNames {
+				m[n] = true
+			}
+		case slices.Contains(scenarioNames, name):
+			m[name] = true
+		default:
+			return nil, fmt.Errorf("-scenario: unknown scenario %q (known: %s, all)", name, strings.Join(scenarioNames, ", "))
+		}
+	}
+	if m["bare"] || m["warm"] {
+		m["bare"], m["warm"] = true, true
+	}
+	return m, nil
+}
+
+// parseCounts reads a comma-separated list of positive counts.
+func parseCounts(v string) ([]int, error) {
+	var counts []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }
 
 // run parses args, runs every scenario and writes the report.
@@ -146,12 +213,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report,
 		Started: time.Now(), Config: c,
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 	}
-	steps := []func(context.Context, *report) error{d.steady, d.herd, d.memory, d.churn, d.refresh}
+	steps := []struct {
+		name string
+		run  func(context.Context, *report) error
+	}{{"warm", d.steady}, {"herd", d.herd}, {"memory", d.memory}, {"churn", d.churn}, {"refresh", d.refresh}, {"fleet", d.fleetRun}}
 	for _, step := range steps {
+		if !c.scenarios[step.name] {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := step(ctx, rep); err != nil {
+		if err := step.run(ctx, rep); err != nil {
 			return nil, err
 		}
 	}

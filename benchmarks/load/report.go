@@ -26,6 +26,8 @@ type report struct {
 	ChurnAtEnd         int64  // live heap growth once every churn user has passed
 	RefreshBackground  uint64 // background renewals of the refresh scenario
 	RefreshMoves       int    // clock moves done
+	Fleet              []fleetResult
+	FleetSkipped       string // why the fleet scenario did not run
 }
 
 // byName returns the result named name, or nil.
@@ -55,6 +57,10 @@ func (r *report) markdown() string {
 	c := r.Config
 	fmt.Fprintf(&b, "Load run of %s on %s, %.0f s. AWS latency %v per call, %d clients, %s tokens, at most %v and %d requests per timed scenario.\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine, r.Took.Seconds(), c.latency, c.concurrency, c.alg, c.duration, c.requests)
+	if len(r.Results) == 0 { // only the fleet ran
+		b.WriteString(r.fleetMarkdown())
+		return b.String()
+	}
 	b.WriteString("| scenario | users | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | AWS calls/req | exchanges/user | renewals/user | peak heap MiB |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, x := range r.Results {
@@ -109,6 +115,9 @@ func (r *report) markdown() string {
 		if x.FirstErr != "" {
 			fmt.Fprintf(&b, "- %s: first error: %s\n", x.Name, x.FirstErr)
 		}
+	}
+	if f := r.fleetMarkdown(); f != "" {
+		b.WriteString("\n" + f)
 	}
 	return b.String()
 }

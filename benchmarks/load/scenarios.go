@@ -165,7 +165,7 @@ func (d *driver) memory(ctx context.Context, rep *report) error {
 	fixture.SetLatency(d.env, 0)
 	defer fixture.SetLatency(d.env, d.c.latency)
 	toks := d.mint("mem", d.c.memUsers)
-	s, err := d.startServer(false, func(o *middleware.Options) { o.MaxUsers = max(d.c.memUsers, 10_000) })
+	s, err := d.startServer(false, func(o *middleware.Options) { o.Cache.MaxUsers = max(d.c.memUsers, 10_000) })
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (d *driver) memory(ctx context.Context, rep *report) error {
 // flatness too).
 func (d *driver) churn(ctx context.Context, rep *report) error {
 	toks := d.mint("churn", d.c.churnUsers)
-	s, err := d.startServer(false, func(o *middleware.Options) { o.MaxUsers = d.c.churnBound })
+	s, err := d.startServer(false, func(o *middleware.Options) { o.Cache.MaxUsers = d.c.churnBound })
 	if err != nil {
 		return err
 	}
