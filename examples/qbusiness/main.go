@@ -10,15 +10,22 @@
 // carries the conversation_id and the message_id to send as
 // parent_message_id with the next message.
 //
-// It runs against real AWS only: it needs the TIPKIT_ variables (see the
+// It serves against real AWS only: it needs the TIPKIT_ variables (see the
 // README) and QBUSINESS_APPLICATION_ID, and says what is missing and exits
-// 2 without them.
+// 2 without them. There is no local Amazon Q Business: -selftest checks
+// the rest locally (tiptest for the identity provider, IAM Identity
+// Center and STS, and a stand-in for ChatSync that answers with the user
+// whose credentials called it) and exits 0 only when every answer was the
+// expected one, 1 otherwise.
+//
+//	go run ./examples/qbusiness [-selftest] [-addr host:port]
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"mime"
@@ -43,14 +50,44 @@ const envApplicationID = "QBUSINESS_APPLICATION_ID"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// run serves POST /chat until ctx is done. It returns 2 when the
-// environment is incomplete.
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) int {
+// run serves POST /chat until ctx is done, or with -selftest checks it
+// locally. It returns demo.ExitUsage (2) for bad flags or an incomplete or
+// invalid environment, demo.ExitFailed (1) when the server or the
+// self-test failed, demo.ExitOK (0) otherwise.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qbusiness", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	selftest := fs.Bool("selftest", false, "check locally, with a stand-in for Amazon Q Business, and exit 0 only if every answer is the expected one")
+	addrFlag := fs.String("addr", "", "listen address (default $"+demo.EnvAddr+", else 127.0.0.1:8080)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./examples/qbusiness [-selftest] [-addr host:port]\n\nAgainst AWS it needs:\n%s  %s    the Amazon Q Business application id\nFlags:\n",
+			demo.EnvHelp(false), envApplicationID)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return demo.ExitOK
+		}
+		return demo.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "qbusiness: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return demo.ExitUsage
+	}
+	if *selftest {
+		if err := selfTest(ctx, stdout); err != nil {
+			fmt.Fprintf(stderr, "qbusiness: self-test FAILED: %v\n", err)
+			return demo.ExitFailed
+		}
+		return demo.ExitOK
+	}
+
 	s, err := demo.SettingsFromEnv(getenv)
 	appID := strings.TrimSpace(getenv(envApplicationID))
 	if err != nil || appID == "" {
@@ -68,7 +105,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer mw.Close()
 
-	addr := getenv(demo.EnvAddr)
+	addr := *addrFlag
+	if addr == "" {
+		addr = getenv(demo.EnvAddr)
+	}
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}

@@ -173,7 +173,7 @@ func TestRunNeedsTheEnvironment(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), func(k string) string { return env[k] }, &stdout, &stderr)
+			code := run(context.Background(), nil, func(k string) string { return env[k] }, &stdout, &stderr)
 			if code != 2 {
 				t.Fatalf("exit code %d, want 2", code)
 			}
@@ -183,5 +183,27 @@ func TestRunNeedsTheEnvironment(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	for _, tt := range []struct {
+		args []string
+		code int
+		out  string // in stdout or stderr
+	}{
+		{[]string{"-h"}, 0, "-selftest"},
+		{[]string{"-nope"}, 2, "flag provided but not defined"},
+		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"-selftest"}, 0, "alice asked: What is our travel policy?"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), tt.args, noEnv, &stdout, &stderr); code != tt.code {
+			t.Errorf("%v: exit code %d, want %d\n%s%s", tt.args, code, tt.code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String()+stderr.String(), tt.out) {
+			t.Errorf("%v: the output does not hold %q:\n%s%s", tt.args, tt.out, stdout.String(), stderr.String())
+		}
 	}
 }
