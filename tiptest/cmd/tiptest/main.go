@@ -37,6 +37,12 @@
 // -unknown-user removes users from the Identity Center directory: their
 // tokens are refused with InvalidGrantException.
 //
+// The small S3 and S3 Access Grants of package tiptest are not offered to
+// other programs: S3 Control sends GetDataAccess to a host name of the
+// account ("123456789012.127.0.0.1"), which no resolver answers, and grants
+// and buckets are set up with Go calls (AWS.Grant, AWS.CreateBucket).
+// Test S3 code in Go, with tiptest.New or tiptest.NewEnv.
+//
 // tiptest listens on 127.0.0.1 only and stops cleanly on SIGINT or SIGTERM.
 package main
 
@@ -92,6 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tiptest [flags]")
 		fmt.Fprintln(stderr, "Runs a local OpenID Connect identity provider and a local AWS IAM Identity Center + STS on 127.0.0.1.")
+		fmt.Fprintln(stderr, "Not S3 or S3 Access Grants: those of package tiptest are for Go tests (tiptest.New).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
