@@ -215,47 +215,54 @@ type SessionInfo struct {
 // and the session that holds them.
 func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.Time) (*entry, *Session, error) {
 	c.stats.requests.Add(1)
-	e := c.lookup(key)
-	var st *userState
-	if e != nil {
-		st = e.cur.Load()
-	}
-	if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
-		// A renewal that failed recently is not retried before its
-		// errUntil: the credentials serve on meanwhile.
-		if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
-			c.refreshInBackground(ctx, e, webToken)
+	for looked := false; ; looked = true {
+		e := c.lookup(key)
+		var st *userState
+		if e != nil {
+			st = e.cur.Load()
 		}
-		c.stats.hits.Add(1)
+		if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
+			// A renewal that failed recently is not retried before its
+			// errUntil: the credentials serve on meanwhile.
+			if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
+				c.refreshInBackground(ctx, e, webToken)
+			}
+			c.stats.hits.Add(1)
+			return e, st.sess, nil
+		}
+		if st != nil && st.err != nil && now.Before(st.errUntil) && st.refusesToken(webToken) {
+			c.stats.negativeHits.Add(1)
+			return nil, nil, st.err
+		}
+		// What fails before any call (a spent or expired token and nothing
+		// else to renew with) is refused here: it takes no slot, no place
+		// in the exchanges in flight and no token of the rate limit. A
+		// request joining a flight under way is not refused: the flight
+		// may be exchanging this very token; and a flight that ended
+		// between the look above and now may have left credentials, so
+		// the look is made once more before refusing.
+		var sess *Session
+		if st != nil {
+			sess = st.sess
+		}
+		if err := c.x.refusedLocally(sess, webToken, now); err != nil && !c.flying(key) {
+			if !looked {
+				continue
+			}
+			c.stats.localRefusals.Add(1)
+			c.stats.countError(err)
+			return nil, nil, err
+		}
+		if e == nil {
+			e = c.add(key)
+		}
+		e.setToken(webToken)
+		st, err := c.wait(ctx, e)
+		if err != nil {
+			return nil, nil, err
+		}
 		return e, st.sess, nil
 	}
-	if st != nil && st.err != nil && now.Before(st.errUntil) && st.refusesToken(webToken) {
-		c.stats.negativeHits.Add(1)
-		return nil, nil, st.err
-	}
-	// What fails before any call (a spent or expired token and nothing
-	// else to renew with) is refused here: it takes no slot, no place in
-	// the exchanges in flight and no token of the rate limit.
-	// A request joining a flight under way is not refused: the flight may
-	// be exchanging this very token.
-	var sess *Session
-	if st != nil {
-		sess = st.sess
-	}
-	if err := c.x.refusedLocally(sess, webToken, now); err != nil && !c.flying(key) {
-		c.stats.localRefusals.Add(1)
-		c.stats.countError(err)
-		return nil, nil, err
-	}
-	if e == nil {
-		e = c.add(key)
-	}
-	e.setToken(webToken)
-	st, err := c.wait(ctx, e)
-	if err != nil {
-		return nil, nil, err
-	}
-	return e, st.sess, nil
 }
 
 // lookup returns the user's entry, marked as the most recently used, or
