@@ -1,10 +1,11 @@
 // Command echo is a small file server on Echo where each user reaches only
 // their own files in S3, through the same server and the same IAM role:
 // echotip runs tipkit's middleware, which verifies the user's token and
-// hands the handlers the user's identity-enhanced aws.Config; with it, the
-// handlers ask S3 Access Grants (S3 Control GetDataAccess) for credentials
-// for the prefix or key they need, which S3 Access Grants vends only
-// within the user's grants, and call S3 with those.
+// puts the user's identity-enhanced aws.Config in the request context; with
+// it, the handlers ask S3 Access Grants (S3 Control GetDataAccess, through
+// package accessgrants) for credentials for the prefix or key they need,
+// which S3 Access Grants vends only within the user's grants, and call S3
+// with those.
 //
 //	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
 //	GET /files/*               reads a file (GetDataAccess READ, GetObject)
@@ -30,6 +31,7 @@ import (
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 	"github.com/labstack/echo/v4"
 
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/adapters/echotip"
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
@@ -41,7 +43,7 @@ func newServer(app demo.App) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	f := files{bucket: app.Bucket, data: app.Data}
+	f := files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options}
 	api := e.Group("/files", echotip.New(app.Middleware))
 	api.GET("", f.list)
 	api.GET("/*", f.get)
@@ -50,31 +52,28 @@ func newServer(app demo.App) http.Handler {
 }
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
-// them: the caller's aws.Config carries the user's credentials, and S3
-// Access Grants decides what the user may reach.
+// them: the request context carries the caller, and S3 Access Grants
+// decides what the user may reach.
 type files struct {
-	bucket string
-	data   *demo.DataAccess
+	bucket    string
+	grants    *accessgrants.Cache
+	s3Options []func(*s3.Options)
 }
 
 // client returns an S3 client acting as the caller of c's request, with
 // credentials of S3 Access Grants for perm on path (a key, or with prefix
 // a prefix); when there is none, it returns nil and the answer to give.
 func (f files) client(c echo.Context, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, int, demo.Problem) {
-	cfg, ok := echotip.Config(c)
-	if !ok {
-		return nil, http.StatusInternalServerError, demo.NoConfig
-	}
-	get := f.data.ForObject
+	req := accessgrants.Object(f.bucket, path, perm)
 	if prefix {
-		get = f.data.ForPrefix
+		req = accessgrants.Prefix(f.bucket, path, perm)
 	}
-	client, err := get(c.Request().Context(), cfg, path, perm)
+	cfg, err := f.grants.GetDataAccess(c.Request().Context(), req)
 	if err != nil {
 		status, problem := demo.S3Problem(err)
 		return nil, status, problem
 	}
-	return client, 0, demo.Problem{}
+	return s3.NewFromConfig(cfg, f.s3Options...), 0, demo.Problem{}
 }
 
 // key returns the key of c's route: Echo's wildcard, which Echo leaves

@@ -4,9 +4,10 @@
 // interceptors (adapters/grpctip) verify the token of each call's
 // "authorization: Bearer TOKEN" metadata and hand the handlers the user's
 // identity-enhanced aws.Config in their context; with it, the handlers ask
-// S3 Access Grants (S3 Control GetDataAccess) for credentials for the
-// prefix or key they need, which S3 Access Grants vends only within the
-// user's grants, and call S3 with those.
+// S3 Access Grants (S3 Control GetDataAccess, through package
+// accessgrants) for credentials for the prefix or key they need, which S3
+// Access Grants vends only within the user's grants, and call S3 with
+// those.
 //
 //	List(prefix)            lists keys (GetDataAccess READ, ListObjectsV2)
 //	Get(key)                streams a file (GetDataAccess READ, GetObject)
@@ -42,8 +43,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/adapters/grpctip"
-	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/examples/grpc/filespb"
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
@@ -66,20 +67,20 @@ func newServer(app demo.App) *grpc.Server {
 		grpc.ChainUnaryInterceptor(grpctip.UnaryServerInterceptor(app.Middleware, noCaller)),
 		grpc.ChainStreamInterceptor(grpctip.StreamServerInterceptor(app.Middleware, noCaller)),
 	)
-	filespb.RegisterFilesServer(srv, &files{bucket: app.Bucket, data: app.Data})
+	filespb.RegisterFilesServer(srv, &files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	reflection.Register(srv)
 	return srv
 }
 
 // files serves one S3 bucket. Its methods know nothing about who calls
-// them: the caller's aws.Config, from the call's context, carries the
-// user's credentials, and S3 Access Grants decides what the user may
-// reach.
+// them: the call's context carries the caller, and S3 Access Grants
+// decides what the user may reach.
 type files struct {
 	filespb.UnimplementedFilesServer
-	bucket string
-	data   *demo.DataAccess
+	bucket    string
+	grants    *accessgrants.Cache
+	s3Options []func(*s3.Options)
 }
 
 // chunkSize is the most data one GetResponse carries.
@@ -89,19 +90,15 @@ const chunkSize = 64 << 10
 // credentials of S3 Access Grants for perm on path (a key, or with prefix
 // a prefix).
 func (f *files) client(ctx context.Context, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, error) {
-	cfg, ok := ctxcreds.Config(ctx)
-	if !ok {
-		return nil, status.Error(codes.Internal, demo.NoConfig.Description)
-	}
-	get := f.data.ForObject
+	req := accessgrants.Object(f.bucket, path, perm)
 	if prefix {
-		get = f.data.ForPrefix
+		req = accessgrants.Prefix(f.bucket, path, perm)
 	}
-	client, err := get(ctx, cfg, path, perm)
+	cfg, err := f.grants.GetDataAccess(ctx, req)
 	if err != nil {
 		return nil, s3Status(err)
 	}
-	return client, nil
+	return s3.NewFromConfig(cfg, f.s3Options...), nil
 }
 
 func (f *files) List(ctx context.Context, req *filespb.ListRequest) (*filespb.ListResponse, error) {
@@ -197,6 +194,10 @@ func s3Status(err error) error {
 		code = codes.NotFound
 	case http.StatusGatewayTimeout:
 		code = codes.DeadlineExceeded
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
+	case http.StatusInternalServerError: // no caller in the context
+		code = codes.Internal
 	}
 	return status.Error(code, problem.Description)
 }

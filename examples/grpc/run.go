@@ -96,7 +96,11 @@ func serveAWS(ctx context.Context, s demo.Settings, addr string, stdout, stderr 
 	fmt.Fprintf(stdout, "With a token of your identity provider in $TOKEN, and grpcurl (the server has reflection):\n")
 	fmt.Fprintf(stdout, "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{\"prefix\":\"<your prefix>\"}' %s %s\n", target, rpcName("List"))
 	fmt.Fprintf(stdout, "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{\"key\":\"<key>\"}' %s %s\n", target, rpcName("Get"))
-	app := demo.App{Middleware: mw, Bucket: s.Bucket, Data: demo.NewDataAccess(s.Bucket, s.AccountID, false)}
+	app, err := demo.AWSApp(mw, s)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return demo.ExitUsage
+	}
 	return serve(ctx, ln, newServer(app), stderr)
 }
 

@@ -1,10 +1,11 @@
 // Command nethttp is a small file server on plain net/http where each user
 // reaches only their own files in S3, through the same server and the same
-// IAM role: tipkit's middleware verifies the user's token and hands the
-// handlers the user's identity-enhanced aws.Config; with it, the handlers
-// ask S3 Access Grants (S3 Control GetDataAccess) for credentials for the
-// prefix or key they need, which S3 Access Grants vends only within the
-// user's grants, and call S3 with those.
+// IAM role: tipkit's middleware verifies the user's token and puts the
+// user's identity-enhanced aws.Config in the request context; with it, the
+// handlers ask S3 Access Grants (S3 Control GetDataAccess, through
+// package accessgrants) for credentials for the prefix or key they need,
+// which S3 Access Grants vends only within the user's grants, and call S3
+// with those.
 //
 //	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
 //	GET /files/{key...}        reads a file (GetDataAccess READ, GetObject)
@@ -43,7 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
-	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
 
@@ -78,7 +79,7 @@ func example(tel *telemetry) demo.Example {
 // in a server span, and /metrics beside it, outside the middleware: a
 // scrape needs no token, and is not counted as a request of the API.
 func newHandler(app demo.App, tel *telemetry) http.Handler {
-	f := files{bucket: app.Bucket, data: app.Data}
+	f := files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /files", f.list)
 	api.HandleFunc("GET /files/{key...}", f.get)
@@ -90,33 +91,28 @@ func newHandler(app demo.App, tel *telemetry) http.Handler {
 }
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
-// them: the caller's aws.Config, from the request context, carries the
-// user's credentials, and S3 Access Grants decides what the user may
-// reach.
+// them: the request context carries the caller, and S3 Access Grants
+// decides what the user may reach.
 type files struct {
-	bucket string
-	data   *demo.DataAccess
+	bucket    string
+	grants    *accessgrants.Cache
+	s3Options []func(*s3.Options)
 }
 
 // client returns an S3 client acting as the caller of r, with credentials
 // of S3 Access Grants for perm on path (a key, or with prefix a prefix). It
 // answers the request itself when it returns false.
 func (f files) client(w http.ResponseWriter, r *http.Request, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, bool) {
-	cfg, ok := ctxcreds.Config(r.Context())
-	if !ok {
-		writeJSON(w, http.StatusInternalServerError, demo.NoConfig)
-		return nil, false
-	}
-	get := f.data.ForObject
+	req := accessgrants.Object(f.bucket, path, perm)
 	if prefix {
-		get = f.data.ForPrefix
+		req = accessgrants.Prefix(f.bucket, path, perm)
 	}
-	client, err := get(r.Context(), cfg, path, perm)
+	cfg, err := f.grants.GetDataAccess(r.Context(), req)
 	if err != nil {
 		writeS3Error(w, err)
 		return nil, false
 	}
-	return client, true
+	return s3.NewFromConfig(cfg, f.s3Options...), true
 }
 
 func (f files) list(w http.ResponseWriter, r *http.Request) {

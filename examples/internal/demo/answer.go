@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/tipkit/tipkit/accessgrants"
 )
 
 // Problem is the JSON body of a failed request, shaped like the
@@ -33,11 +35,21 @@ type Written struct {
 // MaxUpload is the largest body PUT /files/{key} accepts.
 const MaxUpload = 1 << 20
 
-// S3Problem maps an error of an S3 call to an HTTP status and body:
-// AccessDenied → 403, NoSuchKey and NoSuchBucket → 404, a cancelled or
-// timed-out request → 504, anything else → 502. The body never holds the
-// caller's credentials, only S3's error code.
+// S3Problem maps an error of an S3 call, or of accessgrants asking S3
+// Access Grants for the call's credentials, to an HTTP status and body:
+// AccessDenied → 403, NoSuchKey and NoSuchBucket → 404, a key or prefix
+// S3 Access Grants cannot take → 400, a request without a caller → 500
+// (NoConfig), a cancelled or timed-out request → 504, anything else → 502.
+// The body never holds the caller's credentials, only S3's error code.
 func S3Problem(err error) (int, Problem) {
+	switch {
+	case errors.Is(err, accessgrants.ErrDenied):
+		return http.StatusForbidden, Problem{"access_denied", "no S3 access grant of the signed-in user covers this request"}
+	case errors.Is(err, accessgrants.ErrRequest):
+		return http.StatusBadRequest, Problem{"invalid_request", "the key or prefix is not one S3 Access Grants can grant"}
+	case errors.Is(err, accessgrants.ErrNoCaller):
+		return http.StatusInternalServerError, NoConfig
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch code := ae.ErrorCode(); code {

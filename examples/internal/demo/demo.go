@@ -6,10 +6,11 @@
 //
 // Each example calls [Main] with a function that builds its router from an
 // [App], or runs an [Example], which adds flags, middleware options and
-// self-test checks of its own. The router's handlers read the caller's
-// aws.Config from the request (ctxcreds.Config or the adapter's Config),
-// ask S3 Access Grants for credentials for the prefix or key they need
-// ([DataAccess]: S3 Control GetDataAccess), and call S3 with those.
+// self-test checks of its own. The router's handlers ask S3 Access Grants
+// for credentials for the prefix or key they need, with the public
+// package github.com/tipkit/tipkit/accessgrants (S3 Control GetDataAccess
+// with the caller's aws.Config from the request context), and call S3
+// with those.
 package demo
 
 import (
@@ -26,6 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/middleware"
 )
 
@@ -38,9 +42,23 @@ type App struct {
 	Middleware *middleware.Middleware
 	// Bucket is the S3 bucket of the files.
 	Bucket string
-	// Data turns the caller's aws.Config into S3 clients with credentials
-	// of S3 Access Grants for the bucket.
-	Data *DataAccess
+	// Grants obtains, for the caller of a request, credentials of S3
+	// Access Grants for a prefix or a key of the bucket.
+	Grants *accessgrants.Cache
+	// S3Options are the options of the handlers' S3 clients: path-style
+	// addressing against the local stand-in, none against AWS.
+	S3Options []func(*s3.Options)
+}
+
+// AWSApp returns the App of an example served against AWS by mw, with s's
+// bucket, and the account of s's S3 Access Grants instance (when empty,
+// the account of the callers' access role, asked of STS once).
+func AWSApp(mw *middleware.Middleware, s Settings) (App, error) {
+	grants, err := accessgrants.New(accessgrants.Options{AccountID: s.AccountID})
+	if err != nil {
+		return App{}, err
+	}
+	return App{Middleware: mw, Bucket: s.Bucket, Grants: grants}, nil
 }
 
 // Router builds an example's HTTP handler from an App.
@@ -189,7 +207,11 @@ func (e Example) serveAWS(ctx context.Context, s Settings, addr string, stdout, 
 	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" '%s/files?prefix=<your prefix>'\n", base)
 	fmt.Fprintf(stdout, "  curl -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
 	fmt.Fprintf(stdout, "  curl -X PUT --data-binary @file -H \"Authorization: Bearer $TOKEN\" %s/files/<key>\n", base)
-	app := App{Middleware: mw, Bucket: s.Bucket, Data: NewDataAccess(s.Bucket, s.AccountID, false)}
+	app, err := AWSApp(mw, s)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitUsage
+	}
 	return serve(ctx, name, ln, e.Router(app), stderr)
 }
 

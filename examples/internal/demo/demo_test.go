@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/middleware"
 )
 
@@ -104,6 +105,10 @@ func TestS3Problem(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "SlowDown"}, http.StatusBadGateway, "s3_error"},
 		{fmt.Errorf("request: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "timeout"},
 		{errors.New("dial tcp: connection refused"), http.StatusBadGateway, "s3_error"},
+		{&accessgrants.Error{Op: "GetDataAccess", Code: "AccessDenied", Err: &smithy.GenericAPIError{Code: "AccessDenied"}}, http.StatusForbidden, "access_denied"},
+		{&accessgrants.Error{Op: "GetDataAccess", Code: "InternalError", Err: &smithy.GenericAPIError{Code: "InternalError"}}, http.StatusBadGateway, "s3_error"},
+		{fmt.Errorf("%w: target", accessgrants.ErrRequest), http.StatusBadRequest, "invalid_request"},
+		{accessgrants.ErrNoCaller, http.StatusInternalServerError, NoConfig.Error},
 	}
 	for _, tt := range tests {
 		status, p := S3Problem(tt.err)

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
@@ -62,8 +65,12 @@ func seedUsers() []User {
 type Local struct {
 	Env        *tiptest.Env
 	Middleware *middleware.Middleware
-	Bucket     string
-	Users      []User
+	// Grants obtains the users' credentials of S3 Access Grants. It finds
+	// the account with STS GetCallerIdentity, as it does on AWS without
+	// TIPKIT_ACCOUNT_ID.
+	Grants *accessgrants.Cache
+	Bucket string
+	Users  []User
 }
 
 // StartLocal starts tiptest (a local identity provider, IAM Identity Center,
@@ -110,6 +117,9 @@ func startLocal(ctx context.Context, realm string, adjust func(*middleware.Optio
 		err = adjust(&o)
 	}
 	if err == nil {
+		l.Grants, err = accessgrants.New(accessgrants.Options{Now: env.Clock.Now})
+	}
+	if err == nil {
 		l.Middleware, err = middleware.New(ctx, o)
 	}
 	if err != nil {
@@ -119,11 +129,11 @@ func startLocal(ctx context.Context, realm string, adjust func(*middleware.Optio
 	return l, nil
 }
 
-// App returns what a router needs to serve the local bucket. Its
-// DataAccess finds the account with STS GetCallerIdentity, as it does on
-// AWS without TIPKIT_ACCOUNT_ID.
+// App returns what a router needs to serve the local bucket: path-style
+// S3 clients, as the local S3 needs.
 func (l *Local) App() App {
-	return App{Middleware: l.Middleware, Bucket: l.Bucket, Data: NewDataAccess(l.Bucket, "", true)}
+	return App{Middleware: l.Middleware, Bucket: l.Bucket, Grants: l.Grants,
+		S3Options: []func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}}
 }
 
 // Close stops the middleware and the local services.
