@@ -2,6 +2,35 @@
 // identity-enhanced AWS credentials through IAM Identity Center's trusted
 // identity propagation.
 //
+//	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1")) // IAM Identity Center's region
+//	if err != nil {
+//		return err
+//	}
+//	x, err := exchange.New(exchange.Options{
+//		ApplicationArn:     "arn:aws:sso::111122223333:application/ssoins-1111222233334444/apl-1111222233334444",
+//		AccessRoleArn:      "arn:aws:iam::111122223333:role/UserAccess",
+//		ApplicationRoleArn: "arn:aws:iam::111122223333:role/TokenExchange", // assumed with the user's token to sign the exchange
+//		Config:             cfg,
+//	})
+//	if err != nil {
+//		return err // matches ErrConfig
+//	}
+//	session, err := x.Exchange(ctx, userToken) // once per token: IAM Identity Center refuses it afterwards
+//	if err != nil {
+//		return err
+//	}
+//	userCfg := cfg.Copy()
+//	userCfg.Credentials = credentials.StaticCredentialsProvider{Value: session.Credentials}
+//	out, err := sts.NewFromConfig(userCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}) // as the user
+//	// ... before session.Expires(), without the token:
+//	session, err = x.Renew(ctx, session, "")
+//
+// The user's credentials reach what AWS lets identity-enhanced sessions
+// call (its managed policy AWSIAMIdentityCenterAllowListForIdentityContext:
+// S3 Access Grants' GetDataAccess, Amazon Q Business's ChatSync,
+// Athena...), and STS GetCallerIdentity. The middleware package does all
+// of this per request, with a [Cache].
+//
 // One exchange is three calls:
 //
 //  1. only when an application role is configured, STS

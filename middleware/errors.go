@@ -145,8 +145,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrorHandler writes the answer to a request that failed with err.
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, err *Error)
 
-// DefaultErrorHandler returns the ErrorHandler that answers as RFC 6750
-// asks, with realm in the challenge (omitted when empty):
+// DefaultErrorHandler returns the ErrorHandler that answers with RFC
+// 6750's challenges and codes, and RFC 6749's codes for 403
+// (access_denied) and 503 (temporarily_unavailable), with realm in the
+// challenge (omitted when empty):
 //
 //   - the status of err.Kind (see [ErrorKind.Status]);
 //   - on 401 and 403, WWW-Authenticate: Bearer realm="...", with

@@ -3,6 +3,32 @@
 // replicas of a service share their users' sessions, exchange each user's
 // token once, and renew each user once.
 //
+//	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+//		Addrs:                 []string{os.Getenv("REDIS_ADDR")},
+//		TLSConfig:             &tls.Config{MinVersion: tls.VersionTLS12},
+//		ContextTimeoutEnabled: true, // lets Options.Timeout bound each call
+//	})
+//	key, err := base64.StdEncoding.DecodeString(os.Getenv("TIPKIT_STORE_KEY")) // 32 random bytes
+//	if err != nil {
+//		return err
+//	}
+//	nameKey, err := base64.StdEncoding.DecodeString(os.Getenv("TIPKIT_STORE_NAME_KEY")) // 32 more
+//	if err != nil {
+//		return err
+//	}
+//	store, err := redisstore.New(rdb, redisstore.Options{EncryptionKeys: [][]byte{key}, NameKey: nameKey})
+//	if err != nil {
+//		return err
+//	}
+//	// Every replica's middleware, otherwise configured as for one replica:
+//	mw, err := middleware.New(ctx, middleware.Options{
+//		Issuer:    os.Getenv("TIPKIT_ISSUER"),
+//		Audience:  []string{os.Getenv("TIPKIT_AUDIENCE")},
+//		Exchange:  exchangeOptions, // exchange.Options: application, roles, Config
+//		AWSConfig: cfg,
+//		Cache:     exchange.CacheOptions{Store: store},
+//	})
+//
 // # What Redis holds
 //
 // Every key of one user of one namespace is named

@@ -6,6 +6,26 @@
 // tokens so that a token presented again is accepted without a signature
 // check or an allocation.
 //
+//	v, err := verify.New(ctx, verify.Options{
+//		Issuers: []verify.Issuer{{
+//			Issuer:   "https://idp.example.com", // the exact iss, as IAM Identity Center's trusted token issuer has it
+//			Audience: []string{"my-api"},
+//		}},
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer v.Close()
+//	claims, err := v.Verify(ctx, token)
+//	switch {
+//	case errors.Is(err, verify.ErrUnavailable):
+//		// the issuer's keys cannot be fetched now: answer 503, retry later
+//	case err != nil:
+//		// answer 401: bring another token
+//	default:
+//		fmt.Println(claims.Issuer, claims.Subject)
+//	}
+//
 // A [Verifier] has one entry point, [Verifier.Verify], in the manner of
 // go-oidc's IDTokenVerifier. Its errors are [*Error] values that match
 // [ErrInvalid] (bring another token) or [ErrUnavailable] (the issuer's keys

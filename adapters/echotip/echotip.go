@@ -8,15 +8,25 @@
 // body) without calling the next handler.
 //
 //	e := echo.New()
-//	e.Use(echotip.New(m))
-//	e.GET("/buckets", func(c echo.Context) error {
+//	e.Use(echotip.New(m)) // m: a *middleware.Middleware (middleware.New)
+//	e.GET("/whoami", func(c echo.Context) error {
 //		cfg, ok := echotip.Config(c)
 //		if !ok {
 //			return echo.ErrUnauthorized
 //		}
-//		client := s3.NewFromConfig(cfg)
-//		// ...
+//		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(c.Request().Context(), &sts.GetCallerIdentityInput{})
+//		if err != nil {
+//			return echo.ErrBadGateway
+//		}
+//		return c.String(http.StatusOK, aws.ToString(out.Arn)) // the access role's session of the caller
 //	})
+//
+// The caller's configuration reaches what AWS lets identity-enhanced
+// sessions call (its managed policy
+// AWSIAMIdentityCenterAllowListForIdentityContext: S3 Access Grants'
+// GetDataAccess, Amazon Q Business's ChatSync, Athena...), and STS
+// GetCallerIdentity; not S3 itself, which takes the credentials S3 Access
+// Grants vends for the caller's grants.
 //
 // Following Echo's convention, [NewWithConfig] takes a [MiddlewareConfig]
 // whose Skipper picks requests that pass untouched. (The name Config is

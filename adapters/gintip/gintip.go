@@ -8,16 +8,27 @@
 // aborts the chain.
 //
 //	r := gin.New()
-//	r.Use(gintip.New(m))
-//	r.GET("/buckets", func(c *gin.Context) {
+//	r.Use(gintip.New(m)) // m: a *middleware.Middleware (middleware.New)
+//	r.GET("/whoami", func(c *gin.Context) {
 //		cfg, ok := gintip.Config(c)
 //		if !ok {
 //			c.Status(http.StatusUnauthorized)
 //			return
 //		}
-//		client := s3.NewFromConfig(cfg)
-//		// ...
+//		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(c.Request.Context(), &sts.GetCallerIdentityInput{})
+//		if err != nil {
+//			c.Status(http.StatusBadGateway)
+//			return
+//		}
+//		c.String(http.StatusOK, aws.ToString(out.Arn)) // the access role's session of the caller
 //	})
+//
+// The caller's configuration reaches what AWS lets identity-enhanced
+// sessions call (its managed policy
+// AWSIAMIdentityCenterAllowListForIdentityContext: S3 Access Grants'
+// GetDataAccess, Amazon Q Business's ChatSync, Athena...), and STS
+// GetCallerIdentity; not S3 itself, which takes the credentials S3 Access
+// Grants vends for the caller's grants.
 //
 // Routes that need no authentication are best kept out of the group that
 // uses the middleware, or skipped with [middleware.Options].Skipper.
