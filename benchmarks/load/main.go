@@ -91,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.churnBound, "churn-bound", 500, "MaxUsers of the churn scenario")
 	fs.IntVar(&c.churnUsers, "churn-users", 2_500, "users passing through the churn scenario's bound")
 	fs.IntVar(&c.memUsers, "mem-users", 10_000, "users cached when measuring heap per user")
-	fs.IntVar(&c.maxInFlight, "max-exchanges", 0, "MaxExchangesInFlight of the middleware; 0 is its default (32)")
+	fs.IntVar(&c.maxInFlight, "max-exchanges", 0, "Cache.MaxInFlight of the middleware (exchanges in flight for all users); 0 is its default (100)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (servers, local AWS and clients) to this file")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap profile, taken when the memory scenario's users are cached, to this file")
 	fs.BoolVar(&c.quick, "quick", false, "a short run for CI: 300 ms scenarios and fewer users, unless set by their own flags (the herd stays 100x10)")
