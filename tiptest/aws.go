@@ -372,10 +372,10 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 
 // Calls returns how many requests op received, refused or not: op is
 // "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity",
-// "GetCallerIdentity", "GetDataAccess", "DescribeApplication",
-// "GetApplicationGrant", "DescribeTrustedTokenIssuer", "GetRole", or one
-// of the S3 operations "ListObjectsV2", "GetObject", "PutObject" and
-// "HeadObject". Any other STS or IAM Action and sso-admin operation is
+// "GetCallerIdentity", "GetDataAccess", "ListCallerAccessGrants",
+// "DescribeApplication", "GetApplicationGrant",
+// "DescribeTrustedTokenIssuer", "GetRole", or one of the S3 operations
+// "ListObjectsV2", "GetObject", "PutObject" and "HeadObject". Any other STS or IAM Action and sso-admin operation is
 // counted under its name, a POST /token without aws_iam=t under
 // "CreateToken", an S3 request the local S3 does not serve under the x-id
 // query parameter the SDK sends, else a name such as "DeleteObject", and

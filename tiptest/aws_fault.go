@@ -41,7 +41,7 @@ type faultState struct {
 
 // SetFault makes op ("CreateTokenWithIAM", "AssumeRole",
 // "AssumeRoleWithWebIdentity", "GetCallerIdentity", "GetDataAccess",
-// "DescribeApplication", "GetApplicationGrant",
+// "ListCallerAccessGrants", "DescribeApplication", "GetApplicationGrant",
 // "DescribeTrustedTokenIssuer", "GetRole", or an S3 operation such as
 // "GetObject") answer with f, replacing any fault op had; an sso-admin
 // operation answers a code of its model (such as "ThrottlingException")
