@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net"
 	"time"
 )
 
@@ -49,12 +50,17 @@ type claimer struct {
 // this replica may send it: false when another replica claimed it. A Store
 // failure leaves only the Exchanger's own mark (true).
 func (cl *claimer) claim(ctx context.Context, info tokenInfo, until time.Time) bool {
-	ok, err := cl.c.o.Store.ClaimToken(ctx, cl.key, tokenID(info), until)
-	if err != nil {
+	slow := 0
+	for {
+		ok, err := cl.c.o.Store.ClaimToken(ctx, cl.key, tokenID(info), until)
+		if err == nil {
+			return ok
+		}
 		cl.c.storeFailed(cl.key.User, err)
-		return true
+		if !cl.c.retrySlow(ctx, err, &slow) {
+			return true
+		}
 	}
-	return ok
 }
 
 // release removes the mark of a token that was not processed.
@@ -122,9 +128,13 @@ type sharedResult struct {
 // made under the user's lease.
 func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token string) sharedResult {
 	key := StoreKey{Namespace: c.ns, User: e.key}
+	slow := 0 // Store calls that timed out in this flight
 	for wait := leasePollMin; ; wait = min(2*wait, leasePollMax) {
 		s, err := c.load(ctx, key)
 		if err != nil {
+			if c.retrySlow(ctx, err, &slow) {
+				continue
+			}
 			return sharedResult{alone: true}
 		}
 		if c.serves(s, prev) {
@@ -134,6 +144,9 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 		lease, err := c.o.Store.Acquire(ctx, key, c.o.Timeout)
 		if err != nil {
 			c.storeFailed(e.key, err)
+			if c.retrySlow(ctx, err, &slow) {
+				continue
+			}
 			return sharedResult{alone: true}
 		}
 		if lease != "" {
@@ -148,6 +161,34 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 	}
 }
 
+// slowRetries bounds the Store calls of one flight that may time out
+// before the flight works alone.
+const slowRetries = 4
+
+// retrySlow reports whether a flight whose Store call failed with err
+// should try the Store again: the call timed out (a Store that is slow, as
+// under a burst, rather than down, which refuses at once), fewer than
+// slowRetries times in this flight, and ctx allows a short pause. Working
+// alone then would send a token another replica may be exchanging.
+func (c *Cache) retrySlow(ctx context.Context, err error, slow *int) bool {
+	if !isTimeout(err) || *slow >= slowRetries {
+		return false
+	}
+	*slow++
+	select {
+	case <-time.After(time.Duration(*slow) * leasePollMax):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// isTimeout reports whether err is a call that ran out of time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
 // underLease exchanges or renews the user's session holding its lease,
 // saves the result for the other replicas, then releases the lease.
 func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev *Session, token string) sharedResult {
@@ -159,10 +200,10 @@ func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev
 			c.storeFailed(key.User, err)
 		}
 	}()
-	s, err := c.load(ctx, key) // another replica may have finished between the load and the lease
-	if err != nil {
-		return sharedResult{alone: true}
-	}
+	// Another replica may have finished between the load and the lease. If
+	// this load fails, the lease is still this replica's: it goes on, its
+	// token claimed in the Store as always.
+	s, _ := c.load(ctx, key)
 	if c.serves(s, prev) {
 		c.stats.sharedHits.Add(1)
 		return sharedResult{sess: s, adopted: true}
