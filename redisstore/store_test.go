@@ -61,7 +61,7 @@ func sessionOf(k exchange.StoreKey, sub string) *exchange.Session {
 // secretsOf lists what must never appear in Redis in plaintext.
 func secretsOf(s *exchange.Session) []string {
 	return []string{s.Credentials.AccessKeyID, s.Credentials.SecretAccessKey, s.Credentials.SessionToken,
-		s.IdentityContext, s.RefreshToken, s.Issuer, s.Subject}
+		s.IdentityContext, s.RefreshToken, s.Issuer, s.Subject, s.UserID, s.IdentityStoreID}
 }
 
 type fixture struct {
