@@ -115,7 +115,12 @@ type Error struct {
 }
 
 // Error describes the failure; the SDK's message holds no credential.
-func (e *Error) Error() string { return "accessgrants: " + e.Op + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "accessgrants: " + e.Op + ": " + e.Code
+	}
+	return "accessgrants: " + e.Op + ": " + e.Err.Error()
+}
 
 // Unwrap returns the SDK's error, so that errors.As finds its
 // smithy.APIError.
@@ -337,7 +342,10 @@ func caller(ctx context.Context) (user, aws.Config, error) {
 // expiry, serve without a call; otherwise one S3 Control GetDataAccess is
 // made with the caller's credentials, shared by the caller's concurrent
 // identical requests, and what it vends is held for the caller's later
-// requests. A refusal is not held: the next request asks again.
+// requests. A refusal is not held: the next request asks again. The
+// credentials of the returned configuration do not renew themselves:
+// they last at least ExpiryWindow from the call (unless S3 Access Grants
+// vended them shorter), and a handler that runs longer asks again.
 //
 // It fails with [ErrNoCaller] when ctx holds no caller, [ErrRequest] when r
 // is not valid, an [*Error] matching [ErrDenied] when S3 Access Grants
