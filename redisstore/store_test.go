@@ -74,7 +74,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	srv := redistest.Start(t)
 	c := srv.Client(t)
-	return &fixture{server: srv, client: c, store: newStore(t, c, redisstore.Options{})}
+	// 2 s per call: under the race detector, with every package's tests
+	// sharing two cores, the 100 ms default is not always enough.
+	return &fixture{server: srv, client: c, store: newStore(t, c, redisstore.Options{Timeout: 2 * time.Second})}
 }
 
 // newStore returns a store on c; o without keys gets key1 and nameKey.
