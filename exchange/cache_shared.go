@@ -96,12 +96,15 @@ func (c *Cache) storeUsable() bool {
 }
 
 // storeFailed counts a Store failure and logs it (at most once per
-// storeRetry). After storeFailuresAside failures in a row
-// the Store is left aside for storeRetry: a Store that does not answer
-// (a network that drops packets) costs each flight its timeout otherwise.
+// storeRetry). After storeFailuresAside failures in a row that are not
+// timeouts (refused connections, a Redis that answers with errors), the
+// Store is left aside for storeRetry. Timeouts do not count: a Store slow
+// under a burst is retried within the flight (retrySlow) rather than left
+// aside, since every replica working alone would send tokens another
+// replica is exchanging.
 func (c *Cache) storeFailed(user UserKey, err error) {
 	c.stats.storeFailures.Add(1)
-	if c.storeFailing.Add(1) >= storeFailuresAside {
+	if !isTimeout(err) && c.storeFailing.Add(1) >= storeFailuresAside {
 		c.storeDownUntil.Store(c.x.o.Now().Add(storeRetry).UnixNano())
 	}
 	c.storeWarn.Do(func() { c.observe(cacheEvent{user: user, op: "store", err: err}) })
