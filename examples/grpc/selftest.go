@@ -77,33 +77,9 @@ func selfTest(ctx context.Context, w io.Writer) error {
 	t.healthy(nobody)
 	tw.Flush()
 
-	// What S3 holds afterwards: each user's write landed, the refused ones
-	// did not.
-	for i, u := range users {
-		other := users[(i+1)%len(users)]
-		t.checks += 2
-		if _, ok := l.Env.AWS.Object(l.Bucket, u.Prefix+"selftest.txt"); !ok {
-			t.failed = append(t.failed, u.Name+"'s write is not in the bucket")
-		}
-		if _, ok := l.Env.AWS.Object(l.Bucket, other.Prefix+"from-"+u.Name+".txt"); ok {
-			t.failed = append(t.failed, u.Name+"'s refused write is in the bucket")
-		}
-	}
+	dataAccess := l.CheckBucket(users, &t.checks, &t.failed)
 
-	// The handlers went through S3 Access Grants: the local S3 serves only
-	// credentials that GetDataAccess vended.
-	dataAccess := l.Env.AWS.Calls("GetDataAccess")
-	t.checks++
-	if dataAccess == 0 {
-		t.failed = append(t.failed, "no GetDataAccess call: the handlers did not ask S3 Access Grants for credentials")
-	}
-
-	if len(t.failed) > 0 {
-		return fmt.Errorf("%d of %d checks failed:\n  %s", len(t.failed), t.checks, strings.Join(t.failed, "\n  "))
-	}
-	fmt.Fprintf(w, "\nOK: %d checks; the same server and role gave each user only their own files (%d GetDataAccess calls)\n",
-		t.checks, dataAccess)
-	return nil
+	return demo.SelfTestResult(w, t.checks, t.failed, dataAccess)
 }
 
 // tester makes the self-test's calls and records what did not match.

@@ -73,26 +73,7 @@ func (e Example) SelfTest(ctx context.Context, w io.Writer) error {
 	t.expect(User{Name: "nobody"}, http.MethodGet, "/files?prefix="+users[0].Prefix, "", http.StatusUnauthorized, "no token")
 	tw.Flush()
 
-	// What S3 holds afterwards: each user's write landed, the refused ones
-	// did not.
-	for i, u := range users {
-		other := users[(i+1)%len(users)]
-		t.checks += 2
-		if _, ok := l.Env.AWS.Object(l.Bucket, u.Prefix+"selftest.txt"); !ok {
-			t.failed = append(t.failed, u.Name+"'s write is not in the bucket")
-		}
-		if _, ok := l.Env.AWS.Object(l.Bucket, other.Prefix+"from-"+u.Name+".txt"); ok {
-			t.failed = append(t.failed, u.Name+"'s refused write is in the bucket")
-		}
-	}
-
-	// The handlers went through S3 Access Grants: the local S3 serves only
-	// credentials that GetDataAccess vended.
-	dataAccess := l.Env.AWS.Calls("GetDataAccess")
-	t.checks++
-	if dataAccess == 0 {
-		t.failed = append(t.failed, "no GetDataAccess call: the handlers did not ask S3 Access Grants for credentials")
-	}
+	dataAccess := l.CheckBucket(users, &t.checks, &t.failed)
 
 	if e.Check != nil {
 		fmt.Fprintln(w)
@@ -101,12 +82,7 @@ func (e Example) SelfTest(ctx context.Context, w io.Writer) error {
 		t.failed = append(t.failed, failed...)
 	}
 
-	if len(t.failed) > 0 {
-		return fmt.Errorf("%d of %d checks failed:\n  %s", len(t.failed), t.checks, strings.Join(t.failed, "\n  "))
-	}
-	fmt.Fprintf(w, "\nOK: %d checks; the same server and role gave each user only their own files (%d GetDataAccess calls)\n",
-		t.checks, dataAccess)
-	return nil
+	return SelfTestResult(w, t.checks, t.failed, dataAccess)
 }
 
 // tester sends the self-test's requests and records what did not match.
@@ -242,4 +218,40 @@ func statusText(status int) string {
 		return "---"
 	}
 	return fmt.Sprint(status)
+}
+
+// CheckBucket checks, at the end of a self-test of users, what the local S3
+// holds: each user's write (Prefix+"selftest.txt") landed, and each write
+// refused in the next user's prefix (Prefix+"from-"+Name+".txt") did not;
+// and that the handlers went through S3 Access Grants (the local S3 serves
+// only credentials that GetDataAccess vended). It adds to *checks and
+// *failed, and returns the number of GetDataAccess calls.
+func (l *Local) CheckBucket(users []User, checks *int, failed *[]string) int {
+	for i, u := range users {
+		other := users[(i+1)%len(users)]
+		*checks += 2
+		if _, ok := l.Env.AWS.Object(l.Bucket, u.Prefix+"selftest.txt"); !ok {
+			*failed = append(*failed, u.Name+"'s write is not in the bucket")
+		}
+		if _, ok := l.Env.AWS.Object(l.Bucket, other.Prefix+"from-"+u.Name+".txt"); ok {
+			*failed = append(*failed, u.Name+"'s refused write is in the bucket")
+		}
+	}
+	dataAccess := l.Env.AWS.Calls("GetDataAccess")
+	*checks++
+	if dataAccess == 0 {
+		*failed = append(*failed, "no GetDataAccess call: the handlers did not ask S3 Access Grants for credentials")
+	}
+	return dataAccess
+}
+
+// SelfTestResult ends a self-test: an error listing the failed checks, or
+// the OK line on w.
+func SelfTestResult(w io.Writer, checks int, failed []string, dataAccess int) error {
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d checks failed:\n  %s", len(failed), checks, strings.Join(failed, "\n  "))
+	}
+	fmt.Fprintf(w, "\nOK: %d checks; the same server and role gave each user only their own files (%d GetDataAccess calls)\n",
+		checks, dataAccess)
+	return nil
 }
