@@ -90,7 +90,4 @@ func lengthPrefixed(s string) string {
 // exchanged: derived from its iss and jti (or, without a jti, from its
 // bytes), so that two copies of one token share a mark. It is a hash and
 // holds no part of the token; a Store may hash it again.
-func TokenID(webToken string) string {
-	k := keyOf(peek(webToken))
-	return hex.EncodeToString(k[:])
-}
+func TokenID(webToken string) string { return tokenID(peek(webToken)) }
