@@ -109,13 +109,13 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 		WebIdentityToken: aws.String(token),
 		DurationSeconds:  aws.Int32(bootstrapDuration),
 	}
-	out, err := withRetry(ctx, b.x.o.MaxAttempts, "AssumeRoleWithWebIdentity", func() (*sts.AssumeRoleWithWebIdentityOutput, error) {
-		return b.web.AssumeRoleWithWebIdentity(ctx, in, func(o *sts.Options) {
-			o.APIOptions = append(o.APIOptions, addUserAgent)
-		})
+	out, err := b.web.AssumeRoleWithWebIdentity(ctx, in, func(o *sts.Options) {
+		o.APIOptions = append(o.APIOptions, addUserAgent)
+		o.RetryMaxAttempts = b.x.o.MaxAttempts
+		o.Retryer = retryer(o.Retryer)
 	})
 	if err != nil {
-		return aws.Credentials{}, err
+		return aws.Credentials{}, classify("AssumeRoleWithWebIdentity", err)
 	}
 	creds, err := credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
 	if err != nil {

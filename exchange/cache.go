@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -65,7 +64,7 @@ type CacheOptions struct {
 	// Logger receives a record per exchange, renewal and eviction (info on
 	// success, warn on failure, debug when only a fresh token can help), and
 	// a warning, at most once a second, when the Store fails. Users appear
-	// only as UserKey.Hash; no token or secret is logged. Default: nothing
+	// only as Exchanger.UserHash; no token or secret is logged. Default: nothing
 	// is logged.
 	Logger *slog.Logger
 }
@@ -83,18 +82,17 @@ type Cache struct {
 	o       CacheOptions
 	sem     chan struct{}
 	limiter *rate.Limiter
-	flight  singleflight.Group
-	wg      sync.WaitGroup
-	closed  atomic.Bool
+	wg      sync.WaitGroup // flights under way
 
-	mu    sync.Mutex
-	users map[UserKey]*list.Element // of *entry, in held or pending
-	held  list.List                 // users that obtained credentials; front: most recently used
+	mu     sync.Mutex
+	closed bool                      // no flight starts once set
+	users  map[UserKey]*list.Element // of *entry, in held or pending
+	held   list.List                 // users that obtained credentials; front: most recently used
 	// pending holds users that never obtained credentials: first exchange
 	// under way, or failed. Bounded apart, so that identities AWS refuses
 	// cannot evict users who hold credentials.
 	pending list.List
-	flights map[UserKey]int // flights under way per user
+	flights map[UserKey]*flight // the flight under way per user
 
 	stats cacheCounters
 
@@ -119,6 +117,11 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	if x == nil {
 		return nil, &configError{"NewCache needs an Exchanger"}
 	}
+	if x.o.WebTokenProvider != nil {
+		// Its token names one identity, not the user of the entry it
+		// would renew.
+		return nil, &configError{"a Cache's Exchanger must have no WebTokenProvider: each user's credentials are renewed with that user's own tokens"}
+	}
 	if o.MaxUsers < 0 || o.RefreshWindow < 0 || o.RefusedTTL < 0 || o.UnavailableTTL < 0 || o.MaxInFlight < 0 || o.RateLimit < 0 || o.Timeout < 0 {
 		return nil, &configError{"CacheOptions must not be negative"}
 	}
@@ -131,8 +134,9 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	if o.RefreshWindow >= x.o.Duration {
 		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
 	}
-	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]int),
+	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]*flight),
 		ns: x.Namespace(), storeWarn: rate.Sometimes{Interval: storeRetry}}
+
 	if o.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
 	}
@@ -149,9 +153,8 @@ type entry struct {
 	c   *Cache
 	key UserKey
 
-	cur        atomic.Pointer[userState]
-	refreshing atomic.Bool
-	held       bool // in Cache.held rather than Cache.pending; guarded by Cache.mu
+	cur  atomic.Pointer[userState]
+	held bool // in Cache.held rather than Cache.pending; guarded by Cache.mu
 
 	mu    sync.Mutex
 	token string // the latest token seen on a slow path, to renew with
@@ -331,92 +334,105 @@ func (c *Cache) promote(e *entry) {
 	}
 }
 
-// wait joins (or starts) the user's shared renewal and waits for it within
-// ctx.
-func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
-	c.stats.waiters.Add(1)
-	var led atomic.Bool
-	ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
-		led.Store(true)
-		c.stats.inFlight.Add(1)
-		defer c.stats.inFlight.Add(-1)
-		defer c.fly(e.key)()
-		return c.renew(ctx, e, trace.Link{})
-	})
-	select {
-	case r := <-ch:
-		if !led.Load() {
-			c.stats.merged.Add(1)
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				span.AddEvent("tipkit.exchange.joined") // the leader's request span holds the exchange span
-			}
-		}
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		st := r.Val.(*userState)
-		// The flight may have run for an entry of the same user that was
-		// evicted since: e must hold what it hands out, unless it holds
-		// newer credentials already.
-		if cur := e.cur.Load(); cur != st && (cur == nil || cur.sess == nil || cur.sess.Credentials.Expires.Before(st.sess.Credentials.Expires)) {
-			e.cur.CompareAndSwap(cur, st)
-		}
-		c.promote(e)
-		return st, nil
-	case <-ctx.Done():
-		c.stats.abandoned.Add(1)
-		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Err: ctx.Err()}
-	}
+// flight is one exchange or renewal of a user under way, shared by every
+// caller that wants the user's credentials meanwhile: requests that missed,
+// providers renewing, and renewals ahead of expiry.
+type flight struct {
+	done chan struct{} // closed when st and err are set
+	st   *userState
+	err  error
 }
 
-// fly records a flight of key under way, until the returned function is
-// called.
-func (c *Cache) fly(key UserKey) func() {
+// errOtherUser fails a flight whose session names another user than the
+// entry's key: the token given with the key was another user's.
+var errOtherUser = &Error{Kind: KindConfig, Op: "Exchange", Code: "TokenOfAnotherUser"}
+
+// errClosed fails a flight that would start after Close.
+var errClosed = &Error{Kind: KindUnavailable, Op: "Exchange", Code: "CacheClosed"}
+
+// fly returns the flight of e's user under way, or starts one renewing e
+// (led then reports true). The flight runs on its own goroutine, on a
+// context detached from ctx's cancellation but keeping its values (the
+// request's trace), or with a trace of its own linked to ctx's span when
+// background is set. After Close no flight starts.
+func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, led bool, err error) {
 	c.mu.Lock()
-	c.flights[key]++
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		if c.flights[key]--; c.flights[key] == 0 {
-			delete(c.flights, key)
-		}
+	if f = c.flights[e.key]; f != nil {
 		c.mu.Unlock()
+		return f, false, nil
 	}
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, errClosed
+	}
+	f = &flight{done: make(chan struct{})}
+	c.flights[e.key] = f
+	c.wg.Add(1)
+	c.mu.Unlock()
+	c.stats.inFlight.Add(1)
+	var link trace.Link
+	if background {
+		link = trace.LinkFromContext(ctx)
+		ctx = context.Background()
+		c.stats.backgroundRefreshes.Add(1)
+	}
+	go func() {
+		defer c.wg.Done()
+		f.st, f.err = c.renew(ctx, e, link, background)
+		c.mu.Lock()
+		delete(c.flights, e.key)
+		c.mu.Unlock()
+		c.stats.inFlight.Add(-1)
+		close(f.done)
+	}()
+	return f, true, nil
 }
 
 // flying reports whether a flight of key is under way.
 func (c *Cache) flying(key UserKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.flights[key] > 0
+	return c.flights[key] != nil
 }
 
-// flightKey names a user's flight: the issuer is length-prefixed, so that
-// two different users never share a key whatever bytes their issuer and
-// subject hold.
-func flightKey(k UserKey) string { return lengthPrefixed(k.Issuer) + k.Subject }
+// wait joins (or starts) the user's flight and waits for it within ctx.
+func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
+	c.stats.waiters.Add(1)
+	f, led, err := c.fly(ctx, e, false)
+	if err != nil {
+		return nil, err
+	}
+	if !led {
+		c.stats.merged.Add(1)
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("tipkit.exchange.joined") // the leader's request span holds the exchange span
+		}
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		c.stats.abandoned.Add(1)
+		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Err: ctx.Err()}
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	st := f.st
+	// The flight may have run for an entry of the same user that was
+	// evicted since: e must hold what it hands out, unless it holds
+	// newer credentials already.
+	if cur := e.cur.Load(); cur != st && (cur == nil || cur.sess == nil || cur.sess.Credentials.Expires.Before(st.sess.Credentials.Expires)) {
+		e.cur.CompareAndSwap(cur, st)
+	}
+	c.promote(e)
+	return st, nil
+}
 
-// refreshInBackground starts one renewal of e unless one is running. Its
+// refreshInBackground starts a renewal of e unless one is under way. Its
 // span starts a trace of its own, linked to the request of ctx.
 func (c *Cache) refreshInBackground(ctx context.Context, e *entry, webToken string) {
-	if c.closed.Load() || !e.refreshing.CompareAndSwap(false, true) {
-		return
-	}
 	e.setToken(webToken)
-	c.wg.Add(1)
-	c.stats.inFlight.Add(1) // before the goroutine: counted once the request that started it returns
-	go func() {
-		defer c.wg.Done()
-		defer c.stats.inFlight.Add(-1)
-		defer e.refreshing.Store(false)
-		c.stats.backgroundRefreshes.Add(1)
-		link := trace.LinkFromContext(ctx)
-		ch := c.flight.DoChan(flightKey(e.key), func() (any, error) {
-			defer c.fly(e.key)()
-			return c.renew(context.Background(), e, link)
-		})
-		<-ch
-	}()
+	_, _, _ = c.fly(ctx, e, true)
 }
 
 // renew exchanges or renews e's credentials, bounded by the in-flight and
@@ -424,7 +440,7 @@ func (c *Cache) refreshInBackground(ctx context.Context, e *entry, webToken stri
 // outcome in e: on failure, credentials that are still valid keep being
 // served, and the session is kept for a later renewal unless AWS refused
 // the user.
-func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userState, error) {
+func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background bool) (*userState, error) {
 	prev := e.cur.Load()
 	if prev != nil && prev.err == nil && prev.sess != nil &&
 		c.x.o.Now().Before(prev.sess.Credentials.Expires.Add(-max(c.o.RefreshWindow, c.x.o.ExpiryWindow))) {
@@ -453,13 +469,18 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userStat
 		r.err = replayed(r.err)
 	}
 	sess, err := r.sess, r.err
+	if sess != nil && (sess.Issuer != e.key.Issuer || sess.Subject != e.key.Subject) {
+		// The token handed in names another user than the key: its
+		// credentials are never handed out under this key.
+		sess, err = nil, errOtherUser
+	}
 	if token != "" && c.x.Exchanged(token) {
 		// A spent token can never renew anything: holding it would only
 		// keep the request header it came in alive.
 		e.dropToken(token)
 	}
 	now := c.x.o.Now()
-	ev := cacheEvent{user: e.key, op: "exchange", background: e.refreshing.Load(), err: err, duration: time.Since(start)}
+	ev := cacheEvent{user: e.key, op: "exchange", background: background, err: err, duration: time.Since(start)}
 	switch {
 	case err == nil && r.adopted:
 		ev.op = "shared"
@@ -496,7 +517,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link) (*userStat
 		return st, nil
 	}
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
-	if token != "" && tokenRefused(err) {
+	if token != "" && (tokenRefused(err) || err == errOtherUser) {
 		st.refusedToken = TokenID(token)
 	}
 	if !errors.Is(err, ErrRefused) {
@@ -537,6 +558,7 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session
 	if err := c.x.refusedLocally(prev, token, c.x.o.Now()); err != nil {
 		return nil, err
 	}
+
 	select {
 	case c.sem <- struct{}{}:
 		defer func() { <-c.sem }()
@@ -599,10 +621,16 @@ func (e *entry) getToken() string {
 	return e.token
 }
 
-// Close stops background renewals and waits for those under way. Credentials keeps
-// working after Close, without background renewals.
+// Close ends the Cache: no exchange, renewal or Store call starts once it
+// returns. Flights under way finish first (each within Timeout), so that
+// the requests waiting on them, as in a graceful shutdown, are answered;
+// none starts meanwhile. Credentials still serves the credentials held in
+// memory while they are valid; a miss after Close fails with an error
+// matching [ErrUnavailable].
 func (c *Cache) Close() error {
-	c.closed.Store(true)
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.wg.Wait()
 	return c.tel.reg.Unregister()
 }
@@ -630,7 +658,7 @@ type CacheStats struct {
 	Evictions           uint64 // users holding credentials dropped by the MaxUsers bound
 	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by the MaxUsers bound
 	LocalRefusals       uint64 // refused before any call: a spent or expired token and nothing else to renew with
-	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
+	InFlight            int64  // exchanges and renewals under way now, background ones included
 	Refused             uint64 // failures of kind KindRefused
 	Unavailable         uint64 // failures of kind KindUnavailable
 	Config              uint64 // failures of kind KindConfig

@@ -125,7 +125,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 	if !info.Expires.Equal(first.Expires) {
 		t.Fatal("the request inside the window waited for the renewal instead of being served the valid credentials")
 	}
-	_ = c.Close() // waits for the background renewal
+	settle(t, c) // the background renewal ends
 	_, renewed := owner(t, env, cfg)
 	if renewed.AccessKeyID == first.AccessKeyID || !renewed.Expires.After(first.Expires) {
 		t.Fatal("the background renewal did not replace the credentials")
@@ -295,34 +295,6 @@ func TestNewCacheValidation(t *testing.T) {
 	}
 }
 
-// Two users whose issuer and subject concatenate to the same bytes share
-// no exchange: each gets credentials of its own.
-func TestCacheFlightKeysDoNotCollide(t *testing.T) {
-	env := tiptest.New(t)
-	c := newCache(t, env, newExchanger(t, env, false))
-	env.AWS.SetFault("AssumeRole", tiptest.Fault{Latency: 200 * time.Millisecond, Times: 2})
-	keys := map[string]exchange.UserKey{
-		"alice": {Issuer: "X", Subject: "p\x00u"},
-		"bob":   {Issuer: "X\x00p", Subject: "u"},
-	}
-	var wg sync.WaitGroup
-	for user, k := range keys {
-		tok := env.IdP.Token(user)
-		wg.Go(func() {
-			cfg, _, err := c.Credentials(context.Background(), k, tok, time.Time{})
-			if err != nil {
-				t.Errorf("Get(%s): %v", user, err)
-				return
-			}
-			if got, _ := owner(t, env, cfg); got != user {
-				t.Errorf("%s was handed credentials of %q", user, got)
-			}
-		})
-	}
-	wg.Wait()
-	wantCalls(t, env, 0, 2, 2)
-}
-
 // IAM Identity Center's refusal is remembered for the token it refused: the
 // same token is answered from memory, a fresh token of the user is tried
 // at once. STS's refusal of the user stays per user.
@@ -354,5 +326,15 @@ func TestCacheRefusalIsPerToken(t *testing.T) {
 	}
 	if n := env.AWS.Calls("CreateTokenWithIAM"); n != 3 {
 		t.Fatalf("%d CreateTokenWithIAM calls, want 3: STS's refusal of bob is remembered for bob, not per token", n)
+	}
+}
+
+// settle waits until c has no exchange or renewal under way.
+func settle(t testing.TB, c *exchange.Cache) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().InFlight != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d exchanges or renewals still under way after 10 s", c.Stats().InFlight)
+		}
 	}
 }

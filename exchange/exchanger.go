@@ -333,11 +333,9 @@ func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
 // identity context, its expiry and the refresh token.
 func (x *Exchanger) createToken(ctx context.Context, in *ssooidc.CreateTokenWithIAMInput) (*Session, error) {
 	start := x.o.Now()
-	out, err := withRetry(ctx, x.o.MaxAttempts, "CreateTokenWithIAM", func() (*ssooidc.CreateTokenWithIAMOutput, error) {
-		return x.oidc.CreateTokenWithIAM(ctx, in, x.oidcOptions)
-	})
+	out, err := x.oidc.CreateTokenWithIAM(ctx, in, x.oidcOptions)
 	if err != nil {
-		return nil, err
+		return nil, classify("CreateTokenWithIAM", err)
 	}
 	id := readIDToken(out)
 	if len(id.identityContext) < 4 || len(id.identityContext) > 2048 {
@@ -381,11 +379,9 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 			ContextAssertion: aws.String(s.IdentityContext),
 		}},
 	}
-	out, err := withRetry(ctx, x.o.MaxAttempts, "AssumeRole", func() (*sts.AssumeRoleOutput, error) {
-		return x.sts.AssumeRole(ctx, in, x.stsOptions)
-	})
+	out, err := x.sts.AssumeRole(ctx, in, x.stsOptions)
 	if err != nil {
-		return nil, err
+		return nil, classify("AssumeRole", err)
 	}
 	creds, err := credentialsOf(out.Credentials, "AssumeRole")
 	if err != nil {
@@ -424,13 +420,16 @@ func (x *Exchanger) sessionName(s *Session) (string, error) {
 		}
 		return name, nil
 	}
-	return "tipkit-" + UserKey{Issuer: s.Issuer, Subject: s.Subject}.Hash(), nil
+	return "tipkit-" + x.UserHash(UserKey{Issuer: s.Issuer, Subject: s.Subject}), nil
 }
 
-// oidcOptions tags a CreateTokenWithIAM call and, with an application role,
-// signs it with the application role's credentials.
+// oidcOptions tags a CreateTokenWithIAM call, bounds its attempts (see
+// retryer) and, with an application role, signs it with the application
+// role's credentials.
 func (x *Exchanger) oidcOptions(o *ssooidc.Options) {
 	o.APIOptions = append(o.APIOptions, addUserAgent)
+	o.RetryMaxAttempts = x.o.MaxAttempts
+	o.Retryer = retryer(o.Retryer)
 	if x.boot != nil {
 		o.Credentials = x.boot
 	}
@@ -439,6 +438,8 @@ func (x *Exchanger) oidcOptions(o *ssooidc.Options) {
 // stsOptions does for AssumeRole what oidcOptions does for CreateTokenWithIAM.
 func (x *Exchanger) stsOptions(o *sts.Options) {
 	o.APIOptions = append(o.APIOptions, addUserAgent)
+	o.RetryMaxAttempts = x.o.MaxAttempts
+	o.Retryer = retryer(o.Retryer)
 	if x.boot != nil {
 		o.Credentials = x.boot
 	}

@@ -92,6 +92,17 @@ type Options struct {
 	// showing who the user is.
 	RoleSessionName string
 
+	// HashKey, when set, keys the hash that names a user in the default
+	// RoleSessionName ("tipkit-" and the hash) and in log records: an
+	// HMAC-SHA256 of the issuer and subject. It must be at least 32 bytes
+	// long and secret. Give every replica of a service the same key (the
+	// redisstore NameKey serves), so that a user's session name is the
+	// same on all of them. Without it the hash is an unkeyed SHA-256: a
+	// stable pseudonym, not a secret, since anyone holding a list of
+	// candidate users (their emails, say) can tell which one a name stands
+	// for.
+	HashKey []byte
+
 	// SessionNameFunc, when set, names the session of the user with the given
 	// token issuer and subject (both as read from the token). Its result must
 	// follow STS's rules (2 to 64 characters of letters, digits and
@@ -103,11 +114,12 @@ type Options struct {
 	// are renewed then too. Default 2 minutes.
 	ExpiryWindow time.Duration
 
-	// MaxAttempts bounds the attempts of one call that AWS throttles
-	// (SlowDownException, Throttling), all with the same input; retries
-	// back off with jitter, and none is made when its wait would pass the
-	// context's deadline (a [Cache] runs each exchange or renewal under its
-	// own Timeout, detached from the requests). Default 4.
+	// MaxAttempts bounds the attempts of each AWS call (CreateTokenWithIAM,
+	// AssumeRole, AssumeRoleWithWebIdentity), retries included: the
+	// client's own SDK retryer makes them (its backoff and retry quota),
+	// the only retry layer, with IAM Identity Center's SlowDownException
+	// retried as throttling. A throttled call is thus sent at most
+	// MaxAttempts times. Default 4.
 	MaxAttempts int
 
 	// Now returns the current time; tests set it to move time. Default
@@ -133,6 +145,7 @@ const (
 	DefaultExpiryWindow = 2 * time.Minute
 	DefaultMaxAttempts  = 4
 
+	minHashKey       = 32
 	minDuration      = 15 * time.Minute
 	maxDuration      = 12 * time.Hour
 	maxChainDuration = time.Hour
@@ -205,6 +218,9 @@ func (o *Options) validate() error {
 	}
 	if o.RoleSessionName != "" && !validSessionName(o.RoleSessionName) {
 		return ErrSessionName
+	}
+	if len(o.HashKey) > 0 && len(o.HashKey) < minHashKey {
+		return &configError{"HashKey, when set, must be at least 32 bytes long"}
 	}
 	if o.ExpiryWindow < 0 || o.MaxAttempts < 1 {
 		return &configError{"ExpiryWindow must not be negative and MaxAttempts must be positive"}

@@ -45,14 +45,6 @@ type Store interface {
 	Release(ctx context.Context, key StoreKey, lease string) error
 }
 
-// Hash returns a short, stable name of the user: a hash of the issuer
-// (length-prefixed, so that no two users share it) and the subject, never
-// the subject itself. Logs and RoleSessionName show users by it.
-func (k UserKey) Hash() string {
-	sum := sha256.Sum256([]byte(lengthPrefixed(k.Issuer) + k.Subject))
-	return hex.EncodeToString(sum[:12])
-}
-
 // StoreKey names one user's entries in a [Store]: the user, and the
 // namespace of the Exchanger, so that two applications (or two access
 // roles) sharing one store never see each other's sessions.

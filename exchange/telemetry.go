@@ -139,14 +139,14 @@ func (c *Cache) observe(ev cacheEvent) {
 		c.stats.results[op][k].Add(1)
 		c.tel.duration.Record(context.Background(), ev.duration.Seconds(), c.tel.durationOpts[op][k]...)
 	}
-	c.tel.logEvent(ev)
+	c.tel.logEvent(ev, c.x)
 }
 
 // logEvent logs ev: an exchange, renewal or shared session at info on
 // success, warn on failure (debug when only a fresh token can help);
 // evictions at debug; a Store failure at warn. Users appear as
-// UserKey.Hash, never by name; no token or secret is logged.
-func (t *telemetry) logEvent(ev cacheEvent) {
+// Exchanger.UserHash, never by name; no token or secret is logged.
+func (t *telemetry) logEvent(ev cacheEvent, x *Exchanger) {
 	level, msg := slog.LevelInfo, "tipkit: credentials obtained"
 	switch {
 	case ev.op == "store":
@@ -164,7 +164,7 @@ func (t *telemetry) logEvent(ev cacheEvent) {
 	if !t.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("op", ev.op), slog.String("user", ev.user.Hash())}
+	attrs := []slog.Attr{slog.String("op", ev.op), slog.String("user", x.UserHash(ev.user))}
 	if _, ok := opOf(ev.op); ok {
 		attrs = append(attrs, slog.Bool("background", ev.background), slog.Duration("duration", ev.duration))
 	}

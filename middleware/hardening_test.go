@@ -787,7 +787,7 @@ func TestDuplicateClaimsCannotSmuggleIdentity(t *testing.T) {
 				mu.Lock()
 				named[subject] = true
 				mu.Unlock()
-				return "s-" + middleware.UserHash("", subject)
+				return "s-" + unkeyedUserHash("", subject)
 			},
 		},
 	})

@@ -42,16 +42,19 @@ type Options struct {
 	// the memory held stays flat however many users pass through.
 	Verify verify.Options
 	// Exchange configures the trusted identity propagation exchange. Its
-	// WebTokenProvider is not used: each request brings its token. Its Now
-	// defaults to Now, and then one clock reading per request serves both
-	// the token check and the credentials.
+	// WebTokenProvider must be nil (New refuses it): each request brings
+	// its user's token, and only that user's tokens renew the user's
+	// credentials. Its Now defaults to Now, and then one clock reading per
+	// request serves both the token check and the credentials. Its HashKey
+	// also keys the user hash of the middleware's log records.
 	Exchange exchange.Options
 	// Cache configures the per-user credentials: MaxUsers, RefreshWindow,
-	// RefusedTTL, UnavailableTTL, MaxInFlight (exchanges in flight for all
-	// users), RateLimit (exchanges per second, under the account's STS
-	// quota), Timeout (of one shared exchange) and Store (sessions shared
-	// by the replicas of a service; see the redisstore package). Its
-	// Observe, when set, is called besides the middleware's own logging.
+	// RefusedTTL, UnavailableTTL (also the Retry-After of the 503 answers
+	// it remembers), MaxInFlight (exchanges in flight for all users),
+	// RateLimit (exchanges per second, under the account's STS quota),
+	// Timeout (of one shared exchange), Store (sessions shared by the
+	// replicas of a service; see the redisstore package) and Logger (which
+	// defaults to Logger).
 	Cache exchange.CacheOptions
 	// AWSConfig is the base of each user's aws.Config (region, endpoint,
 	// HTTP client, retryer); its Credentials are replaced by the user's.
@@ -78,7 +81,7 @@ type Options struct {
 	Realm string
 	// Logger receives debug, info and warn records, and one error record
 	// for the first configuration error found at run time (users appear
-	// only as a hash of issuer and subject; no token or secret is ever
+	// only as exchange.Exchanger.UserHash; no token or secret is ever
 	// logged).
 	// Default: nothing is logged.
 	Logger *slog.Logger
@@ -107,8 +110,12 @@ type Middleware struct {
 	verifier *verify.Verifier
 	cache    *exchange.Cache
 	onError  ErrorHandler
+	x        *exchange.Exchanger
 	log      *slog.Logger
 	extract  Extractor
+	// retryAfter is the Retry-After of a 503 for AWS: as long as the Cache
+	// answers the failure from memory.
+	retryAfter time.Duration
 	// sharedClock: the exchange reads the same clock, so one reading per
 	// request serves both the token check and the credential lookup.
 	sharedClock bool
@@ -124,6 +131,11 @@ type Middleware struct {
 // ErrNoExchange is returned by New when Options.Exchange cannot build an
 // exchange; it wraps the exchange package's configuration error.
 var ErrNoExchange = errors.New("middleware: invalid Exchange options")
+
+// errWebTokenProvider is returned by New when Options.Exchange has a
+// WebTokenProvider: its token names one identity, and renewing any user's
+// credentials with it would hand that identity's credentials to the user.
+var errWebTokenProvider = fmt.Errorf("%w: Exchange.WebTokenProvider must be nil: each user's credentials are obtained and renewed with that user's own tokens", ErrNoExchange)
 
 // ErrRegion is returned by New when neither Options.AWSConfig nor
 // Options.Exchange.Config names a region: every AWS call of a handler
@@ -143,6 +155,9 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		if o.AWSConfig.Region = o.Exchange.Config.Region; o.AWSConfig.Region == "" {
 			return nil, ErrRegion
 		}
+	}
+	if o.Exchange.WebTokenProvider != nil {
+		return nil, errWebTokenProvider
 	}
 	vo := o.Verify
 	if vo.CacheSize == 0 {
@@ -186,7 +201,8 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		v.Close()
 		return nil, errors.Join(ErrNoExchange, err)
 	}
-	m := &Middleware{o: o, verifier: v, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor, sharedClock: sharedClock}
+	m := &Middleware{o: o, verifier: v, x: x, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor, sharedClock: sharedClock,
+		retryAfter: cmp.Or(o.Cache.UnavailableTTL, exchange.DefaultUnavailableTTL)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -331,7 +347,15 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 	}
 	creds, sess, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw, now)
 	if err != nil {
-		return nil, m.failedFor(ErrorFromExchange(err), claims)
+		e := ErrorFromExchange(err)
+		if e.Kind == KindUnavailable && e.RetryAfter == 0 {
+			// The client retries when the Cache no longer answers the
+			// failure from memory.
+			c := *e
+			c.RetryAfter = m.retryAfter
+			e = &c
+		}
+		return nil, m.failedFor(e, claims)
 	}
 	m.ok.Add(1)
 	id := claims.Identity(sess.Expires, ctxcreds.AWSUser{UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID})
@@ -412,7 +436,7 @@ func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 	}
 	attrs := []slog.Attr{slog.String("kind", err.Kind.String()), slog.String("code", err.Code)}
 	if c != nil {
-		attrs = append(attrs, slog.String("user", UserHash(c.Issuer, c.Subject)))
+		attrs = append(attrs, slog.String("user", m.x.UserHash(exchange.UserKey{Issuer: c.Issuer, Subject: c.Subject})))
 	}
 	var xe *exchange.Error
 	if errors.As(err, &xe) {
@@ -420,13 +444,6 @@ func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 	}
 	m.log.LogAttrs(ctx, level, "tipkit: request refused", attrs...)
 	return err
-}
-
-// UserHash returns the short, stable name under which logs show a user
-// (exchange.UserKey.Hash): a hash of the issuer and subject, never the
-// subject itself; the same as the user's RoleSessionName after "tipkit-".
-func UserHash(issuer, subject string) string {
-	return exchange.UserKey{Issuer: issuer, Subject: subject}.Hash()
 }
 
 // Close stops background key refreshes and credential renewals, and

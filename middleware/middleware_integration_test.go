@@ -312,7 +312,8 @@ func TestRefreshAheadServesOldCredentials(t *testing.T) {
 		t.Fatalf("%d background refreshes, %d in flight, want 1 and 1", s.BackgroundRefreshes, s.InFlight)
 	}
 	release()
-	if err := m.Close(); err != nil { // waits for the background renewal
+	settle(t, m) // the background renewal ends
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if n := m.Stats().InFlight; n != 0 {
@@ -489,9 +490,7 @@ func TestRenewalWithNewerTokenThenFreshTokenNeeded(t *testing.T) {
 	if k := keyOf(t, env, get(t, h, tok1), "alice"); k != k2 {
 		t.Fatalf("served %s, want the still-valid %s", k, k2)
 	}
-	if err := m.Close(); err != nil { // waits for the background attempt
-		t.Fatal(err)
-	}
+	settle(t, m) // the background renewal ends
 	if after := awsCalls(env); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("a renewal with nothing to renew with called AWS: %v then %v", before, after)
 	}
@@ -532,9 +531,7 @@ func TestCredentialsNeverServedPastExpiry(t *testing.T) {
 	if k := keyOf(t, env, get(t, h, tok), "alice"); k != k1 {
 		t.Fatalf("served %s, want %s", k, k1)
 	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, m)                       // the background renewal ends
 	env.Clock.Advance(5 * time.Minute) // expired, and AWS still fails
 	w := get(t, h, tok)
 	refusal(t, w, http.StatusServiceUnavailable, "temporarily_unavailable")
@@ -810,9 +807,7 @@ func TestNoSecretInLogsBodiesOrStats(t *testing.T) {
 	send(env.IdP.Token("frank", tiptest.WithLifetime(3*time.Hour)), http.StatusOK)
 	env.Clock.Advance(pastIDCtxt) // renewal by refresh token
 	send(tokens[len(tokens)-1], http.StatusOK)
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, m) // the background renewal ends
 
 	var exposed strings.Builder
 	exposed.WriteString(logs.String())
@@ -920,9 +915,7 @@ func TestStatsCounters(t *testing.T) {
 	keyOf(t, env, get(t, h, bob), "bob")
 	env.Clock.Advance(inWindow)
 	keyOf(t, env, get(t, h, bob), "bob")
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, m) // the background renewal ends
 
 	s = m.Stats()
 	wantErrors := map[string]uint64{
@@ -970,9 +963,7 @@ func TestFailedRenewalIsRemembered(t *testing.T) {
 			t.Fatalf("served %s, want the still-valid %s", k, k1)
 		}
 	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, m) // the background renewal ends
 	if n := env.AWS.Calls("AssumeRole"); n != 2 {
 		t.Fatalf("%d AssumeRole calls, want 2: a refused renewal was retried on every request", n)
 	}
