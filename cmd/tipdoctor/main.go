@@ -20,6 +20,9 @@
 //
 // Exit status: 0 when no check failed, 1 when one did, 2 for bad usage.
 //
+// Text it did not write itself (from the token, the issuer, AWS, the
+// environment) is printed with every control character escaped.
+//
 // It never prints the token, an identity context or a secret. Only
 // -exchange spends the token: IAM Identity Center exchanges a token (its
 // jti) once.
@@ -35,9 +38,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -192,7 +197,7 @@ func parse(args []string, sys system) (settings, string, int, bool) {
 		return s, "", 2, false
 	}
 	fail := func(format string, a ...any) (settings, string, int, bool) {
-		fmt.Fprintf(sys.stderr, "tipdoctor: "+format+"\n", a...)
+		fmt.Fprintf(sys.stderr, "tipdoctor: %s\n", printable(fmt.Sprintf(format, a...)))
 		return s, "", 2, false
 	}
 	if fs.NArg() > 0 {
@@ -302,7 +307,7 @@ func run(ctx context.Context, args []string, sys system) int {
 	d := &doctor{s: s, token: token, sys: sys, rep: rep, status: map[string]status{}}
 	d.diagnose(ctx)
 	if rep.err != nil {
-		fmt.Fprintf(sys.stderr, "tipdoctor: writing the report: %v\n", rep.err)
+		fmt.Fprintf(sys.stderr, "tipdoctor: writing the report: %s\n", printable(rep.err.Error()))
 		return 1
 	}
 	if rep.failed > 0 {
@@ -343,12 +348,17 @@ type reporter struct {
 // nameWidth aligns the text report.
 const nameWidth = 27
 
-// print writes r.
+// print writes r, with secrets blanked out and every rune a terminal
+// could act on escaped: its text holds what the token, the issuer, AWS
+// and the environment said.
 func (p *reporter) print(r result) {
-	r.Detail, r.Cause, r.Fix = p.redact(r.Detail), p.redact(r.Cause), p.redact(r.Fix)
-	for i := range r.Causes {
-		r.Causes[i] = p.redact(r.Causes[i])
+	r.Check = printable(r.Check)
+	r.Detail, r.Cause, r.Fix = printable(p.redact(r.Detail)), printable(p.redact(r.Cause)), printable(p.redact(r.Fix))
+	causes := make([]string, len(r.Causes))
+	for i, c := range r.Causes {
+		causes[i] = printable(p.redact(c))
 	}
+	r.Causes = causes
 	if r.Status == statusFail {
 		p.failed++
 	}
@@ -402,6 +412,40 @@ func wrap(first, indent, text string) string {
 		lineHasWord = true
 	}
 	b.WriteString(strings.TrimRight(line, " ") + "\n")
+	return b.String()
+}
+
+// printable returns s with every rune that strconv.IsPrint refuses
+// (control characters such as ESC, BEL, CR and DEL, the C1 controls,
+// format characters such as bidirectional overrides, line and paragraph
+// separators) written as its Go escape (\x1b, \a, \u202e), and every byte
+// that is not UTF-8 as \xNN. Backslashes are left as they are: the text
+// is for reading, not for unquoting.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
 	return b.String()
 }
 
