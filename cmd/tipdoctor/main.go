@@ -20,8 +20,11 @@
 //
 // Exit status: 0 when no check failed, 1 when one did, 2 for bad usage.
 //
-// Text it did not write itself (from the token, the issuer, AWS, the
-// environment) is printed with every control character escaped.
+// It fetches the discovery document of TIPKIT_ISSUER only, not of an
+// issuer named by the token alone, unless -follow-token-issuer asks it to;
+// it follows redirects as tipkit's verifier does. Text it did not write
+// itself (from the token, the issuer, AWS, the environment) is printed with
+// every control character escaped.
 //
 // It never prints the token, an identity context or a secret. Only
 // -exchange spends the token: IAM Identity Center exchanges a token (its
@@ -89,6 +92,7 @@ type settings struct {
 	region             string
 	userClaim          string
 	exchange           bool
+	followTokenIssuer  bool
 	json               bool
 	timeout            time.Duration
 }
@@ -144,7 +148,9 @@ Checks, in order; a check whose prerequisite did not pass is skipped:
   token.jti               jti present (IAM Identity Center requires it)
   token.user-claim        the claim users are mapped by (-user-claim)
   issuer.config           TIPKIT_ISSUER equals the token's iss byte for byte
-  issuer.discovery        discovery reachable, https outside loopback, its issuer equals iss
+  issuer.discovery        discovery of TIPKIT_ISSUER (of the token's iss only with -follow-token-issuer):
+                          reachable, https outside loopback (redirects too, as tipkit's verifier follows
+                          them), its issuer equals iss
   issuer.keys             the key set reachable, the token's kid in it
   issuer.signature        the signature, checked by tipkit's verifier
   audience                the token's aud holds TIPKIT_AUDIENCE
@@ -183,6 +189,8 @@ func parse(args []string, sys system) (settings, string, int, bool) {
 	fs.StringVar(&s.region, "region", "", "IAM Identity Center's region (default: AWS_REGION, or the AWS configuration's)")
 	fs.StringVar(&s.userClaim, "user-claim", "email", "the token claim the trusted token issuer maps users by")
 	fs.BoolVar(&s.exchange, "exchange", false, "also exchange the token as the server would (spends the token)")
+	fs.BoolVar(&s.followTokenIssuer, "follow-token-issuer", false, "fetch the discovery document and keys of the token's iss even when it is not "+envIssuer+
+		" (or that is not set): the token is not verified yet, so its iss may name any host")
 	fs.BoolVar(&s.json, "json", false, "print one JSON object per check")
 	fs.DurationVar(&s.timeout, "timeout", defaultTimeout, "bound on the whole diagnosis")
 	fs.Usage = func() {
