@@ -90,7 +90,26 @@ func isLoopback(host string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// getJSON fetches url and decodes its JSON body into v.
+// maxRedirectChain is the number of requests, the first included, after
+// which checkRedirect stops a chain of redirects.
+const maxRedirectChain = 5
+
+// checkRedirect is the redirect rule of tipkit's verifier (the default
+// client of verify.Options.HTTPClient), which the server fetches the same
+// documents with: no request after the fifth, and each to an https URL or
+// an http one on a loopback host. A refused redirect is not requested.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirectChain {
+		return fmt.Errorf("stopped after %d redirects", maxRedirectChain)
+	}
+	if why := fetchable(req.URL.String()); why != "" {
+		return fmt.Errorf("refused the redirect: %s", why)
+	}
+	return nil
+}
+
+// getJSON fetches url and decodes its JSON body into v. Redirects are
+// followed under checkRedirect, whatever client the system gave.
 func (d *doctor) getJSON(ctx context.Context, url string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -99,7 +118,12 @@ func (d *doctor) getJSON(ctx context.Context, url string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := d.sys.httpClient.Do(req)
+	client := http.Client{Timeout: 10 * time.Second}
+	if d.sys.httpClient != nil {
+		client = *d.sys.httpClient
+	}
+	client.CheckRedirect = checkRedirect
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -117,9 +141,22 @@ func (d *doctor) getJSON(ctx context.Context, url string, v any) error {
 	return nil
 }
 
-// checkDiscovery reads the issuer's discovery document.
+// checkDiscovery reads the issuer's discovery document: TIPKIT_ISSUER's,
+// which the token's iss must equal, or, with -follow-token-issuer, the
+// token's iss. Without that flag, an iss that TIPKIT_ISSUER does not vouch
+// for is never fetched: the token is not verified yet, and its iss can
+// name any host.
 func (d *doctor) checkDiscovery(ctx context.Context) result {
 	iss := d.tok.iss
+	switch {
+	case d.s.followTokenIssuer:
+	case d.s.issuer == "":
+		return skip("%s (-issuer) is not set, and the token's iss %q is not fetched without it: the token is not verified yet; "+
+			"set %s, or run with -follow-token-issuer", envIssuer, iss, envIssuer)
+	case d.s.issuer != iss:
+		return skip("the token's iss %q is not %s %q (see issuer.config), and is not fetched: the token is not verified yet; "+
+			"run with -follow-token-issuer to fetch it anyway", iss, envIssuer, d.s.issuer)
+	}
 	if why := fetchable(iss); why != "" {
 		return fail(fmt.Sprintf("the token's iss %q cannot be an issuer: %s", iss, why),
 			"register and use the identity provider's https issuer URL")

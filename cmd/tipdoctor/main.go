@@ -20,6 +20,12 @@
 //
 // Exit status: 0 when no check failed, 1 when one did, 2 for bad usage.
 //
+// It fetches the discovery document of TIPKIT_ISSUER only, not of an
+// issuer named by the token alone, unless -follow-token-issuer asks it to;
+// it follows redirects as tipkit's verifier does. Text it did not write
+// itself (from the token, the issuer, AWS, the environment) is printed with
+// every control character escaped.
+//
 // It never prints the token, an identity context or a secret. Only
 // -exchange spends the token: IAM Identity Center exchanges a token (its
 // jti) once.
@@ -35,9 +41,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -84,6 +92,7 @@ type settings struct {
 	region             string
 	userClaim          string
 	exchange           bool
+	followTokenIssuer  bool
 	json               bool
 	timeout            time.Duration
 }
@@ -139,7 +148,9 @@ Checks, in order; a check whose prerequisite did not pass is skipped:
   token.jti               jti present (IAM Identity Center requires it)
   token.user-claim        the claim users are mapped by (-user-claim)
   issuer.config           TIPKIT_ISSUER equals the token's iss byte for byte
-  issuer.discovery        discovery reachable, https outside loopback, its issuer equals iss
+  issuer.discovery        discovery of TIPKIT_ISSUER (of the token's iss only with -follow-token-issuer):
+                          reachable, https outside loopback (redirects too, as tipkit's verifier follows
+                          them), its issuer equals iss
   issuer.keys             the key set reachable, the token's kid in it
   issuer.signature        the signature, checked by tipkit's verifier
   audience                the token's aud holds TIPKIT_AUDIENCE
@@ -178,6 +189,8 @@ func parse(args []string, sys system) (settings, string, int, bool) {
 	fs.StringVar(&s.region, "region", "", "IAM Identity Center's region (default: AWS_REGION, or the AWS configuration's)")
 	fs.StringVar(&s.userClaim, "user-claim", "email", "the token claim the trusted token issuer maps users by")
 	fs.BoolVar(&s.exchange, "exchange", false, "also exchange the token as the server would (spends the token)")
+	fs.BoolVar(&s.followTokenIssuer, "follow-token-issuer", false, "fetch the discovery document and keys of the token's iss even when it is not "+envIssuer+
+		" (or that is not set): the token is not verified yet, so its iss may name any host")
 	fs.BoolVar(&s.json, "json", false, "print one JSON object per check")
 	fs.DurationVar(&s.timeout, "timeout", defaultTimeout, "bound on the whole diagnosis")
 	fs.Usage = func() {
@@ -192,7 +205,7 @@ func parse(args []string, sys system) (settings, string, int, bool) {
 		return s, "", 2, false
 	}
 	fail := func(format string, a ...any) (settings, string, int, bool) {
-		fmt.Fprintf(sys.stderr, "tipdoctor: "+format+"\n", a...)
+		fmt.Fprintf(sys.stderr, "tipdoctor: %s\n", printable(fmt.Sprintf(format, a...)))
 		return s, "", 2, false
 	}
 	if fs.NArg() > 0 {
@@ -302,7 +315,7 @@ func run(ctx context.Context, args []string, sys system) int {
 	d := &doctor{s: s, token: token, sys: sys, rep: rep, status: map[string]status{}}
 	d.diagnose(ctx)
 	if rep.err != nil {
-		fmt.Fprintf(sys.stderr, "tipdoctor: writing the report: %v\n", rep.err)
+		fmt.Fprintf(sys.stderr, "tipdoctor: writing the report: %s\n", printable(rep.err.Error()))
 		return 1
 	}
 	if rep.failed > 0 {
@@ -343,12 +356,17 @@ type reporter struct {
 // nameWidth aligns the text report.
 const nameWidth = 27
 
-// print writes r.
+// print writes r, with secrets blanked out and every rune a terminal
+// could act on escaped: its text holds what the token, the issuer, AWS
+// and the environment said.
 func (p *reporter) print(r result) {
-	r.Detail, r.Cause, r.Fix = p.redact(r.Detail), p.redact(r.Cause), p.redact(r.Fix)
-	for i := range r.Causes {
-		r.Causes[i] = p.redact(r.Causes[i])
+	r.Check = printable(r.Check)
+	r.Detail, r.Cause, r.Fix = printable(p.redact(r.Detail)), printable(p.redact(r.Cause)), printable(p.redact(r.Fix))
+	causes := make([]string, len(r.Causes))
+	for i, c := range r.Causes {
+		causes[i] = printable(p.redact(c))
 	}
+	r.Causes = causes
 	if r.Status == statusFail {
 		p.failed++
 	}
@@ -402,6 +420,40 @@ func wrap(first, indent, text string) string {
 		lineHasWord = true
 	}
 	b.WriteString(strings.TrimRight(line, " ") + "\n")
+	return b.String()
+}
+
+// printable returns s with every rune that strconv.IsPrint refuses
+// (control characters such as ESC, BEL, CR and DEL, the C1 controls,
+// format characters such as bidirectional overrides, line and paragraph
+// separators) written as its Go escape (\x1b, \a, \u202e), and every byte
+// that is not UTF-8 as \xNN. Backslashes are left as they are: the text
+// is for reading, not for unquoting.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
 	return b.String()
 }
 

@@ -37,7 +37,7 @@ func TestHelp(t *testing.T) {
 	help := stderr.String()
 	for _, want := range []string{
 		"-token ", "-token-file", "-issuer", "-audience", "-application-arn", "-access-role-arn", "-application-role-arn",
-		"-region", "-user-claim", "-exchange", "-json", "-timeout", "TIPKIT_ISSUER", "TIPKIT_AUDIENCE", "TIPKIT_APPLICATION_ARN",
+		"-region", "-user-claim", "-exchange", "-follow-token-issuer", "-json", "-timeout", "TIPKIT_ISSUER", "TIPKIT_AUDIENCE", "TIPKIT_APPLICATION_ARN",
 		"TIPKIT_ACCESS_ROLE_ARN", "TIPKIT_APPLICATION_ROLE_ARN", "AWS_REGION", "AWS_ENDPOINT_URL", "sso:DescribeApplication",
 		"sso:GetApplicationGrant", "sso:DescribeTrustedTokenIssuer", "iam:GetRole", "sts:SetContext", "Exit status",
 	} {
