@@ -18,9 +18,23 @@
 //
 // endpoint is the base URL of STS and SSO OIDC (BaseEndpoint of an AWS SDK
 // client); access_key_id and secret_access_key are the long-term keys of the
-// server's IAM user. A few lines for people follow. A token of the local
-// identity provider for a user is minted by GET <issuer>/token?user=NAME
-// (optional alg=ES256 or EdDSA, ttl=15m, omit=jti,email).
+// server's IAM user. A few lines for people follow, then the same settings
+// as shell lines, one per variable, values in single quotes, for
+// cmd/tipdoctor, the examples and AWS SDKs:
+//
+//	export AWS_ENDPOINT_URL='http://127.0.0.1:PORT'
+//	export AWS_REGION='us-east-1'
+//	export AWS_ACCESS_KEY_ID='AKIA...'
+//	export AWS_SECRET_ACCESS_KEY='...'
+//	export TIPKIT_ISSUER='http://127.0.0.1:PORT'
+//	export TIPKIT_AUDIENCE='tipkit-test'
+//	export TIPKIT_APPLICATION_ARN='arn:aws:sso::...'
+//	export TIPKIT_ACCESS_ROLE_ARN='arn:aws:iam::123456789012:role/tipkit-access'
+//	export TIPKIT_APPLICATION_ROLE_ARN='arn:aws:iam::123456789012:role/tipkit-application'
+//
+// A token of the local identity provider for a user is minted by
+// GET <issuer>/token?user=NAME (optional alg=ES256 or EdDSA, ttl=15m,
+// omit=jti,email).
 //
 // -break sets the local IAM Identity Center or IAM up wrongly on purpose,
 // to see what a diagnosis (cmd/tipdoctor) or a program makes of it; the
@@ -174,16 +188,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  mint a token:    curl '%s/token?user=alice'\n", env.IdP.Issuer())
 	fmt.Fprintf(stdout, "AWS (STS + SSO OIDC): %s, region %s, refresh grant %v, token TTL %v\n",
 		env.AWS.URL(), env.AWS.Region(), *refresh, *ttl)
-	fmt.Fprintf(stdout, "  export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n",
-		env.AWS.URL(), env.AWS.Region(), creds.AccessKeyID, creds.SecretAccessKey)
 	if len(broken) > 0 || *unknown != "" {
 		fmt.Fprintf(stdout, "broken on purpose: %s; unknown users: %s\n", strings.Join(broken, ", "), strings.Join(splitList(*unknown), ", "))
+	}
+	for _, v := range exports(env) {
+		fmt.Fprintf(stdout, "export %s=%s\n", v.name, shellQuote(v.value))
 	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "tiptest: stopping")
 	return 0
+}
+
+// envVar is one line of the export block.
+type envVar struct{ name, value string }
+
+// exports are the variables of the export lines: the AWS SDKs' standard
+// ones and every TIPKIT_ variable cmd/tipdoctor and the examples read.
+func exports(env *tiptest.Env) []envVar {
+	creds := env.AWS.ServerCredentials()
+	return []envVar{
+		{"AWS_ENDPOINT_URL", env.AWS.URL()},
+		{"AWS_REGION", env.AWS.Region()},
+		{"AWS_ACCESS_KEY_ID", creds.AccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", creds.SecretAccessKey},
+		{"TIPKIT_ISSUER", env.IdP.Issuer()},
+		{"TIPKIT_AUDIENCE", env.IdP.Audience()},
+		{"TIPKIT_APPLICATION_ARN", env.ApplicationArn},
+		{"TIPKIT_ACCESS_ROLE_ARN", env.AccessRoleArn},
+		{"TIPKIT_APPLICATION_ROLE_ARN", env.ApplicationRoleArn},
+	}
+}
+
+// shellQuote quotes s for a POSIX shell: in single quotes, each single
+// quote of s closing the quotes, escaped with a backslash, and reopening
+// them.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // breakNames are the values of -break.

@@ -6,12 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,10 +57,10 @@ func checkInfo(t *testing.T, line string, region string) info {
 	return in
 }
 
-// mintToken gets a token for alice from the running identity provider.
-func mintToken(t *testing.T, issuer string) jwt.MapClaims {
+// getToken gets a token for user from the running identity provider.
+func getToken(t *testing.T, issuer, user string) string {
 	t.Helper()
-	resp, err := http.Get(issuer + "/token?user=alice")
+	resp, err := http.Get(issuer + "/token?user=" + user)
 	if err != nil {
 		t.Fatalf("GET token: %v", err)
 	}
@@ -63,9 +69,16 @@ func mintToken(t *testing.T, issuer string) jwt.MapClaims {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET token: status %d, %v: %s", resp.StatusCode, err, body)
 	}
+	return string(body)
+}
+
+// mintToken gets a token for alice from the running identity provider.
+func mintToken(t *testing.T, issuer string) jwt.MapClaims {
+	t.Helper()
+	raw := getToken(t, issuer, "alice")
 	claims := jwt.MapClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(string(body), claims); err != nil {
-		t.Fatalf("token %q: %v", body, err)
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, claims); err != nil {
+		t.Fatalf("token %q: %v", raw, err)
 	}
 	if claims["iss"] != issuer || claims["sub"] != "alice" || claims["email"] != "alice@example.com" {
 		t.Fatalf("claims %v", claims)
@@ -241,5 +254,175 @@ func TestBinary(t *testing.T) {
 	}
 	if len(human) == 0 || !strings.Contains(strings.Join(human, "\n"), in.Issuer+"/token?user=alice") {
 		t.Errorf("human lines %q", human)
+	}
+}
+
+// startRun runs the command in process with args until the test ends. It
+// returns the first line, decoded, and the lines for people up to "press
+// Ctrl-C".
+func startRun(t *testing.T, args ...string) (info, []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, args, pw, &errOut)
+		pw.Close()
+		done <- code
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("run returned %d; stderr %q", code, errOut.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return after cancellation")
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output; stderr %q", errOut.String())
+	}
+	in := checkInfo(t, sc.Text(), "us-east-1")
+	var human []string
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "press Ctrl-C") {
+		human = append(human, sc.Text())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return in, human
+}
+
+// exportLine is the form of the lines that export a variable.
+var exportLine = regexp.MustCompile(`^export ([A-Z][A-Z0-9_]*)=('.*')$`)
+
+// tipdoctorVariables returns the TIPKIT_ variables that cmd/tipdoctor
+// reads: the string literals of its sources that are such a name.
+func tipdoctorVariables(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "cmd", "tipdoctor", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("cmd/tipdoctor sources: %v, %d files", err, len(files))
+	}
+	name := regexp.MustCompile(`^TIPKIT_[A-Z0-9_]+$`)
+	var vars []string
+	fset := token.NewFileSet()
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if v, err := strconv.Unquote(lit.Value); err == nil && name.MatchString(v) && !slices.Contains(vars, v) {
+					vars = append(vars, v)
+				}
+			}
+			return true
+		})
+	}
+	if !slices.Contains(vars, "TIPKIT_ISSUER") || !slices.Contains(vars, "TIPKIT_ACCESS_ROLE_ARN") {
+		t.Fatalf("found %q in cmd/tipdoctor: not the variables it reads", vars)
+	}
+	return vars
+}
+
+// TestExportLines checks that the command prints, as shell lines, every
+// TIPKIT_ variable cmd/tipdoctor reads and the AWS ones, with the values of
+// the first line, quoted for the shell, and that the README's recipe shows
+// the same lines.
+func TestExportLines(t *testing.T) {
+	in, human := startRun(t, "-audience", "it's")
+	want := map[string]string{
+		"AWS_ENDPOINT_URL":            in.Endpoint,
+		"AWS_REGION":                  in.Region,
+		"AWS_ACCESS_KEY_ID":           in.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       in.SecretAccessKey,
+		"TIPKIT_ISSUER":               in.Issuer,
+		"TIPKIT_AUDIENCE":             "it's",
+		"TIPKIT_APPLICATION_ARN":      in.ApplicationArn,
+		"TIPKIT_ACCESS_ROLE_ARN":      in.AccessRoleArn,
+		"TIPKIT_APPLICATION_ROLE_ARN": in.ApplicationRoleArn,
+	}
+	var names, lines []string
+	for _, l := range human {
+		if m := exportLine.FindStringSubmatch(l); m != nil {
+			names = append(names, m[1])
+			lines = append(lines, l)
+		} else if strings.Contains(l, "export") {
+			t.Errorf("line %q mentions export but is not an export line", l)
+		}
+	}
+	for _, v := range tipdoctorVariables(t) {
+		if _, ok := want[v]; !ok {
+			t.Errorf("cmd/tipdoctor reads %s, which this test does not know", v)
+		}
+	}
+	for _, l := range lines {
+		m := exportLine.FindStringSubmatch(l)
+		value, ok := want[m[1]]
+		if !ok {
+			t.Errorf("unexpected variable in %q", l)
+			continue
+		}
+		quoted := "'" + value + "'"
+		if m[1] == "TIPKIT_AUDIENCE" {
+			quoted = `'it'\''s'`
+		}
+		if m[2] != quoted {
+			t.Errorf("%s: printed %s, want %s", m[1], m[2], quoted)
+		}
+	}
+	for name := range want {
+		if !slices.Contains(names, name) {
+			t.Errorf("no export line for %s in %q", name, human)
+		}
+	}
+
+	// What a shell makes of the lines.
+	if sh, err := exec.LookPath("sh"); err == nil {
+		script := strings.Join(lines, "\n")
+		for _, name := range names {
+			script += "\nprintf '%s\\n' \"$" + name + "\""
+		}
+		out, err := exec.Command(sh, "-c", script).Output()
+		if err != nil {
+			t.Fatalf("sh: %v", err)
+		}
+		got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		for i, name := range names {
+			if i >= len(got) || got[i] != want[name] {
+				t.Errorf("sh sees %s = %q, want %q", name, got, want[name])
+			}
+		}
+	} else {
+		t.Log("no sh to evaluate the lines:", err)
+	}
+
+	// README's recipe shows the lines, in the same order and form.
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for l := range strings.Lines(string(readme)) {
+		l = strings.TrimSuffix(l, "\n")
+		if !strings.HasPrefix(l, "export ") {
+			continue
+		}
+		m := exportLine.FindStringSubmatch(l)
+		if m == nil || strings.Contains(m[2][1:len(m[2])-1], "'") {
+			t.Errorf("README line %q is not in the printed form", l)
+			continue
+		}
+		shown = append(shown, m[1])
+	}
+	if !slices.Equal(shown, names) {
+		t.Errorf("README exports %q, the command %q", shown, names)
 	}
 }
