@@ -10,6 +10,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +29,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssoadmin"
 	ssoadmintypes "github.com/aws/aws-sdk-go-v2/service/ssoadmin/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
+	ssooidctypes "github.com/aws/aws-sdk-go-v2/service/ssooidc/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -113,6 +118,18 @@ func TestRunFlags(t *testing.T) {
 		{"-no-such-flag"},
 		{"extra"},
 		{"-break", "audience,nonsense"},
+		{"-fault", "AssumeRole"},
+		{"-fault", "AssumeRole="},
+		{"-fault", "NoSuchOperation=throttle"},
+		{"-fault", "GetObject=throttle"}, // S3 is not served
+		{"-fault", "AssumeRole=slow"},
+		{"-fault", "AssumeRole=throttle:0"},
+		{"-fault", "AssumeRole=throttle:two"},
+		{"-fault", "AssumeRole=1s+2s"},
+		{"-fault", "AssumeRole=throttle+deny"},
+		{"-fault", "AssumeRole=throttle+"},
+		{"-fault", "AssumeRole=0s"},
+		{"-fault", "AssumeRole=1fortnight"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, &out, &errOut); code != 2 {
@@ -123,7 +140,8 @@ func TestRunFlags(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-refresh-grant") {
+	if code := run(context.Background(), []string{"-h"}, &out, &errOut); code != 0 ||
+		!strings.Contains(errOut.String(), "-refresh-grant") || !strings.Contains(errOut.String(), "DELETE /_tiptest/faults") {
 		t.Errorf("run(-h) = %d, stderr %q", code, errOut.String())
 	}
 }
@@ -425,4 +443,229 @@ func TestExportLines(t *testing.T) {
 	if !slices.Equal(shown, names) {
 		t.Errorf("README exports %q, the command %q", shown, names)
 	}
+}
+
+// awsConfig is a configuration of the AWS clients for the running
+// command, signed with the server's keys, without retries.
+func awsConfig(in info) aws.Config {
+	return aws.Config{
+		Region: in.Region, BaseEndpoint: aws.String(in.Endpoint), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(in.AccessKeyID, in.SecretAccessKey, ""),
+	}
+}
+
+// callerIdentity calls STS GetCallerIdentity.
+func callerIdentity(in info) error {
+	_, err := sts.NewFromConfig(awsConfig(in)).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	return err
+}
+
+// assumeAccessRole calls STS AssumeRole on the access role, without an
+// identity context.
+func assumeAccessRole(in info) error {
+	_, err := sts.NewFromConfig(awsConfig(in)).AssumeRole(context.Background(), &sts.AssumeRoleInput{
+		RoleArn: aws.String(in.AccessRoleArn), RoleSessionName: aws.String("faults"),
+	})
+	return err
+}
+
+// webIdentity calls STS AssumeRoleWithWebIdentity with a token of user.
+func webIdentity(t *testing.T, in info, user string) error {
+	_, err := sts.NewFromConfig(awsConfig(in)).AssumeRoleWithWebIdentity(context.Background(), &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn: aws.String(in.ApplicationRoleArn), RoleSessionName: aws.String("faults"),
+		WebIdentityToken: aws.String(getToken(t, in.Issuer, user)),
+	})
+	return err
+}
+
+// exchangeToken calls SSO OIDC CreateTokenWithIAM with a fresh token of
+// user.
+func exchangeToken(t *testing.T, in info, user string) error {
+	_, err := ssooidc.NewFromConfig(awsConfig(in)).CreateTokenWithIAM(context.Background(), &ssooidc.CreateTokenWithIAMInput{
+		ClientId:  aws.String(in.ApplicationArn),
+		GrantType: aws.String("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+		Assertion: aws.String(getToken(t, in.Issuer, user)),
+	})
+	return err
+}
+
+// wantCode fails t unless err is the AWS error code.
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != code {
+		t.Fatalf("error %v, want %s", err, code)
+	}
+}
+
+// control sends a request to the control endpoint and returns the status
+// and the body.
+func control(t *testing.T, in info, method, path, contentType, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, in.Endpoint+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// setFault sets a fault through the control endpoint.
+func setFault(t *testing.T, in info, body string) {
+	t.Helper()
+	if status, msg := control(t, in, http.MethodPost, "/_tiptest/faults", "application/json", body); status != http.StatusNoContent {
+		t.Fatalf("POST faults %s: %d %s", body, status, msg)
+	}
+}
+
+// clearFaults removes every fault through the control endpoint.
+func clearFaults(t *testing.T, in info) {
+	t.Helper()
+	if status, msg := control(t, in, http.MethodDelete, "/_tiptest/faults", "", ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE faults: %d %s", status, msg)
+	}
+}
+
+// wantCalls fails t unless GET /_tiptest/calls answers want.
+func wantCalls(t *testing.T, in info, want map[string]int) {
+	t.Helper()
+	status, body := control(t, in, http.MethodGet, "/_tiptest/calls", "", "")
+	var got map[string]int
+	if err := json.Unmarshal([]byte(body), &got); status != http.StatusOK || err != nil {
+		t.Fatalf("GET calls: %d %q: %v", status, body, err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+}
+
+// TestFaultFlag checks faults given with -fault: errors in each protocol's
+// code, a count, a latency, clearing, and the counters.
+func TestFaultFlag(t *testing.T) {
+	in, human := startRun(t,
+		"-fault", "GetCallerIdentity=throttle",
+		"-fault", "CreateTokenWithIAM=throttle:1",
+		"-fault", "AssumeRoleWithWebIdentity=150ms",
+		"-fault", "AssumeRole=internal")
+	if want := "faults from the start: GetCallerIdentity=throttle, CreateTokenWithIAM=throttle:1, AssumeRoleWithWebIdentity=150ms, AssumeRole=internal"; !slices.Contains(human, want) {
+		t.Fatalf("no line %q in %q", want, human)
+	}
+
+	wantCode(t, callerIdentity(in), "Throttling")
+	wantCode(t, callerIdentity(in), "Throttling") // until cleared
+	wantCode(t, assumeAccessRole(in), "InternalError")
+	var slowDown *ssooidctypes.SlowDownException
+	if err := exchangeToken(t, in, "alice"); !errors.As(err, &slowDown) {
+		t.Fatalf("CreateTokenWithIAM: %v, want SlowDownException", err)
+	}
+	if err := exchangeToken(t, in, "alice"); err != nil {
+		t.Fatalf("CreateTokenWithIAM after its one fault: %v", err)
+	}
+	start := time.Now()
+	if err := webIdentity(t, in, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("AssumeRoleWithWebIdentity answered after %v, want at least 150ms", d)
+	}
+
+	clearFaults(t, in)
+	if err := callerIdentity(in); err != nil {
+		t.Fatalf("GetCallerIdentity after DELETE: %v", err)
+	}
+	if err := assumeAccessRole(in); err != nil {
+		t.Fatalf("AssumeRole after DELETE: %v", err)
+	}
+	wantCalls(t, in, map[string]int{
+		"GetCallerIdentity": 3, "AssumeRole": 2, "CreateTokenWithIAM": 2, "AssumeRoleWithWebIdentity": 1,
+	})
+}
+
+// TestFaultEndpoint checks faults set and removed through the control
+// endpoint while the command runs, the counters, and the requests the
+// endpoint refuses.
+func TestFaultEndpoint(t *testing.T) {
+	in, _ := startRun(t)
+	wantCalls(t, in, map[string]int{})
+	if err := assumeAccessRole(in); err != nil {
+		t.Fatal(err)
+	}
+
+	setFault(t, in, `{"operation":"AssumeRole","fault":"throttle","count":2}`)
+	wantCode(t, assumeAccessRole(in), "Throttling")
+	wantCode(t, assumeAccessRole(in), "Throttling")
+	if err := assumeAccessRole(in); err != nil {
+		t.Fatalf("AssumeRole after its two faults: %v", err)
+	}
+
+	setFault(t, in, `{"operation":"CreateTokenWithIAM","fault":"throttle"}`)
+	var slowDown *ssooidctypes.SlowDownException
+	for range 2 {
+		if err := exchangeToken(t, in, "bob"); !errors.As(err, &slowDown) {
+			t.Fatalf("CreateTokenWithIAM: %v, want SlowDownException", err)
+		}
+	}
+	setFault(t, in, `{"operation":"GetCallerIdentity","fault":"ServiceUnavailable"}`)
+	wantCode(t, callerIdentity(in), "ServiceUnavailable")
+	clearFaults(t, in)
+	if err := exchangeToken(t, in, "bob"); err != nil {
+		t.Fatalf("CreateTokenWithIAM after DELETE: %v", err)
+	}
+	if err := callerIdentity(in); err != nil {
+		t.Fatalf("GetCallerIdentity after DELETE: %v", err)
+	}
+
+	setFault(t, in, `{"operation":"GetCallerIdentity","latency":"150ms","count":1}`)
+	start := time.Now()
+	if err := callerIdentity(in); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("GetCallerIdentity answered after %v, want at least 150ms", d)
+	}
+	setFault(t, in, `{"operation":"GetCallerIdentity","latency":"150ms","fault":"deny"}`)
+	start = time.Now()
+	wantCode(t, callerIdentity(in), "AccessDenied")
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("GetCallerIdentity refused after %v, want at least 150ms", d)
+	}
+	clearFaults(t, in)
+
+	for _, tc := range []struct {
+		method, path, contentType, body string
+		status                          int
+	}{
+		{"POST", "/_tiptest/faults", "text/plain", `{"operation":"AssumeRole","fault":"throttle"}`, http.StatusUnsupportedMediaType},
+		{"POST", "/_tiptest/faults", "", `{"operation":"AssumeRole","fault":"throttle"}`, http.StatusUnsupportedMediaType},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"NoSuchOperation","fault":"throttle"}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole"}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole","fault":"slow"}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole","latency":"-1s"}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole","fault":"throttle","count":-1}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole","fault":"throttle","times":1}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `{"operation":"AssumeRole","fault":"throttle"} {}`, http.StatusBadRequest},
+		{"POST", "/_tiptest/faults", "application/json", `not json`, http.StatusBadRequest},
+		{"GET", "/_tiptest/faults", "", "", http.StatusMethodNotAllowed},
+		{"POST", "/_tiptest/calls", "application/json", "{}", http.StatusMethodNotAllowed},
+		{"GET", "/_tiptest/nothing", "", "", http.StatusNotFound},
+	} {
+		if status, body := control(t, in, tc.method, tc.path, tc.contentType, tc.body); status != tc.status {
+			t.Errorf("%s %s %q: %d %q, want %d", tc.method, tc.path, tc.body, status, body, tc.status)
+		}
+	}
+	if err := assumeAccessRole(in); err != nil {
+		t.Fatalf("AssumeRole after refused requests: %v", err)
+	}
+	wantCalls(t, in, map[string]int{"AssumeRole": 5, "CreateTokenWithIAM": 3, "GetCallerIdentity": 4})
 }
