@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,7 +110,8 @@ type AWSOptions struct {
 // Access Grants (S3 Control GetDataAccess, restXml, on the host of the
 // account; see HTTPClient) and a small S3 (restXml, path-style
 // ListObjectsV2, GetObject, HeadObject and PutObject; see CreateBucket and
-// Grant). It models one account with:
+// Grant), and, when HandleControl is given one, a handler of the test's
+// own under ControlPath. It models one account with:
 //
 //   - the IAM user "tipkit-server", whose long-term keys are
 //     ServerCredentials;
@@ -172,6 +175,7 @@ type AWS struct {
 	calls      map[string]int
 	agents     map[string]string
 	faults     map[string]*faultState
+	control    http.Handler // see HandleControl
 }
 
 // roleModel is an IAM role of the model.
@@ -370,6 +374,14 @@ func (a *AWS) ServerCredentials() aws.Credentials {
 	}
 }
 
+// CallCounts returns every counter of Calls, by operation: a copy, with
+// the operations that received no request left out.
+func (a *AWS) CallCounts() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.calls)
+}
+
 // Calls returns how many requests op received, refused or not: op is
 // "CreateTokenWithIAM", "AssumeRole", "AssumeRoleWithWebIdentity",
 // "GetCallerIdentity", "GetDataAccess", "ListCallerAccessGrants",
@@ -438,10 +450,42 @@ func (a *AWS) record(op string, r *http.Request) {
 	a.agents[op] = r.UserAgent()
 }
 
-// serveHTTP dispatches S3 by the credential scope (see isS3Request),
-// sso-admin by its X-Amz-Target, IAM by the API version of its awsQuery
-// form, then the rest by path: "/" is STS, "/token" is SSO OIDC.
+// ControlPath is the path prefix of the requests that AWS.HandleControl
+// gives to a handler of the test's own. No request of an API the local AWS
+// serves has a path under it: STS, IAM and sso-admin use "/", SSO OIDC
+// "/token", S3 Control "/v20180820/", and an S3 bucket name cannot hold
+// an underscore.
+const ControlPath = "/_tiptest/"
+
+// HandleControl makes the AWS's server pass the requests whose path starts
+// with ControlPath to h, whatever their method, host or headers, instead
+// of refusing them as AWS would. It is the place of controls a test serves
+// to programs of other languages, such as the fault endpoint of
+// cmd/tiptest. A nil h removes the handler.
+func (a *AWS) HandleControl(h http.Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.control = h
+}
+
+// controlHandler returns the handler of HandleControl, or nil.
+func (a *AWS) controlHandler() http.Handler {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.control
+}
+
+// serveHTTP dispatches ControlPath to the handler of HandleControl, when
+// there is one, S3 by the credential scope (see isS3Request), sso-admin by
+// its X-Amz-Target, IAM by the API version of its awsQuery form, then the
+// rest by path: "/" is STS, "/token" is SSO OIDC.
 func (a *AWS) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, ControlPath) {
+		if h := a.controlHandler(); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
 	if isS3Request(r) {
 		a.serveS3(w, r)
 		return

@@ -207,6 +207,63 @@ func TestCallsAndUserAgent(t *testing.T) {
 	}
 }
 
+func TestCallCounts(t *testing.T) {
+	env := tiptest.New(t)
+	if got := env.AWS.CallCounts(); len(got) != 0 {
+		t.Fatalf("CallCounts before any call = %v", got)
+	}
+	c := awsSTS(env, nil)
+	for range 2 {
+		if _, err := c.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := awsWebIdentity(env, "not a token", 0)
+	awsWantCode(t, err, "InvalidIdentityToken", http.StatusBadRequest)
+	got := env.AWS.CallCounts()
+	if len(got) != 2 || got["GetCallerIdentity"] != 2 || got["AssumeRoleWithWebIdentity"] != 1 {
+		t.Fatalf("CallCounts = %v", got)
+	}
+	got["GetCallerIdentity"] = 99 // a copy
+	if n := env.AWS.Calls("GetCallerIdentity"); n != 2 {
+		t.Fatalf("Calls after changing the copy = %d", n)
+	}
+}
+
+func TestHandleControl(t *testing.T) {
+	env := tiptest.New(t)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(env.AWS.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Control")
+	}
+	// Without a handler, the path is what AWS makes of it: an anonymous S3
+	// request, refused.
+	if status, mark := get(tiptest.ControlPath + "calls"); status == http.StatusOK || mark != "" {
+		t.Fatalf("without a handler: %d %q", status, mark)
+	}
+	env.AWS.HandleControl(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Control", r.URL.Path)
+	}))
+	if status, mark := get(tiptest.ControlPath + "calls"); status != http.StatusOK || mark != "/_tiptest/calls" {
+		t.Fatalf("with a handler: %d %q", status, mark)
+	}
+	if _, err := awsSTS(env, nil).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatalf("STS beside the handler: %v", err)
+	}
+	if status, mark := get("/tiptest/calls"); mark != "" {
+		t.Fatalf("a path outside ControlPath reached the handler: %d", status)
+	}
+	env.AWS.HandleControl(nil)
+	if status, mark := get(tiptest.ControlPath + "calls"); status == http.StatusOK || mark != "" {
+		t.Fatalf("after HandleControl(nil): %d %q", status, mark)
+	}
+}
+
 func TestFaultCodes(t *testing.T) {
 	env := tiptest.New(t)
 	ctx := context.Background()

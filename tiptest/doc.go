@@ -117,7 +117,10 @@
 //
 // Tests move time with Clock.Advance, inject faults with AWS.SetFault (on
 // the S3 operations and GetDataAccess too, for example "SlowDown" on
-// "GetObject"), count calls with AWS.Calls, and ask whose credentials were
-// used with AWS.UserFor (which knows the user of the credentials that
-// GetDataAccess vends, too).
+// "GetObject"), count calls with AWS.Calls (all of them with
+// AWS.CallCounts), and ask whose credentials were used with AWS.UserFor
+// (which knows the user of the credentials that GetDataAccess vends, too).
+// AWS.HandleControl serves a test's own controls on the AWS's server,
+// under ControlPath, for programs that cannot call Go: cmd/tiptest serves
+// its faults and counters there.
 package tiptest

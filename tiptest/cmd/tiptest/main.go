@@ -5,7 +5,7 @@
 // Usage:
 //
 //	tiptest [-refresh-grant] [-token-ttl 1h] [-region us-east-1] [-audience tipkit-test]
-//	        [-break NAME,...] [-unknown-user NAME,...]
+//	        [-break NAME,...] [-unknown-user NAME,...] [-fault OP=WHAT[:N]]...
 //
 // The first line it writes to standard output is one JSON object describing
 // the environment:
@@ -18,9 +18,23 @@
 //
 // endpoint is the base URL of STS and SSO OIDC (BaseEndpoint of an AWS SDK
 // client); access_key_id and secret_access_key are the long-term keys of the
-// server's IAM user. A few lines for people follow. A token of the local
-// identity provider for a user is minted by GET <issuer>/token?user=NAME
-// (optional alg=ES256 or EdDSA, ttl=15m, omit=jti,email).
+// server's IAM user. A few lines for people follow, then the same settings
+// as shell lines, one per variable, values in single quotes, for
+// cmd/tipdoctor, the examples and AWS SDKs:
+//
+//	export AWS_ENDPOINT_URL='http://127.0.0.1:PORT'
+//	export AWS_REGION='us-east-1'
+//	export AWS_ACCESS_KEY_ID='AKIA...'
+//	export AWS_SECRET_ACCESS_KEY='...'
+//	export TIPKIT_ISSUER='http://127.0.0.1:PORT'
+//	export TIPKIT_AUDIENCE='tipkit-test'
+//	export TIPKIT_APPLICATION_ARN='arn:aws:sso::...'
+//	export TIPKIT_ACCESS_ROLE_ARN='arn:aws:iam::123456789012:role/tipkit-access'
+//	export TIPKIT_APPLICATION_ROLE_ARN='arn:aws:iam::123456789012:role/tipkit-application'
+//
+// A token of the local identity provider for a user is minted by
+// GET <issuer>/token?user=NAME (optional alg=ES256 or EdDSA, ttl=15m,
+// omit=jti,email).
 //
 // -break sets the local IAM Identity Center or IAM up wrongly on purpose,
 // to see what a diagnosis (cmd/tipdoctor) or a program makes of it; the
@@ -36,6 +50,52 @@
 //
 // -unknown-user removes users from the Identity Center directory: their
 // tokens are refused with InvalidGrantException.
+//
+// # Faults
+//
+// Faults make the local AWS answer as a busy or failing AWS does, to try a
+// program's retries, timeouts and error handling. -fault OP=WHAT[:N], which
+// may be repeated, starts with one:
+//
+//	-fault AssumeRole=throttle                    every AssumeRole answers Throttling
+//	-fault CreateTokenWithIAM=200ms               every CreateTokenWithIAM answers 200 ms late
+//	-fault AssumeRole=1s+unavailable:2            the next 2 AssumeRole wait 1 s, then answer 503
+//	-fault CreateTokenWithIAM=InvalidGrantException  an AWS error code, answered as it is
+//
+// OP is AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity,
+// CreateTokenWithIAM, DescribeApplication, GetApplicationGrant,
+// DescribeTrustedTokenIssuer or GetRole. WHAT is a latency (a Go
+// duration), an error, or LATENCY+ERROR; an error is an AWS error code or
+// one of these kinds, which name each protocol's code:
+//
+//	throttle     Throttling (STS, IAM), SlowDownException (SSO OIDC), ThrottlingException (sso-admin)
+//	internal     500: InternalError (STS, IAM), InternalServerException
+//	unavailable  503: ServiceUnavailable (STS, IAM), ServiceUnavailableException
+//	deny         AccessDenied (STS, IAM), AccessDeniedException
+//
+// :N limits the fault to the next N calls of OP; without it the fault
+// stays until cleared. A later fault of OP replaces the earlier one. A
+// fault applies before the request's signature is checked, as AWS's
+// throttling does, and the call still counts.
+//
+// While tiptest runs, the server of endpoint also takes, under
+// /_tiptest/, a path no AWS API it serves uses (an S3 bucket name cannot
+// hold an underscore):
+//
+//	POST   /_tiptest/faults  sets a fault, replacing OP's: a JSON body
+//	                         (Content-Type: application/json) such as
+//	                         {"operation":"AssumeRole","fault":"throttle","latency":"1s","count":2},
+//	                         fault and latency as in -fault, both optional but not both empty,
+//	                         count as :N; answers 204, or 400 with the reason
+//	DELETE /_tiptest/faults  removes every fault; answers 204
+//	GET    /_tiptest/calls   the requests each operation received since the start,
+//	                         refused or not: {"AssumeRole":3,"CreateTokenWithIAM":1}
+//
+// For example:
+//
+//	curl --json '{"operation":"CreateTokenWithIAM","fault":"throttle","count":1}' "$AWS_ENDPOINT_URL/_tiptest/faults"
+//
+// # Not served
 //
 // The small S3 and S3 Access Grants of package tiptest are not offered to
 // other programs: S3 Control sends GetDataAccess to a host name of the
@@ -95,11 +155,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	audience := fs.String("audience", "tipkit-test", "audience of the local identity provider's tokens")
 	breaks := fs.String("break", "", "comma-separated misconfigurations: "+strings.Join(breakNames, ", "))
 	unknown := fs.String("unknown-user", "", "comma-separated users that IAM Identity Center does not know")
+	var faults []faultSpec
+	fs.Func("fault", "`OP=WHAT[:N]` makes an operation fail or wait from the start; repeatable (see below)", func(v string) error {
+		f, err := parseFaultFlag(v)
+		if err == nil {
+			faults = append(faults, f)
+		}
+		return err
+	})
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tiptest [flags]")
 		fmt.Fprintln(stderr, "Runs a local OpenID Connect identity provider and a local AWS IAM Identity Center + STS on 127.0.0.1.")
 		fmt.Fprintln(stderr, "Not S3 or S3 Access Grants: those of package tiptest are for Go tests (tiptest.New).")
 		fs.PrintDefaults()
+		fmt.Fprintf(stderr, usageFaults, strings.Join(faultOpNames(), ", "))
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -149,6 +218,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, user := range splitList(*unknown) {
 		env.AWS.RemoveUser(user)
 	}
+	for _, s := range faults {
+		f, _ := s.resolve() // checked by parseFaultFlag
+		env.AWS.SetFault(s.Operation, f)
+	}
+	env.AWS.HandleControl(controlHandler(env.AWS))
 
 	creds := env.AWS.ServerCredentials()
 	line, err := json.Marshal(info{
@@ -174,16 +248,73 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  mint a token:    curl '%s/token?user=alice'\n", env.IdP.Issuer())
 	fmt.Fprintf(stdout, "AWS (STS + SSO OIDC): %s, region %s, refresh grant %v, token TTL %v\n",
 		env.AWS.URL(), env.AWS.Region(), *refresh, *ttl)
-	fmt.Fprintf(stdout, "  export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n",
-		env.AWS.URL(), env.AWS.Region(), creds.AccessKeyID, creds.SecretAccessKey)
+	fmt.Fprintf(stdout, "  faults:          POST or DELETE %s%sfaults, counters: GET %s%scalls\n",
+		env.AWS.URL(), tiptest.ControlPath, env.AWS.URL(), tiptest.ControlPath)
 	if len(broken) > 0 || *unknown != "" {
 		fmt.Fprintf(stdout, "broken on purpose: %s; unknown users: %s\n", strings.Join(broken, ", "), strings.Join(splitList(*unknown), ", "))
+	}
+	if len(faults) > 0 {
+		names := make([]string, len(faults))
+		for i, f := range faults {
+			names[i] = f.String()
+		}
+		fmt.Fprintf(stdout, "faults from the start: %s\n", strings.Join(names, ", "))
+	}
+	for _, v := range exports(env) {
+		fmt.Fprintf(stdout, "export %s=%s\n", v.name, shellQuote(v.value))
 	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "tiptest: stopping")
 	return 0
+}
+
+// usageFaults ends -h; %s is the list of operations.
+const usageFaults = `
+-fault OP=WHAT[:N] makes OP fail or wait, from the start; repeat it for
+several operations. WHAT is a latency (200ms), an error, or LATENCY+ERROR;
+an error is an AWS error code (InvalidGrantException) or one of:
+  throttle     Throttling (STS, IAM), SlowDownException (SSO OIDC), ThrottlingException (sso-admin)
+  internal     500: InternalError (STS, IAM), InternalServerException
+  unavailable  503: ServiceUnavailable (STS, IAM), ServiceUnavailableException
+  deny         AccessDenied (STS, IAM), AccessDeniedException
+:N limits the fault to the next N calls; without it, it stays until cleared.
+OP is one of %s.
+
+While it runs, the AWS endpoint also serves, on 127.0.0.1 as the rest:
+  POST   /_tiptest/faults  a JSON body, Content-Type application/json:
+                           {"operation":"AssumeRole","fault":"throttle","latency":"1s","count":2}
+                           (fault and latency as in -fault, one may be left out; count as :N)
+  DELETE /_tiptest/faults  removes every fault
+  GET    /_tiptest/calls   requests per operation, refused or not: {"AssumeRole":3}
+`
+
+// envVar is one line of the export block.
+type envVar struct{ name, value string }
+
+// exports are the variables of the export lines: the AWS SDKs' standard
+// ones and every TIPKIT_ variable cmd/tipdoctor and the examples read.
+func exports(env *tiptest.Env) []envVar {
+	creds := env.AWS.ServerCredentials()
+	return []envVar{
+		{"AWS_ENDPOINT_URL", env.AWS.URL()},
+		{"AWS_REGION", env.AWS.Region()},
+		{"AWS_ACCESS_KEY_ID", creds.AccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", creds.SecretAccessKey},
+		{"TIPKIT_ISSUER", env.IdP.Issuer()},
+		{"TIPKIT_AUDIENCE", env.IdP.Audience()},
+		{"TIPKIT_APPLICATION_ARN", env.ApplicationArn},
+		{"TIPKIT_ACCESS_ROLE_ARN", env.AccessRoleArn},
+		{"TIPKIT_APPLICATION_ROLE_ARN", env.ApplicationRoleArn},
+	}
+}
+
+// shellQuote quotes s for a POSIX shell: in single quotes, each single
+// quote of s closing the quotes, escaped with a backslash, and reopening
+// them.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // breakNames are the values of -break.
