@@ -34,9 +34,11 @@ func withToken(ctx context.Context, token string) context.Context {
 // signs CreateTokenWithIAM and AssumeRole when an application role is
 // configured. It is not an aws.CredentialsCache around an
 // AssumeRoleWithWebIdentity provider: that cache judges expiry by the SDK's
-// wall clock rather than Options.Now, and it cannot serve the credentials
-// still valid when a renewal fails, nor pick the token to renew with from
-// the calling request.
+// wall clock rather than Options.Now, and its provider cannot pick the
+// token to renew with from the calling request. (Serving credentials that
+// are still valid when a renewal fails, which it does here, the cache can
+// do too, through a provider implementing
+// HandleFailRefreshCredentialsCacheStrategy.)
 type bootstrap struct {
 	x   *Exchanger
 	web WebIdentityClient

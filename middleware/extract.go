@@ -12,8 +12,8 @@ import (
 // [KindInvalidRequest].
 //
 // Extractors only look at the bytes of a token: they do not decode it, and
-// they leave the size cap to [Verifier.Verify], which refuses a token over
-// VerifierOptions.MaxTokenSize before reading it.
+// they leave the size cap to the verifier ([verify.Verifier.Verify]), which
+// refuses a token over verify.Options.MaxTokenSize before reading it.
 type Extractor func(r *http.Request) (string, error)
 
 // BearerExtractor is the default Extractor: it takes the token of an

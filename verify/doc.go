@@ -26,8 +26,9 @@
 //		fmt.Println(claims.Issuer, claims.Subject)
 //	}
 //
-// A [Verifier] has one entry point, [Verifier.Verify], in the manner of
-// go-oidc's IDTokenVerifier. Its errors are [*Error] values that match
+// A [Verifier] is used through [Verifier.Verify], in the manner of go-oidc's
+// IDTokenVerifier; [Verifier.Remembered] is a lookup of tokens Verify
+// accepted before, for a server's hot path, and checks nothing else. Its errors are [*Error] values that match
 // [ErrInvalid] (bring another token) or [ErrUnavailable] (the issuer's keys
 // cannot be had now: retry later) with errors.Is; their descriptions never
 // hold the token. The middleware package maps them to HTTP and gRPC
