@@ -31,6 +31,7 @@ package ctxcreds
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,24 +51,58 @@ func WithConfig(ctx context.Context, cfg *aws.Config) context.Context {
 }
 
 // Config returns the caller's AWS configuration stored by [WithConfig] or
-// [WithCaller], and
-// whether there was one. The returned value is a copy: changing it does not
-// change what later readers of ctx see (slices and maps inside it, such as
-// APIOptions, are shared and must not be modified in place).
+// [WithCaller], and whether there was one. The returned value is a copy
+// whose slices (APIOptions, ConfigSources, AuthSchemePreference,
+// ServiceOptions and those of Interceptors) have no spare capacity, so
+// that appending to them, as cfg.APIOptions = append(cfg.APIOptions, ...)
+// or cfg.Interceptors.AddBeforeSigning(...) do, gives the caller a new
+// array and changes nothing for other readers of ctx nor for other
+// callers of the same base configuration. The elements of those slices,
+// and what BaseEndpoint and the configuration's other pointers point at,
+// are shared: they must not be modified in place.
 func Config(ctx context.Context) (aws.Config, bool) {
+	var cfg aws.Config
 	switch v := ctx.Value(configKey{}).(type) {
 	case *aws.Config:
-		if v != nil {
-			return *v, true
+		if v == nil {
+			return aws.Config{}, false
 		}
+		cfg = *v
 	case *callerCtx:
-		if v.base != nil {
-			cfg := *v.base
-			cfg.Credentials = v.creds
-			return cfg, true
+		if v.base == nil {
+			return aws.Config{}, false
 		}
+		cfg = *v.base
+		cfg.Credentials = v.creds
+	default:
+		return aws.Config{}, false
 	}
-	return aws.Config{}, false
+	clipSlices(&cfg)
+	return cfg, true
+}
+
+// clipSlices removes the spare capacity of every slice of cfg, so that an
+// append to one of them cannot write into an array that cfg shares with
+// the configuration it was copied from.
+func clipSlices(cfg *aws.Config) {
+	cfg.ConfigSources = slices.Clip(cfg.ConfigSources)
+	cfg.APIOptions = slices.Clip(cfg.APIOptions)
+	cfg.AuthSchemePreference = slices.Clip(cfg.AuthSchemePreference)
+	cfg.ServiceOptions = slices.Clip(cfg.ServiceOptions)
+	i := &cfg.Interceptors
+	i.BeforeExecution = slices.Clip(i.BeforeExecution)
+	i.BeforeSerialization = slices.Clip(i.BeforeSerialization)
+	i.AfterSerialization = slices.Clip(i.AfterSerialization)
+	i.BeforeRetryLoop = slices.Clip(i.BeforeRetryLoop)
+	i.BeforeAttempt = slices.Clip(i.BeforeAttempt)
+	i.BeforeSigning = slices.Clip(i.BeforeSigning)
+	i.AfterSigning = slices.Clip(i.AfterSigning)
+	i.BeforeTransmit = slices.Clip(i.BeforeTransmit)
+	i.AfterTransmit = slices.Clip(i.AfterTransmit)
+	i.BeforeDeserialization = slices.Clip(i.BeforeDeserialization)
+	i.AfterDeserialization = slices.Clip(i.AfterDeserialization)
+	i.AfterAttempt = slices.Clip(i.AfterAttempt)
+	i.AfterExecution = slices.Clip(i.AfterExecution)
 }
 
 // WithCaller returns a copy of ctx that carries the caller's AWS

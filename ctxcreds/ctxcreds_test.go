@@ -3,6 +3,7 @@ package ctxcreds_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -175,6 +176,68 @@ func must(id ctxcreds.Identity, ok bool) ctxcreds.Identity {
 		panic("no identity")
 	}
 	return id
+}
+
+// Config hands out slices without spare capacity, so that appending to the
+// configuration of one reader never writes into the array that the base
+// configuration, and so every other reader, shares. Every slice of
+// aws.Config is checked, those of its nested structs included, so that a
+// slice the SDK adds later fails this test until Config clips it too.
+func TestConfigSlicesHaveNoSpareCapacity(t *testing.T) {
+	var base aws.Config
+	n := 0
+	eachSlice(reflect.ValueOf(&base).Elem(), "aws.Config", func(v reflect.Value, _ string) {
+		v.Set(reflect.MakeSlice(v.Type(), 1, 8))
+		n++
+	})
+	if n < 5 {
+		t.Fatalf("found %d slices in aws.Config", n)
+	}
+	creds := credentials.NewStaticCredentialsProvider("a", "s", "")
+	for name, ctx := range map[string]context.Context{
+		"WithConfig": ctxcreds.WithConfig(context.Background(), &base),
+		"WithCaller": ctxcreds.WithCaller(context.Background(), &base, creds, ctxcreds.Identity{}),
+	} {
+		cfg, _ := ctxcreds.Config(ctx)
+		eachSlice(reflect.ValueOf(&cfg).Elem(), "aws.Config", func(v reflect.Value, path string) {
+			if v.Len() != 1 || v.Cap() != 1 {
+				t.Errorf("%s: %s has len %d, cap %d; want 1, 1", name, path, v.Len(), v.Cap())
+			}
+		})
+	}
+
+	// What the review found: two callers of one base each append an
+	// option; each runs its own only.
+	base = aws.Config{APIOptions: make([]func(*middleware.Stack) error, 1, 8)}
+	ran := map[string]bool{}
+	option := func(name string) func(*middleware.Stack) error {
+		return func(*middleware.Stack) error { ran[name] = true; return nil }
+	}
+	base.APIOptions[0] = option("base")
+	alice, _ := ctxcreds.Config(ctxcreds.WithCaller(context.Background(), &base, creds, ctxcreds.Identity{}))
+	alice.APIOptions = append(alice.APIOptions, option("alice"))
+	bob, _ := ctxcreds.Config(ctxcreds.WithConfig(context.Background(), &base))
+	bob.APIOptions = append(bob.APIOptions, option("bob"))
+	for _, f := range alice.APIOptions {
+		_ = f(nil)
+	}
+	if !ran["base"] || !ran["alice"] || ran["bob"] {
+		t.Fatalf("alice's configuration ran %v", ran)
+	}
+}
+
+// eachSlice calls f with every slice field of the struct v, and of the
+// structs v holds, with its path from name.
+func eachSlice(v reflect.Value, name string, f func(reflect.Value, string)) {
+	for i := range v.NumField() {
+		fv, path := v.Field(i), name+"."+v.Type().Field(i).Name
+		switch fv.Kind() {
+		case reflect.Slice:
+			f(fv, path)
+		case reflect.Struct:
+			eachSlice(fv, path, f)
+		}
+	}
 }
 
 // WithCaller stores the configuration and the identity in one allocation,

@@ -1,12 +1,19 @@
 package middleware_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+
 	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -46,6 +53,54 @@ func TestHandlerCannotOverwriteTheCallersIdentity(t *testing.T) {
 		}
 		if want := []string{user, env.AWS.UserID(user), user}; !slices.Equal(got, want) {
 			t.Errorf("%s's identity reads %q, want %q", user, got, want)
+		}
+	}
+}
+
+// The base AWSConfig's slices may have spare capacity. Each user's handler
+// appends an API option to its configuration: each configuration then
+// holds, and an AWS call made with it runs, its own option only.
+func TestHandlersAppendToTheirOwnAPIOptions(t *testing.T) {
+	env := tiptest.New(t)
+	var (
+		mu  sync.Mutex
+		ran []string // the options run by the latest AWS call
+	)
+	option := func(name string) func(*smithymiddleware.Stack) error {
+		return func(*smithymiddleware.Stack) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ran = append(ran, name)
+			return nil
+		}
+	}
+	base := make([]func(*smithymiddleware.Stack) error, 1, 8)
+	base[0] = option("base")
+	m := newMiddleware(t, env, func(o *middleware.Options) { o.AWSConfig.APIOptions = base })
+
+	configs := map[string]aws.Config{} // the configuration each user's handler built
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg, _ := ctxcreds.Config(r.Context())
+		id, _ := ctxcreds.IdentityFrom(r.Context())
+		cfg.APIOptions = append(cfg.APIOptions, option(id.Subject()))
+		configs[id.Subject()] = cfg
+	}))
+	for _, user := range []string{"alice", "bob"} {
+		if w := get(t, h, env.IdP.Token(user)); w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", user, w.Code, w.Body.String())
+		}
+	}
+	for _, user := range []string{"alice", "bob"} {
+		cfg := configs[user]
+		if n := len(cfg.APIOptions); n != 2 {
+			t.Errorf("%s's configuration holds %d API options, want 2", user, n)
+		}
+		ran = nil
+		if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err != nil {
+			t.Fatalf("%s: GetCallerIdentity: %v", user, err)
+		}
+		if want := []string{"base", user}; !slices.Equal(ran, want) {
+			t.Errorf("%s's call ran the API options %q, want %q", user, ran, want)
 		}
 	}
 }
