@@ -389,12 +389,12 @@ func TestRefusedWithoutCaller(t *testing.T) {
 	id, _ := ctxcreds.IdentityFrom(full)
 	r := accessgrants.Prefix(env.Bucket, "alice/", types.PermissionRead)
 	for name, ctx := range map[string]context.Context{
-		"empty":            context.Background(),
-		"config only":      ctxcreds.WithConfig(context.Background(), &cfg),
-		"identity only":    ctxcreds.WithIdentity(context.Background(), id),
-		"empty subject":    ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &cfg), ctxcreds.NewIdentity("x", "", nil, time.Time{}, ctxcreds.AWSUser{})),
-		"no credentials":   ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &aws.Config{Region: "us-east-1"}), id),
-		"nil identity set": ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &cfg), nil),
+		"empty":             context.Background(),
+		"config only":       ctxcreds.WithConfig(context.Background(), &cfg),
+		"identity only":     ctxcreds.WithIdentity(context.Background(), id),
+		"empty subject":     ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &cfg), ctxcreds.NewIdentity("x", "", nil, time.Time{}, ctxcreds.AWSUser{})),
+		"no credentials":    ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &aws.Config{Region: "us-east-1"}), id),
+		"zero identity set": ctxcreds.WithIdentity(ctxcreds.WithConfig(context.Background(), &cfg), ctxcreds.Identity{}),
 	} {
 		if _, err := f.grants.GetDataAccess(ctx, r); !errors.Is(err, accessgrants.ErrNoCaller) {
 			t.Errorf("%s: GetDataAccess = %v, want ErrNoCaller", name, err)
@@ -580,4 +580,53 @@ func TestHitDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = f.grants.GetDataAccess(ctx, r) }); n != 0 {
 		t.Fatalf("a hit allocates %v times", n)
 	}
+}
+
+// A handler that overwrites the identity it read with another user's
+// (keeping the rest, so that the middleware would serve it again) cannot
+// make GetDataAccess vend that user's credentials on the caller's next
+// request: the Cache keys by the caller's identity, which the handler
+// changed only in its own copy.
+func TestOverwrittenIdentityVendsNoOtherUsersCredentials(t *testing.T) {
+	f := newFixture(t)
+	env := f.env
+	for _, u := range []string{"alice", "bob"} {
+		env.AWS.Grant(env.Bucket, "shared/", env.AWS.UserID(u), tiptest.AccessRead)
+	}
+	req := accessgrants.Prefix(env.Bucket, "shared/", types.PermissionRead)
+	bobCfg, err := f.grants.GetDataAccess(f.as(t, "bob"), req) // bob's credentials, held by the Cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobKey, _ := f.key(t, bobCfg)
+
+	alice := f.env.IdP.Token("alice", tiptest.WithLifetime(3*time.Hour))
+	serve := func(h http.HandlerFunc) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+alice)
+		w := httptest.NewRecorder()
+		f.mw.Handler(h).ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("the middleware answered %d: %s", w.Code, w.Body.String())
+		}
+	}
+	serve(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := ctxcreds.IdentityFrom(r.Context())
+		id = ctxcreds.NewIdentity(id.Issuer(), "bob", id.Claims(), id.Expires(),
+			ctxcreds.AWSUser{UserID: id.AWSUserID(), IdentityStoreID: id.IdentityStoreID()})
+		if id.Subject() != "bob" {
+			t.Error("the handler's own copy was not overwritten")
+		}
+	})
+	serve(func(w http.ResponseWriter, r *http.Request) {
+		cfg, err := f.grants.GetDataAccess(r.Context(), req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if key, owner := f.key(t, cfg); owner != "alice" || key == bobKey {
+			t.Errorf("alice's next request was vended %s of %q (bob's: %s)", key, owner, bobKey)
+		}
+	})
 }

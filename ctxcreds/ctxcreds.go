@@ -31,6 +31,7 @@ package ctxcreds
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,24 +51,58 @@ func WithConfig(ctx context.Context, cfg *aws.Config) context.Context {
 }
 
 // Config returns the caller's AWS configuration stored by [WithConfig] or
-// [WithCaller], and
-// whether there was one. The returned value is a copy: changing it does not
-// change what later readers of ctx see (slices and maps inside it, such as
-// APIOptions, are shared and must not be modified in place).
+// [WithCaller], and whether there was one. The returned value is a copy
+// whose slices (APIOptions, ConfigSources, AuthSchemePreference,
+// ServiceOptions and those of Interceptors) have no spare capacity, so
+// that appending to them, as cfg.APIOptions = append(cfg.APIOptions, ...)
+// or cfg.Interceptors.AddBeforeSigning(...) do, gives the caller a new
+// array and changes nothing for other readers of ctx nor for other
+// callers of the same base configuration. The elements of those slices,
+// and what BaseEndpoint and the configuration's other pointers point at,
+// are shared: they must not be modified in place.
 func Config(ctx context.Context) (aws.Config, bool) {
+	var cfg aws.Config
 	switch v := ctx.Value(configKey{}).(type) {
 	case *aws.Config:
-		if v != nil {
-			return *v, true
+		if v == nil {
+			return aws.Config{}, false
 		}
+		cfg = *v
 	case *callerCtx:
-		if v.base != nil {
-			cfg := *v.base
-			cfg.Credentials = v.creds
-			return cfg, true
+		if v.base == nil {
+			return aws.Config{}, false
 		}
+		cfg = *v.base
+		cfg.Credentials = v.creds
+	default:
+		return aws.Config{}, false
 	}
-	return aws.Config{}, false
+	clipSlices(&cfg)
+	return cfg, true
+}
+
+// clipSlices removes the spare capacity of every slice of cfg, so that an
+// append to one of them cannot write into an array that cfg shares with
+// the configuration it was copied from.
+func clipSlices(cfg *aws.Config) {
+	cfg.ConfigSources = slices.Clip(cfg.ConfigSources)
+	cfg.APIOptions = slices.Clip(cfg.APIOptions)
+	cfg.AuthSchemePreference = slices.Clip(cfg.AuthSchemePreference)
+	cfg.ServiceOptions = slices.Clip(cfg.ServiceOptions)
+	i := &cfg.Interceptors
+	i.BeforeExecution = slices.Clip(i.BeforeExecution)
+	i.BeforeSerialization = slices.Clip(i.BeforeSerialization)
+	i.AfterSerialization = slices.Clip(i.AfterSerialization)
+	i.BeforeRetryLoop = slices.Clip(i.BeforeRetryLoop)
+	i.BeforeAttempt = slices.Clip(i.BeforeAttempt)
+	i.BeforeSigning = slices.Clip(i.BeforeSigning)
+	i.AfterSigning = slices.Clip(i.AfterSigning)
+	i.BeforeTransmit = slices.Clip(i.BeforeTransmit)
+	i.AfterTransmit = slices.Clip(i.AfterTransmit)
+	i.BeforeDeserialization = slices.Clip(i.BeforeDeserialization)
+	i.AfterDeserialization = slices.Clip(i.AfterDeserialization)
+	i.AfterAttempt = slices.Clip(i.AfterAttempt)
+	i.AfterExecution = slices.Clip(i.AfterExecution)
 }
 
 // WithCaller returns a copy of ctx that carries the caller's AWS
@@ -76,7 +111,7 @@ func Config(ctx context.Context) (aws.Config, bool) {
 // allocation instead of two and without copying base: [Config] composes
 // the configuration when it is read. base must not change afterwards.
 // The middleware calls it on every request.
-func WithCaller(ctx context.Context, base *aws.Config, creds aws.CredentialsProvider, id *Identity) context.Context {
+func WithCaller(ctx context.Context, base *aws.Config, creds aws.CredentialsProvider, id Identity) context.Context {
 	return &callerCtx{Context: ctx, base: base, creds: creds, id: id}
 }
 
@@ -86,7 +121,7 @@ type callerCtx struct {
 	context.Context
 	base  *aws.Config
 	creds aws.CredentialsProvider
-	id    *Identity
+	id    Identity
 }
 
 // Value returns c itself for the configuration key, the identity for
@@ -104,15 +139,34 @@ func (c *callerCtx) Value(key any) any {
 // String names the context in the way the context package's own do.
 func (c *callerCtx) String() string { return "ctxcreds.WithCaller" }
 
-// Identity describes the verified caller of a request. It is read-only:
-// its fields are reached through methods, and the claims through copies,
-// so that a handler cannot change what later requests of the same caller
-// see (the middleware hands one Identity to every request of a token).
-type Identity struct {
+// Identity describes the verified caller of a request. It is a small
+// value that points at data no one can change once [NewIdentity] made it:
+// the fields are reached through methods, and the claims through copies,
+// and a handler that assigns to its Identity changes its own copy only,
+// so that no handler can change what later requests of the same caller
+// see (the middleware hands the same Identity to every request of a
+// token). Identities compare equal (==) when one call of NewIdentity made
+// both. The zero Identity names no one: its methods return zero values.
+type Identity struct{ p *identity }
+
+// identity is what an Identity points at, never modified after
+// NewIdentity.
+type identity struct {
 	issuer, subject string
 	claims          map[string]any
 	expires         time.Time
 	user            AWSUser
+}
+
+// noIdentity is what the zero Identity reads as.
+var noIdentity identity
+
+// d returns what id points at, or noIdentity for the zero Identity.
+func (id Identity) d() *identity {
+	if id.p == nil {
+		return &noIdentity
+	}
+	return id.p
 }
 
 // AWSUser names the caller's user in AWS IAM Identity Center, as Identity
@@ -135,48 +189,52 @@ type AWSUser struct {
 // when none were obtained) and who is user in IAM Identity Center (the
 // zero AWSUser when unknown). NewIdentity keeps claims, not a copy: the
 // caller must not modify claims afterwards.
-func NewIdentity(issuer, subject string, claims map[string]any, expires time.Time, user AWSUser) *Identity {
-	return &Identity{issuer: issuer, subject: subject, claims: claims, expires: expires, user: user}
+func NewIdentity(issuer, subject string, claims map[string]any, expires time.Time, user AWSUser) Identity {
+	return Identity{&identity{issuer: issuer, subject: subject, claims: claims, expires: expires, user: user}}
 }
 
 // Issuer returns the iss claim of the caller's verified token.
-func (id *Identity) Issuer() string { return id.issuer }
+func (id Identity) Issuer() string { return id.d().issuer }
 
 // Subject returns the sub claim of the caller's verified token. Together
 // with Issuer it names one user.
-func (id *Identity) Subject() string { return id.subject }
+func (id Identity) Subject() string { return id.d().subject }
 
 // Expires returns when the caller's AWS credentials expire; the zero time
 // when no credentials were obtained.
-func (id *Identity) Expires() time.Time { return id.expires }
+func (id Identity) Expires() time.Time { return id.d().expires }
 
 // AWSUserID returns the caller's user ID in IAM Identity Center's identity
 // store (AWSUser.UserID), or "" when unknown. It is read, unverified, from
 // the token IAM Identity Center returned with the caller's credentials.
-func (id *Identity) AWSUserID() string { return id.user.UserID }
+func (id Identity) AWSUserID() string { return id.d().user.UserID }
 
 // IdentityStoreID returns the ID of the identity store of the caller's
 // user (AWSUser.IdentityStoreID), or "" when unknown.
-func (id *Identity) IdentityStoreID() string { return id.user.IdentityStoreID }
+func (id Identity) IdentityStoreID() string { return id.d().user.IdentityStoreID }
 
 // Claim returns the verified claim name of the caller's token, as decoded
 // from JSON (a number is a float64, an array a []any, an object a
 // map[string]any), and whether the token has it. An array or object is a
 // copy: changing it changes nothing for anyone else.
-func (id *Identity) Claim(name string) (any, bool) {
-	v, ok := id.claims[name]
+func (id Identity) Claim(name string) (any, bool) {
+	v, ok := id.d().claims[name]
 	return copyJSON(v), ok
 }
 
 // StringClaim returns the claim name when it is a string, else "".
-func (id *Identity) StringClaim(name string) string {
-	s, _ := id.claims[name].(string)
+func (id Identity) StringClaim(name string) string {
+	s, _ := id.d().claims[name].(string)
 	return s
 }
 
-// Claims returns a copy of every verified claim of the caller's token.
-func (id *Identity) Claims() map[string]any {
-	return copyJSON(id.claims).(map[string]any)
+// Claims returns a copy of every verified claim of the caller's token;
+// nil for the zero Identity.
+func (id Identity) Claims() map[string]any {
+	if id.p == nil {
+		return nil
+	}
+	return copyJSON(id.p.claims).(map[string]any)
 }
 
 // copyJSON returns a deep copy of a value decoded from JSON.
@@ -198,16 +256,17 @@ func copyJSON(v any) any {
 	return v
 }
 
-// WithIdentity returns a copy of ctx that carries id. A nil id is stored as
-// no identity.
-func WithIdentity(ctx context.Context, id *Identity) context.Context {
+// WithIdentity returns a copy of ctx that carries id. The zero Identity is
+// stored as no identity.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
 // IdentityFrom returns the identity stored by [WithIdentity] or
-// [WithCaller], and whether there was one. The Identity is read-only, so
-// it may be shared between requests.
-func IdentityFrom(ctx context.Context) (*Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(*Identity)
-	return id, ok && id != nil
+// [WithCaller], and whether there was one (the zero Identity, false,
+// when there was none). What it points at cannot change, so it may be
+// shared between requests.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, _ := ctx.Value(identityKey{}).(Identity)
+	return id, id.p != nil
 }

@@ -230,9 +230,9 @@ func hardened(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Options))
 // expired after the middleware handed them over (the tiptest clock runs in
 // real time too) and could not be renewed: a typed exchange error instead
 // of expired credentials. Otherwise it writes nothing.
-func answerExpiredInFlight(w http.ResponseWriter, env *tiptest.Env, id *ctxcreds.Identity, err error) bool {
+func answerExpiredInFlight(w http.ResponseWriter, env *tiptest.Env, id ctxcreds.Identity, err error) bool {
 	var xe *exchange.Error
-	if err == nil || id == nil || env.Clock.Now().Before(id.Expires()) || !errors.As(err, &xe) {
+	if err == nil || id == (ctxcreds.Identity{}) || env.Clock.Now().Before(id.Expires()) || !errors.As(err, &xe) {
 		return false
 	}
 	w.Header().Set("Retry-After", "1")
@@ -259,8 +259,8 @@ func settle(t testing.TB, m *middleware.Middleware) {
 func checkedWhoAmI(t testing.TB, env *tiptest.Env, w *exposureWatch, callSTS bool) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		cfg, ok := ctxcreds.Config(r.Context())
-		id, _ := ctxcreds.IdentityFrom(r.Context())
-		if !ok || id == nil {
+		id, idOK := ctxcreds.IdentityFrom(r.Context())
+		if !ok || !idOK {
 			http.Error(rw, "no config", http.StatusInternalServerError)
 			return
 		}

@@ -1010,7 +1010,7 @@ func TestUserEvictedDuringExchange(t *testing.T) {
 func TestIdentityNamesTheIdentityCenterUser(t *testing.T) {
 	env := tiptest.New(t)
 	m := newMiddleware(t, env)
-	var got []*ctxcreds.Identity
+	var got []ctxcreds.Identity
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := ctxcreds.IdentityFrom(r.Context())
 		got = append(got, id)

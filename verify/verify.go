@@ -159,13 +159,13 @@ type Claims struct {
 // Claims remembered for a token are shared by every request with it, and
 // so is the identity: it is made once per token, expiry and user, so a
 // request served from memory allocates none.
-func (c *Claims) Identity(expires time.Time, user ctxcreds.AWSUser) *ctxcreds.Identity {
+func (c *Claims) Identity(expires time.Time, user ctxcreds.AWSUser) ctxcreds.Identity {
 	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) &&
 		id.AWSUserID() == user.UserID && id.IdentityStoreID() == user.IdentityStoreID {
-		return id
+		return *id
 	}
 	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires, user)
-	c.identity.Store(id)
+	c.identity.Store(&id)
 	return id
 }
 

@@ -101,9 +101,9 @@ func Config(c echo.Context) (aws.Config, bool) {
 // Identity returns the verified caller of c's request (issuer, subject,
 // claims, credential expiry), and whether there is one. The Identity is
 // read-only.
-func Identity(c echo.Context) (*ctxcreds.Identity, bool) {
+func Identity(c echo.Context) (ctxcreds.Identity, bool) {
 	if c == nil || c.Request() == nil {
-		return nil, false
+		return ctxcreds.Identity{}, false
 	}
 	return ctxcreds.IdentityFrom(c.Request().Context())
 }

@@ -79,9 +79,9 @@ func Config(c *gin.Context) (aws.Config, bool) {
 // Identity returns the verified caller of c's request (issuer, subject,
 // claims, credential expiry), and whether there is one. The Identity is
 // read-only.
-func Identity(c *gin.Context) (*ctxcreds.Identity, bool) {
+func Identity(c *gin.Context) (ctxcreds.Identity, bool) {
 	if c == nil || c.Request == nil {
-		return nil, false
+		return ctxcreds.Identity{}, false
 	}
 	return ctxcreds.IdentityFrom(c.Request.Context())
 }
