@@ -79,6 +79,13 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 
 // renew obtains the next session on a context detached from the caller's.
 func (p *Provider) renew(ctx context.Context, s *Session) (*Session, error) {
+	p.mu.Lock()
+	cur := p.sess
+	p.mu.Unlock()
+	if cur != nil && cur != s && p.x.o.Now().Before(cur.Credentials.Expires.Add(-p.x.o.ExpiryWindow)) {
+		// A renewal that ended after the caller looked obtained them.
+		return cur, nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	var (

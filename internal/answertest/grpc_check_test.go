@@ -51,7 +51,11 @@ func rightAnswer(err *middleware.Error, _ metadata.MD) error {
 	case 403:
 		st = status.New(codes.PermissionDenied, err.Description)
 	case 503:
-		st, _ = status.New(codes.Unavailable, err.Description).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(5 * time.Second)})
+		d := err.RetryAfter
+		if d <= 0 {
+			d = 5 * time.Second
+		}
+		st, _ = status.New(codes.Unavailable, err.Description).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
 	}
 	return st.Err()
 }
