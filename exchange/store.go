@@ -22,7 +22,8 @@ import (
 // context.DeadlineExceeded, or is a net.Error whose Timeout is true, other
 // than a failed dial) as a slow reply: the call may have been applied,
 // and the Cache may make it again. Any other error means the Store is
-// down or refusing: the flight makes no other call to it. The marks and
+// down or refusing: the flight makes no other call to it but the release
+// of a lease it holds. The marks and
 // the leases carry a value chosen by the caller, so that a call made again
 // after its answer was lost finds its own value rather than another's.
 //

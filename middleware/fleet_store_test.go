@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/internal/redistest"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
@@ -176,4 +177,32 @@ func TestFleetRedisDownNewUsers(t *testing.T) {
 		}
 	}
 	t.Logf("Redis stopped, 5 new users one after another: %s", strings.Join(took, ", "))
+}
+
+// A token refused because another replica claimed it was never sent from
+// here: once that replica releases its claim (its CreateTokenWithIAM was
+// throttled, say), the token is exchanged here. (The refusal used to leave
+// the token marked as spent in this replica's memory: 401 until it
+// expired.)
+func TestFleetTokenClaimedElsewhereThenReleased(t *testing.T) {
+	f := newFleet(t, 1)
+	r := f.replicas[0].Load()
+	tok := f.env.IdP.Token("alice")
+	key := exchange.StoreKey{Namespace: exchangeNamespace(f.env), User: exchange.UserKey{Issuer: f.env.IdP.Issuer(), Subject: "alice"}}
+	ctx := context.Background()
+	const other = "another-replica's-claim"
+	if ok, err := r.store.ClaimToken(ctx, key, exchange.TokenID(tok), other, time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("ClaimToken: %t, %v", ok, err)
+	}
+	f.get(0, tok).check(t, "alice", true)
+	if c := f.calls("CreateTokenWithIAM"); c != 0 {
+		t.Fatalf("%d CreateTokenWithIAM calls for a token claimed elsewhere, want 0", c)
+	}
+	if err := r.store.ReleaseToken(ctx, key, exchange.TokenID(tok), other); err != nil {
+		t.Fatal(err)
+	}
+	f.get(0, tok).check(t, "alice", false)
+	if c := f.calls("CreateTokenWithIAM"); c != 1 {
+		t.Fatalf("%d CreateTokenWithIAM calls, want 1", c)
+	}
 }
