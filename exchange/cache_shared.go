@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -22,9 +23,16 @@ import (
 //     refused with ErrReauthenticate, never sent.
 //   - A replica that finds the lease taken polls for the holder's result,
 //     within the flight's Timeout; a holder that dies releases by expiry.
-//   - Any Store error makes that flight work alone, as without a Store;
-//     after a few in a row the Store is left aside for storeRetry. A Store
-//     that is down costs sharing, never an answer.
+//   - A call that timed out (a slow reply: Redis may have applied it) is
+//     made again a few times within the flight. The lease and the claims
+//     carry values of their own (the flight's lease, the Exchanger's
+//     claim), so that a call made again finds its own lease or mark
+//     rather than reading it as another replica's.
+//   - Any other Store error makes that flight work alone, as without a
+//     Store, and the flight makes no other Store call (but the release of
+//     a lease it holds); after a few such errors in a row the Store is left
+//     aside for storeRetry. A Store that is down costs sharing, never an
+//     answer.
 
 // Polling of a lease held by another replica, and the pause after a Store
 // failure.
@@ -36,38 +44,107 @@ const (
 	storeFailuresAside = 3
 )
 
-// claimerKey carries a *claimer in the context of an exchange.
+// claimerKey carries the *storeFlight of an exchange in its context, which
+// claims tokens in the Store before they are sent to IAM Identity Center.
 type claimerKey struct{}
 
-// claimer claims tokens in the Store for one user before they are sent to
-// IAM Identity Center.
-type claimer struct {
-	c   *Cache
-	key StoreKey
+// storeFlight is one flight's use of the Store for one user.
+type storeFlight struct {
+	c     *Cache
+	key   StoreKey
+	lease string // the value of the flight's lease, the same for every Acquire
+	slow  int    // calls that timed out
+	// down: a call failed other than by timing out; the flight makes no
+	// other call, but the release of a lease it holds.
+	down bool
+	// leased: an Acquire took the lease, or timed out and may have.
+	leased bool
+	// claimed: a ClaimToken set the mark, or timed out and may have.
+	claimed bool
+}
+
+// newStoreValue returns 16 random bytes in hex: the value of a lease or
+// of the claims of an Exchanger.
+func newStoreValue() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// usable reports whether the flight may call the Store.
+func (f *storeFlight) usable() bool { return !f.down && f.c.storeUsable() }
+
+// failed counts err, an error of a Store call of the flight.
+func (f *storeFlight) failed(err error) {
+	f.c.storeFailed(f.key.User, err)
+	if !isTimeout(err) {
+		f.down = true
+	}
+}
+
+// retry reports whether a call that failed with err is made again (see
+// retrySlow).
+func (f *storeFlight) retry(ctx context.Context, err error) bool {
+	return !f.down && f.c.retrySlow(ctx, err, &f.slow)
 }
 
 // claim marks info's token as exchanged in the Store and reports whether
 // this replica may send it: false when another replica claimed it. A Store
-// failure leaves only the Exchanger's own mark (true).
-func (cl *claimer) claim(ctx context.Context, info tokenInfo, until time.Time) bool {
-	slow := 0
-	for {
-		ok, err := cl.c.o.Store.ClaimToken(ctx, cl.key, tokenID(info), until)
+// that fails, or that the flight no longer calls, leaves only the
+// Exchanger's own mark (true).
+func (f *storeFlight) claim(ctx context.Context, info tokenInfo, until time.Time) bool {
+	for f.usable() {
+		ok, err := f.c.o.Store.ClaimToken(ctx, f.key, tokenID(info), f.c.x.spent.storeClaim(), until)
 		if err == nil {
+			f.c.storeAnswered()
+			f.claimed = ok
 			return ok
 		}
-		cl.c.storeFailed(cl.key.User, err)
-		if !cl.c.retrySlow(ctx, err, &slow) {
-			return true
+		f.failed(err)
+		f.claimed = f.claimed || isTimeout(err)
+		if !f.retry(ctx, err) {
+			break
 		}
 	}
+	return true
 }
 
 // release removes the mark of a token that was not processed.
-func (cl *claimer) release(ctx context.Context, info tokenInfo) {
-	if err := cl.c.o.Store.ReleaseToken(ctx, cl.key, tokenID(info)); err != nil {
-		cl.c.storeFailed(cl.key.User, err)
+func (f *storeFlight) release(ctx context.Context, info tokenInfo) {
+	if !f.claimed || f.down {
+		return
 	}
+	if err := f.c.o.Store.ReleaseToken(ctx, f.key, tokenID(info), f.c.x.spent.storeClaim()); err != nil {
+		f.failed(err)
+		return
+	}
+	f.claimed = false
+	f.c.storeAnswered()
+}
+
+// releaseLease gives back the lease the flight holds or may hold, on a
+// context of its own: a flight that timed out still releases.
+func (f *storeFlight) releaseLease(ctx context.Context) {
+	if !f.leased {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.c.o.Timeout)
+	defer cancel()
+	if err := f.c.o.Store.Release(rctx, f.key, f.lease); err != nil {
+		f.failed(err)
+		return
+	}
+	f.leased = false
+	f.c.storeAnswered()
+}
+
+// alone ends the flight's use of the Store, giving back a lease that an
+// Acquire whose answer was lost may have taken, unless the Store is down.
+func (f *storeFlight) alone(ctx context.Context) sharedResult {
+	if !f.down {
+		f.releaseLease(ctx)
+	}
+	return sharedResult{alone: true}
 }
 
 // replayed turns IAM Identity Center's InvalidGrantException for a token
@@ -130,30 +207,32 @@ type sharedResult struct {
 // replica obtained, or the result of the exchange or renewal this replica
 // made under the user's lease.
 func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token string) sharedResult {
-	key := StoreKey{Namespace: c.ns, User: e.key}
-	slow := 0 // Store calls that timed out in this flight
-	for wait := leasePollMin; ; wait = min(2*wait, leasePollMax) {
-		s, err := c.load(ctx, key)
+	f := &storeFlight{c: c, key: StoreKey{Namespace: c.ns, User: e.key}, lease: newStoreValue()}
+	for wait := leasePollMin; f.usable(); wait = min(2*wait, leasePollMax) {
+		s, err := f.load(ctx)
 		if err != nil {
-			if c.retrySlow(ctx, err, &slow) {
+			if f.retry(ctx, err) {
 				continue
 			}
-			return sharedResult{alone: true}
+			return f.alone(ctx)
 		}
 		if c.serves(s, prev) {
 			c.stats.sharedHits.Add(1)
 			return sharedResult{sess: s, adopted: true}
 		}
-		lease, err := c.o.Store.Acquire(ctx, key, c.o.Timeout)
+		held, err := c.o.Store.Acquire(ctx, f.key, f.lease, c.o.Timeout)
 		if err != nil {
-			c.storeFailed(e.key, err)
-			if c.retrySlow(ctx, err, &slow) {
+			f.failed(err)
+			f.leased = f.leased || isTimeout(err)
+			if f.retry(ctx, err) {
 				continue
 			}
-			return sharedResult{alone: true}
+			return f.alone(ctx)
 		}
-		if lease != "" {
-			return c.underLease(ctx, key, lease, prev, token)
+		c.storeAnswered()
+		f.leased = held
+		if held {
+			return c.underLease(ctx, f, prev, token)
 		}
 		c.stats.sharedWaits.Add(1)
 		select {
@@ -162,6 +241,7 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 			return sharedResult{err: &Error{Kind: KindUnavailable, Op: "Exchange", Code: "LeaseHeld", Err: ctx.Err()}}
 		}
 	}
+	return f.alone(ctx)
 }
 
 // slowRetries bounds the Store calls of one flight that may time out
@@ -186,27 +266,28 @@ func (c *Cache) retrySlow(ctx context.Context, err error, slow *int) bool {
 	}
 }
 
-// isTimeout reports whether err is a call that ran out of time.
+// isTimeout reports whether err is a call that ran out of time after it
+// may have reached the Store: a slow reply. A dial that failed, even by
+// timing out, sent nothing: the Store is unreachable, not slow.
 func isTimeout(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // underLease exchanges or renews the user's session holding its lease,
 // saves the result for the other replicas, then releases the lease.
-func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev *Session, token string) sharedResult {
-	defer func() {
-		// On a context of its own: a flight that timed out still releases.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
-		defer cancel()
-		if err := c.o.Store.Release(rctx, key, lease); err != nil {
-			c.storeFailed(key.User, err)
-		}
-	}()
+func (c *Cache) underLease(ctx context.Context, f *storeFlight, prev *Session, token string) sharedResult {
+	// Released even when a call of the flight failed: the lease would
+	// otherwise keep the other replicas waiting until it expires.
+	defer f.releaseLease(ctx)
 	// Another replica may have finished between the load and the lease. If
 	// this load fails, the lease is still this replica's: it goes on, its
-	// token claimed in the Store as always.
-	s, _ := c.load(ctx, key)
+	// token claimed in the Store unless the Store is down.
+	s, _ := f.load(ctx)
 	if c.serves(s, prev) {
 		c.stats.sharedHits.Add(1)
 		return sharedResult{sess: s, adopted: true}
@@ -215,10 +296,12 @@ func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev
 	if s != nil {
 		base = s // the shared session holds the latest identity context and refresh token
 	}
-	sess, err := c.call(context.WithValue(ctx, claimerKey{}, &claimer{c: c, key: key}), base, token)
-	if sess != nil && sess.IdentityContext != "" && (err == nil || sess != base) {
-		if serr := c.o.Store.Save(ctx, key, sess); serr != nil {
-			c.storeFailed(key.User, serr)
+	sess, err := c.call(context.WithValue(ctx, claimerKey{}, f), base, token)
+	if sess != nil && sess.IdentityContext != "" && (err == nil || sess != base) && f.usable() {
+		if serr := c.o.Store.Save(ctx, f.key, sess); serr != nil {
+			f.failed(serr)
+		} else {
+			c.storeAnswered()
 		}
 	}
 	return sharedResult{sess: sess, err: err}
@@ -226,14 +309,14 @@ func (c *Cache) underLease(ctx context.Context, key StoreKey, lease string, prev
 
 // load returns the user's shared session, nil when there is none or when
 // it names another user.
-func (c *Cache) load(ctx context.Context, key StoreKey) (*Session, error) {
-	s, err := c.o.Store.Load(ctx, key)
+func (f *storeFlight) load(ctx context.Context) (*Session, error) {
+	s, err := f.c.o.Store.Load(ctx, f.key)
 	if err != nil {
-		c.storeFailed(key.User, err)
+		f.failed(err)
 		return nil, err
 	}
-	c.storeAnswered()
-	if s == nil || s.Issuer != key.User.Issuer || s.Subject != key.User.Subject {
+	f.c.storeAnswered()
+	if s == nil || s.Issuer != f.key.User.Issuer || s.Subject != f.key.User.Subject {
 		return nil, nil
 	}
 	return s, nil

@@ -173,8 +173,10 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 	if !x.spent.claim(info, x.o.Now()) {
 		return nil, errSpent
 	}
-	cl, _ := ctx.Value(claimerKey{}).(*claimer)
+	cl, _ := ctx.Value(claimerKey{}).(*storeFlight)
 	if cl != nil && !cl.claim(ctx, info, spentUntil(info, x.o.Now())) {
+		// Never sent from here: it is not this Exchanger's to remember.
+		x.spent.release(info)
 		return nil, errSpentElsewhere
 	}
 	s, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{

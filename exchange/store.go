@@ -18,6 +18,15 @@ import (
 // An error of any method makes the Cache work alone for that call (as
 // without a Store): a Store that is down costs sharing, never an answer.
 //
+// The Cache reads an error that is a timeout (it matches
+// context.DeadlineExceeded, or is a net.Error whose Timeout is true, other
+// than a failed dial) as a slow reply: the call may have been applied,
+// and the Cache may make it again. Any other error means the Store is
+// down or refusing: the flight makes no other call to it but the release
+// of a lease it holds. The marks and
+// the leases carry a value chosen by the caller, so that a call made again
+// after its answer was lost finds its own value rather than another's.
+//
 // A Store holds secrets (credentials, identity contexts, refresh tokens):
 // an implementation seals what it writes, and returns a value it cannot
 // open, or one written under another key, as absent. Every method is safe
@@ -31,17 +40,22 @@ type Store interface {
 	// holder of key's lease saves.
 	Save(ctx context.Context, key StoreKey, s *Session) error
 	// ClaimToken marks the token named id (see [TokenID]) as exchanged,
-	// until until, and reports whether it was not marked before: a replica
-	// sends a token to IAM Identity Center only after claiming it.
-	ClaimToken(ctx context.Context, key StoreKey, id string, until time.Time) (bool, error)
+	// with the value claim, until until, unless it is marked already. It
+	// reports whether the mark holds claim: set now, or by an earlier call
+	// with the same claim. A replica sends a token to IAM Identity Center
+	// only after claiming it.
+	ClaimToken(ctx context.Context, key StoreKey, id, claim string, until time.Time) (bool, error)
 	// ReleaseToken removes the mark of a token that was claimed but not
-	// processed by IAM Identity Center (the call was throttled).
-	ReleaseToken(ctx context.Context, key StoreKey, id string) error
-	// Acquire takes key's lease for ttl and returns its value, or "" and
-	// no error when another holder has it. One replica at a time exchanges
-	// or renews a user; a holder that dies releases by expiry.
-	Acquire(ctx context.Context, key StoreKey, ttl time.Duration) (lease string, err error)
-	// Release gives key's lease back if it still holds the value lease.
+	// processed by IAM Identity Center (the call was throttled), if the
+	// mark holds claim.
+	ReleaseToken(ctx context.Context, key StoreKey, id, claim string) error
+	// Acquire takes key's lease with the value lease for ttl, unless
+	// another value holds it, and reports whether the lease holds lease:
+	// taken now, or by an earlier call with the same value. One replica at
+	// a time exchanges or renews a user; a holder that dies releases by
+	// expiry.
+	Acquire(ctx context.Context, key StoreKey, lease string, ttl time.Duration) (bool, error)
+	// Release gives key's lease back if it holds the value lease.
 	Release(ctx context.Context, key StoreKey, lease string) error
 }
 

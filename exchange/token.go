@@ -113,6 +113,21 @@ type spentSet struct {
 	mu        sync.Mutex
 	until     map[spentKey]int64 // Unix nanoseconds
 	nextPrune int
+	owner     string // see storeClaim; drawn at its first call
+}
+
+// storeClaim returns the value with which the tokens of s are claimed in
+// a Store: the same for the life of s, another for every set. A mark that
+// holds it was set for this set: a claim made again after its answer was
+// lost finds its own mark, and a token whose mark stayed after it was
+// released here (never sent, or throttled) can still be sent from here.
+func (s *spentSet) storeClaim() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner == "" {
+		s.owner = newStoreValue()
+	}
+	return s.owner
 }
 
 // spentKey is a token's key hashed to 16 bytes: an entry costs about 40

@@ -30,6 +30,7 @@ type fleet struct {
 	key      []byte
 	replicas []atomic.Pointer[replica]
 	edit     []func(*middleware.Options)
+	hooks    map[int]redis.Hook // added to the Redis client of replica i when it starts
 }
 
 type replica struct {
@@ -61,6 +62,9 @@ func (f *fleet) start(i int) *replica {
 	// once (go-redis retries a refused dial for over a second by default).
 	client := redis.NewClient(&redis.Options{Addr: f.redis.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
 	f.t.Cleanup(func() { _ = client.Close() })
+	if h := f.hooks[i]; h != nil {
+		client.AddHook(h)
+	}
 	store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{f.key}, Timeout: 2 * time.Second})
 	if err != nil {
 		f.t.Fatal(err)
@@ -287,9 +291,8 @@ func TestFleetDeadLeaseHolder(t *testing.T) {
 	r := f.replicas[0].Load()
 	ns := exchangeNamespace(f.env)
 	key := exchange.StoreKey{Namespace: ns, User: exchange.UserKey{Issuer: f.env.IdP.Issuer(), Subject: "alice"}}
-	lease, err := r.store.Acquire(context.Background(), key, 300*time.Millisecond)
-	if err != nil || lease == "" {
-		t.Fatalf("Acquire: %q, %v", lease, err)
+	if held, err := r.store.Acquire(context.Background(), key, "a-dead-holder", 300*time.Millisecond); err != nil || !held {
+		t.Fatalf("Acquire: %t, %v", held, err)
 	}
 	f.get(1, f.env.IdP.Token("alice")).check(t, "alice", false)
 	if c := f.calls("CreateTokenWithIAM"); c != 1 {

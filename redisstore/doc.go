@@ -7,6 +7,9 @@
 //		Addrs:                 []string{os.Getenv("REDIS_ADDR")},
 //		TLSConfig:             &tls.Config{MinVersion: tls.VersionTLS12},
 //		ContextTimeoutEnabled: true, // lets Options.Timeout bound each call
+//		MaxRetries:            -1,   // a Redis that is down fails a call at once
+//		DialerRetries:         1,
+//		DialTimeout:           time.Second,
 //	})
 //	key, err := base64.StdEncoding.DecodeString(os.Getenv("TIPKIT_STORE_KEY")) // 32 random bytes
 //	if err != nil {
@@ -18,6 +21,9 @@
 //	}
 //	store, err := redisstore.New(rdb, redisstore.Options{EncryptionKeys: [][]byte{key}, NameKey: nameKey})
 //	if err != nil {
+//		return err
+//	}
+//	if err := store.Check(ctx); err != nil { // address, TLS, credentials, ACL
 //		return err
 //	}
 //	// Every replica's middleware, otherwise configured as for one replica:
@@ -45,12 +51,16 @@
 //     credentials' and its identity context's expiry; a session that holds a
 //     refresh token is kept at least [Options.RefreshTokenTTL] after it was
 //     saved, since the refresh token renews it after both have expired.
-//   - l: the user's lease, a random value (16 bytes in hex) that expires
-//     after the lease's ttl. Release deletes it only while it still holds
-//     the holder's value.
-//   - t:<token>: the mark of a token already exchanged, the value "1" until
-//     the time given to ClaimToken; <token> is a keyed hash (16 bytes in hex)
-//     of [exchange.TokenID].
+//   - l: the user's lease, the value given to Acquire (the Cache's are
+//     random, 16 bytes in hex), until the lease's ttl. Acquire sets it only
+//     while it is absent (SET NX) and reports true when it then holds the
+//     value given, set now or by an earlier call whose answer came too
+//     late; Release deletes it only while it holds the holder's value.
+//   - t:<token>: the mark of a token already exchanged, the value given to
+//     ClaimToken (the Cache's are random, one per Exchanger) until the time
+//     given to it; <token> is a keyed hash (16 bytes in hex) of
+//     [exchange.TokenID]. ClaimToken and ReleaseToken work as Acquire and
+//     Release.
 //
 // Neither a key's name nor its value shows a user, an issuer, an ARN or a
 // token, nor any of the session's secrets: the names are keyed hashes and
@@ -70,7 +80,8 @@
 // that a value copied under another name (another user's, another
 // namespace's) fails to open. A value that fails to open, for whatever
 // reason (tampered, moved, truncated, another version, a key ID that no
-// key of EncryptionKeys has, a Redis value of another type), is absent:
+// key of EncryptionKeys has, a Redis value of another type, a value longer
+// than [MaxSealedSize], which Load does not read), is absent:
 // Load returns no session and counts it in [Stats].Rejected. The session
 // opened must also name the key's issuer and subject, or it is rejected
 // too.
@@ -95,6 +106,22 @@
 // and WriteTimeout bound them instead. A failure to reach Redis is returned
 // as an error (wrapping go-redis's, never holding a secret) and counted in
 // [Stats].Errors; the [exchange.Cache] then works alone for that call.
+//
+// The Cache tells a Redis that is down from one that is slow by the error:
+// a timeout is a slow answer (Redis may have applied the call, which is
+// made again a few times), anything else ends the flight's use of Redis
+// at once. go-redis by default retries a command and a refused dial, with
+// pauses, until the deadline: a Redis that is down then looks slow and
+// costs every new user several timeouts. Set MaxRetries to -1 and
+// DialerRetries to 1, as above, so that a refused connection fails the
+// call at once. go-redis logs such failures to stderr itself; send its
+// log elsewhere with redis.SetLogger.
+//
+// New does not contact Redis, and a Store that cannot reach it serves all
+// the same, each replica alone: call [Store.Check] at start, which tells
+// a wrong address, TLS on one side only, refused credentials or a missing
+// ACL permission (the store runs GET, SET, DEL, STRLEN, EVAL and EVALSHA
+// on keys that begin with the prefix).
 //
 // A lease is not fenced: a holder paused beyond the lease's ttl may still
 // save after another replica took the lease, and the last save wins. Either

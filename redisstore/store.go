@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +44,12 @@ const (
 	defaultTimeout         = 100 * time.Millisecond
 	defaultRefreshTokenTTL = 8 * time.Hour
 )
+
+// MaxSealedSize bounds the value [Store.Load] reads, in bytes: a longer
+// value under a session's key is rejected unread (counted in
+// [Stats].Rejected), and [Store.Save] refuses a session that seals to more.
+// A sealed session takes a few KiB.
+const MaxSealedSize = 64 << 10
 
 // minSessionTTL is the shortest time a saved session that has not expired
 // is kept. Load returns a session whatever its expiries, as the Cache's own
@@ -101,20 +105,22 @@ type Stats struct {
 	// Rejected counts the loads that found a value that could not be
 	// opened: tampered, moved from another key, truncated, of another
 	// format version, sealed by a key not in EncryptionKeys, naming another
-	// user, or a Redis value of another type. Such a value is absent.
+	// user, longer than MaxSealedSize, or a Redis value of another type.
+	// Such a value is absent.
 	Rejected uint64
 	// Errors counts the calls that failed to reach Redis, or that Redis
 	// answered with an error (timeouts, refused connections, ACL and
 	// out-of-memory refusals...).
 	Errors uint64
-	// Claims counts the tokens claimed: ClaimToken returned true.
+	// Claims counts the calls of ClaimToken that returned true.
 	Claims uint64
-	// ClaimsRefused counts the tokens found claimed already: ClaimToken
-	// returned false.
+	// ClaimsRefused counts the tokens found claimed by another claimer:
+	// ClaimToken returned false.
 	ClaimsRefused uint64
-	// Leases counts the leases acquired.
+	// Leases counts the calls of Acquire that returned true.
 	Leases uint64
-	// LeasesBusy counts the calls of Acquire that found the lease held.
+	// LeasesBusy counts the calls of Acquire that found the lease held by
+	// another holder.
 	LeasesBusy uint64
 }
 
@@ -245,22 +251,36 @@ func (s *Store) failed(op string, err error) error {
 
 // Load returns the session stored for key, or nil and no error when there
 // is none or when what is stored cannot be opened (see [Stats].Rejected).
-// The error, when Redis cannot be reached, wraps go-redis's.
+// It reads at most [MaxSealedSize] bytes: a longer value is rejected
+// without being read. The error, when Redis cannot be reached, wraps
+// go-redis's.
 func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Session, error) {
 	s.c.loads.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	name := s.names.session(key)
-	sealed, err := s.client.Get(ctx, name).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
+	v, err := loadScript.Run(ctx, s.client, []string{name}, MaxSealedSize).Result()
+	if errors.Is(err, redis.Nil) {
 		s.c.misses.Add(1)
 		return nil, nil
-	case redis.HasErrorPrefix(err, "WRONGTYPE"):
-		s.rejected("a value of another Redis type")
-		return nil, nil
-	case err != nil:
+	}
+	if err != nil {
 		return nil, s.failed("Load", err)
+	}
+	var sealed []byte
+	switch v := v.(type) {
+	case string:
+		sealed = []byte(v)
+	case int64:
+		if v < 0 {
+			s.rejected("a value of another Redis type")
+		} else {
+			s.rejected("a value longer than MaxSealedSize, left unread")
+		}
+		return nil, nil
+	default:
+		s.rejected("an unexpected answer of Redis")
+		return nil, nil
 	}
 	plain, ok := s.seal.opened(name, sealed)
 	if !ok {
@@ -275,6 +295,23 @@ func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Sess
 	s.c.hits.Add(1)
 	return sess, nil
 }
+
+// loadScript returns the string at KEYS[1] when it is at most ARGV[1]
+// bytes long, its length when it is longer (without reading it), -1 when
+// KEYS[1] holds another type, and nil when there is no KEYS[1].
+var loadScript = redis.NewScript(`
+local n = redis.pcall("STRLEN", KEYS[1])
+if type(n) == "table" then
+	if n.err and string.sub(n.err, 1, 9) == "WRONGTYPE" then
+		return -1
+	end
+	return n
+end
+if n > tonumber(ARGV[1]) then
+	return n
+end
+return redis.call("GET", KEYS[1])
+`)
 
 // rejected counts a value Load treats as absent, and logs why.
 func (s *Store) rejected(reason string) {
@@ -308,6 +345,9 @@ func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.
 			return fmt.Errorf("redisstore: Save: %w", err)
 		}
 		sealed = s.seal.sealed(name, plain)
+		if len(sealed) > MaxSealedSize {
+			return fmt.Errorf("redisstore: Save: the sealed session is %d bytes long, over MaxSealedSize (%d)", len(sealed), MaxSealedSize)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -349,78 +389,108 @@ func ceilMillis(d time.Duration) time.Duration {
 	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
-// ClaimToken marks the token named id as exchanged for key's user until
-// until (at least one millisecond), and reports whether it was not marked
-// already.
-func (s *Store) ClaimToken(ctx context.Context, key exchange.StoreKey, id string, until time.Time) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+// ClaimToken marks the token named id as exchanged for key's user, with
+// the value claim, until until (at least one millisecond). It reports
+// whether the mark holds claim: it was absent and is now set, or an
+// earlier call with the same claim set it (a call whose answer was lost).
+// claim must not be empty.
+func (s *Store) ClaimToken(ctx context.Context, key exchange.StoreKey, id, claim string, until time.Time) (bool, error) {
+	if claim == "" {
+		return false, errors.New("redisstore: ClaimToken: the claim is empty")
+	}
 	ttl := max(time.Until(until), time.Millisecond)
-	set, err := s.client.SetNX(ctx, s.names.token(key, id), "1", ceilMillis(ttl)).Result()
+	ours, err := s.setOwn(ctx, s.names.token(key, id), claim, ttl)
 	if err != nil {
 		return false, s.failed("ClaimToken", err)
 	}
-	if set {
+	if ours {
 		s.c.claims.Add(1)
 	} else {
 		s.c.claimsRefused.Add(1)
 	}
-	return set, nil
+	return ours, nil
 }
 
-// ReleaseToken removes the mark of the token named id for key's user.
-func (s *Store) ReleaseToken(ctx context.Context, key exchange.StoreKey, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := s.client.Del(ctx, s.names.token(key, id)).Err(); err != nil {
+// ReleaseToken removes the mark of the token named id for key's user if
+// it holds claim; it does nothing otherwise.
+func (s *Store) ReleaseToken(ctx context.Context, key exchange.StoreKey, id, claim string) error {
+	if err := s.deleteOwn(ctx, s.names.token(key, id), claim); err != nil {
 		return s.failed("ReleaseToken", err)
 	}
 	return nil
 }
 
-// Acquire takes key's lease for ttl, which must be positive, and returns
-// its value: 16 random bytes in hex. When another holder has the lease, it
-// returns "" and no error.
-func (s *Store) Acquire(ctx context.Context, key exchange.StoreKey, ttl time.Duration) (string, error) {
+// Acquire takes key's lease with the value lease for ttl, which must be
+// positive, and reports whether the lease holds lease: it was free and is
+// now taken, or an earlier call with the same value took it (a call whose
+// answer was lost). It reports false when another holder has it. lease
+// must not be empty.
+func (s *Store) Acquire(ctx context.Context, key exchange.StoreKey, lease string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
-		return "", errors.New("redisstore: Acquire: the lease's ttl must be positive")
+		return false, errors.New("redisstore: Acquire: the lease's ttl must be positive")
+	}
+	if lease == "" {
+		return false, errors.New("redisstore: Acquire: the lease is empty")
+	}
+	held, err := s.setOwn(ctx, s.names.lease(key), lease, ttl)
+	if err != nil {
+		return false, s.failed("Acquire", err)
+	}
+	if held {
+		s.c.leases.Add(1)
+	} else {
+		s.c.leasesBusy.Add(1)
+	}
+	return held, nil
+}
+
+// Release gives key's lease back if it still holds the value lease; it
+// does nothing otherwise, nor when lease is "".
+func (s *Store) Release(ctx context.Context, key exchange.StoreKey, lease string) error {
+	if err := s.deleteOwn(ctx, s.names.lease(key), lease); err != nil {
+		return s.failed("Release", err)
+	}
+	return nil
+}
+
+// setOwn sets name to value for ttl unless it exists, and reports whether
+// name then holds value.
+func (s *Store) setOwn(ctx context.Context, name, value string, ttl time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := setOwnScript.Run(ctx, s.client, []string{name}, value, ceilMillis(ttl).Milliseconds()).Int()
+	return n == 1, err
+}
+
+// deleteOwn deletes name if it holds value.
+func (s *Store) deleteOwn(ctx context.Context, name, value string) error {
+	if value == "" {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	lease := hex.EncodeToString(b[:])
-	set, err := s.client.SetNX(ctx, s.names.lease(key), lease, ceilMillis(ttl)).Result()
-	if err != nil {
-		return "", s.failed("Acquire", err)
-	}
-	if !set {
-		s.c.leasesBusy.Add(1)
-		return "", nil
-	}
-	s.c.leases.Add(1)
-	return lease, nil
+	return deleteOwnScript.Run(ctx, s.client, []string{name}, value).Err()
 }
 
-// releaseScript deletes KEYS[1] only while it holds ARGV[1]: a lease that
-// expired and was taken by another holder stays that holder's.
-var releaseScript = redis.NewScript(`
+// setOwnScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds unless it
+// exists, and returns 1 when KEYS[1] then holds ARGV[1] (set now, or by an
+// earlier call with the same value), 0 otherwise. The value is the
+// holder's: a call retried after its answer was lost finds its own.
+var setOwnScript = redis.NewScript(`
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+	return 1
+end
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return 1
+end
+return 0
+`)
+
+// deleteOwnScript deletes KEYS[1] only while it holds ARGV[1]: a lease or
+// a mark that expired and was taken by another holder stays that holder's.
+var deleteOwnScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then
 	return redis.call("DEL", KEYS[1])
 end
 return 0
 `)
-
-// Release gives key's lease back if it still holds the value lease; it
-// does nothing otherwise, nor when lease is "".
-func (s *Store) Release(ctx context.Context, key exchange.StoreKey, lease string) error {
-	if lease == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := releaseScript.Run(ctx, s.client, []string{s.names.lease(key)}, lease).Err(); err != nil {
-		return s.failed("Release", err)
-	}
-	return nil
-}

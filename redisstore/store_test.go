@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -445,11 +446,11 @@ func TestNoPlaintextInRedis(t *testing.T) {
 		webToken := "header.payload-of-" + name + ".signature"
 		id := exchange.TokenID(webToken)
 		secrets = append(secrets, id, webToken, k.Namespace)
-		if ok, err := f.store.ClaimToken(ctx, k, id, time.Now().Add(time.Hour)); err != nil || !ok {
+		if ok, err := f.store.ClaimToken(ctx, k, id, claimA, time.Now().Add(time.Hour)); err != nil || !ok {
 			t.Fatalf("ClaimToken = %t, %v", ok, err)
 		}
-		if lease, err := f.store.Acquire(ctx, k, time.Minute); err != nil || lease == "" {
-			t.Fatalf("Acquire = %q, %v", lease, err)
+		if held, err := f.store.Acquire(ctx, k, leaseA, time.Minute); err != nil || !held {
+			t.Fatalf("Acquire = %t, %v", held, err)
 		}
 	}
 	keys := f.keys(t)
@@ -502,10 +503,10 @@ func TestOneHashTagPerUser(t *testing.T) {
 		k := userKey(name)
 		before := f.keys(t)
 		mustSave(t, f.store, k, sessionOf(k, name))
-		if _, err := f.store.ClaimToken(ctx, k, exchange.TokenID("a.b"+name+".c"), time.Now().Add(time.Hour)); err != nil {
+		if _, err := f.store.ClaimToken(ctx, k, exchange.TokenID("a.b"+name+".c"), claimA, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.store.Acquire(ctx, k, time.Minute); err != nil {
+		if _, err := f.store.Acquire(ctx, k, leaseA, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		var userTags []string
@@ -556,17 +557,17 @@ func TestNamespacesApart(t *testing.T) {
 		t.Fatal("another namespace loaded the session")
 	}
 	id := exchange.TokenID("x.y.z")
-	if ok, _ := f.store.ClaimToken(ctx, a, id, time.Now().Add(time.Hour)); !ok {
+	if ok, _ := f.store.ClaimToken(ctx, a, id, claimA, time.Now().Add(time.Hour)); !ok {
 		t.Fatal("first claim refused")
 	}
-	if ok, err := f.store.ClaimToken(ctx, b, id, time.Now().Add(time.Hour)); err != nil || !ok {
+	if ok, err := f.store.ClaimToken(ctx, b, id, claimB, time.Now().Add(time.Hour)); err != nil || !ok {
 		t.Fatalf("claim in another namespace = %t, %v; want true", ok, err)
 	}
-	if lease, _ := f.store.Acquire(ctx, a, time.Minute); lease == "" {
+	if held, _ := f.store.Acquire(ctx, a, leaseA, time.Minute); !held {
 		t.Fatal("first lease busy")
 	}
-	if lease, err := f.store.Acquire(ctx, b, time.Minute); err != nil || lease == "" {
-		t.Fatalf("lease in another namespace = %q, %v; want one", lease, err)
+	if held, err := f.store.Acquire(ctx, b, leaseB, time.Minute); err != nil || !held {
+		t.Fatalf("lease in another namespace = %t, %v; want held", held, err)
 	}
 	// The namespace does not show in any name.
 	for _, key := range f.keys(t) {
@@ -594,67 +595,86 @@ func TestClaims(t *testing.T) {
 	ctx := context.Background()
 	k := userKey("alice")
 	id := exchange.TokenID("a.b.c")
-	claim := func(until time.Time) bool {
+	claim := func(value string, until time.Time) bool {
 		t.Helper()
-		ok, err := f.store.ClaimToken(ctx, k, id, until)
+		ok, err := f.store.ClaimToken(ctx, k, id, value, until)
 		if err != nil {
 			t.Fatalf("ClaimToken: %v", err)
 		}
 		return ok
 	}
+	release := func(value string) {
+		t.Helper()
+		if err := f.store.ReleaseToken(ctx, k, id, value); err != nil {
+			t.Fatalf("ReleaseToken: %v", err)
+		}
+	}
 	hour := time.Now().Add(time.Hour)
-	if !claim(hour) {
+	if !claim(claimA, hour) {
 		t.Fatal("first claim refused")
 	}
-	if claim(hour) {
-		t.Fatal("second claim granted")
+	if claim(claimB, hour) {
+		t.Fatal("another claimer's claim granted")
 	}
-	if ok, _ := f.store.ClaimToken(ctx, userKey("bob"), id, hour); !ok {
+	if !claim(claimA, hour) {
+		t.Fatal("the claimer's own claim made again refused")
+	}
+	if ok, _ := f.store.ClaimToken(ctx, userKey("bob"), id, claimB, hour); !ok {
 		t.Fatal("another user's claim of the same id refused")
 	}
-	if err := f.store.ReleaseToken(ctx, k, id); err != nil {
-		t.Fatalf("ReleaseToken: %v", err)
+	release(claimB) // not the claimer's: the mark stays
+	if claim(claimB, hour) {
+		t.Fatal("a release by another claimer removed the mark")
 	}
-	if !claim(hour) {
+	release(claimA)
+	if !claim(claimB, hour) {
 		t.Fatal("claim after release refused")
 	}
-	if err := f.store.ReleaseToken(ctx, k, id); err != nil {
-		t.Fatalf("ReleaseToken: %v", err)
-	}
-	if err := f.store.ReleaseToken(ctx, k, id); err != nil {
-		t.Fatalf("ReleaseToken of an unclaimed token: %v", err)
+	release(claimB)
+	release(claimB) // an unclaimed token
+	if _, err := f.store.ClaimToken(ctx, k, id, "", hour); err == nil {
+		t.Fatal("ClaimToken with an empty claim: no error")
 	}
 
 	// Expiry.
-	if !claim(time.Now().Add(100 * time.Millisecond)) {
+	if !claim(claimA, time.Now().Add(100*time.Millisecond)) {
 		t.Fatal("claim refused")
 	}
-	if claim(time.Now().Add(100 * time.Millisecond)) {
+	if claim(claimB, time.Now().Add(100*time.Millisecond)) {
 		t.Fatal("claim granted before the first expired")
 	}
-	eventually(t, "a claim after the first expired", func() bool { return claim(time.Now().Add(time.Hour)) })
+	eventually(t, "a claim after the first expired", func() bool { return claim(claimB, time.Now().Add(time.Hour)) })
 	// An until already past still marks (for a moment) and is granted.
-	if ok, err := f.store.ClaimToken(ctx, k, exchange.TokenID("d.e.f"), time.Now().Add(-time.Hour)); err != nil || !ok {
+	if ok, err := f.store.ClaimToken(ctx, k, exchange.TokenID("d.e.f"), claimA, time.Now().Add(-time.Hour)); err != nil || !ok {
 		t.Fatalf("claim with a past until = %t, %v", ok, err)
 	}
 	st := f.store.Stats()
-	if st.Claims != 6 || st.ClaimsRefused < 2 || st.Errors != 0 {
+	if st.Claims != 7 || st.ClaimsRefused < 3 || st.Errors != 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
+
+// Values of claims and leases of two holders.
+const (
+	claimA = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"
+	claimB = "fedcba9876543210fedcba9876543210"
+	leaseA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	leaseB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	leaseC = "cccccccccccccccccccccccccccccccc"
+)
 
 func TestLeases(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	k := userKey("alice")
-	acquire := func(ttl time.Duration) string {
+	acquire := func(lease string, ttl time.Duration) bool {
 		t.Helper()
-		lease, err := f.store.Acquire(ctx, k, ttl)
+		held, err := f.store.Acquire(ctx, k, lease, ttl)
 		if err != nil {
 			t.Fatalf("Acquire: %v", err)
 		}
-		return lease
+		return held
 	}
 	release := func(lease string) {
 		t.Helper()
@@ -663,45 +683,48 @@ func TestLeases(t *testing.T) {
 		}
 	}
 
-	first := acquire(time.Minute)
-	if len(first) != 32 {
-		t.Fatalf("lease %q, want 32 hex digits", first)
+	if !acquire(leaseA, time.Minute) {
+		t.Fatal("first Acquire busy")
 	}
-	if l := acquire(time.Minute); l != "" {
-		t.Fatalf("second Acquire = %q, want busy", l)
+	if acquire(leaseB, time.Minute) {
+		t.Fatal("another holder's Acquire took the lease")
 	}
-	if l, _ := f.store.Acquire(ctx, userKey("bob"), time.Minute); l == "" {
+	if !acquire(leaseA, time.Minute) {
+		t.Fatal("the holder's Acquire made again found the lease busy")
+	}
+	if held, _ := f.store.Acquire(ctx, userKey("bob"), leaseB, time.Minute); !held {
 		t.Fatal("another user's lease busy")
 	}
-	release("0123456789abcdef0123456789abcdef") // not the holder's
+	release(leaseB) // not the holder's
 	release("")
-	if l := acquire(time.Minute); l != "" {
+	if acquire(leaseB, time.Minute) {
 		t.Fatal("a release by a non-holder freed the lease")
 	}
-	release(first)
-	second := acquire(100 * time.Millisecond)
-	if second == "" || second == first {
-		t.Fatalf("Acquire after release = %q (first %q), want a new lease", second, first)
+	release(leaseA)
+	if !acquire(leaseB, 100*time.Millisecond) {
+		t.Fatal("Acquire after release busy")
 	}
 
 	// The lease expires; the old holder's release leaves the new holder's
 	// lease alone.
-	var third string
-	eventually(t, "the lease after expiry", func() bool { third = acquire(time.Minute); return third != "" })
-	release(second)
-	if l := acquire(time.Minute); l != "" {
+	eventually(t, "the lease after expiry", func() bool { return acquire(leaseC, time.Minute) })
+	release(leaseB)
+	if acquire(leaseA, time.Minute) {
 		t.Fatal("the expired holder's release freed the new holder's lease")
 	}
-	release(third)
-	if l := acquire(time.Minute); l == "" {
+	release(leaseC)
+	if !acquire(leaseA, time.Minute) {
 		t.Fatal("lease busy after its holder released it")
 	}
 
-	if _, err := f.store.Acquire(ctx, k, 0); err == nil {
+	if _, err := f.store.Acquire(ctx, k, leaseA, 0); err == nil {
 		t.Fatal("Acquire with a zero ttl: no error")
 	}
+	if _, err := f.store.Acquire(ctx, userKey("carol"), "", time.Minute); err == nil {
+		t.Fatal("Acquire with an empty lease: no error")
+	}
 	st := f.store.Stats()
-	if st.Leases != 5 || st.LeasesBusy < 3 || st.Errors != 0 {
+	if st.Leases != 6 || st.LeasesBusy < 3 || st.Errors != 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
@@ -715,13 +738,14 @@ func TestOneLeaseHolderAtATime(t *testing.T) {
 		mu      sync.Mutex
 		holders []string
 	)
-	for range 32 {
+	for i := range 32 {
 		wg.Go(func() {
-			lease, err := f.store.Acquire(context.Background(), k, time.Minute)
+			lease := fmt.Sprintf("lease-%d", i)
+			held, err := f.store.Acquire(context.Background(), k, lease, time.Minute)
 			if err != nil {
 				t.Errorf("Acquire: %v", err)
 			}
-			if lease != "" {
+			if held {
 				mu.Lock()
 				holders = append(holders, lease)
 				mu.Unlock()
@@ -767,9 +791,8 @@ func TestRedisDown(t *testing.T) {
 	k := userKey("alice")
 	s := sessionOf(k, "alice")
 	mustSave(t, f.store, k, s)
-	lease, err := f.store.Acquire(ctx, k, time.Minute)
-	if err != nil || lease == "" {
-		t.Fatalf("Acquire = %q, %v", lease, err)
+	if held, err := f.store.Acquire(ctx, k, leaseA, time.Minute); err != nil || !held {
+		t.Fatalf("Acquire = %t, %v", held, err)
 	}
 
 	f.server.Stop()
@@ -784,21 +807,21 @@ func TestRedisDown(t *testing.T) {
 		},
 		"Save": func() error { return f.store.Save(ctx, k, s) },
 		"ClaimToken": func() error {
-			ok, err := f.store.ClaimToken(ctx, k, id, time.Now().Add(time.Hour))
+			ok, err := f.store.ClaimToken(ctx, k, id, claimA, time.Now().Add(time.Hour))
 			if ok {
 				t.Error("ClaimToken granted with Redis down")
 			}
 			return err
 		},
-		"ReleaseToken": func() error { return f.store.ReleaseToken(ctx, k, id) },
+		"ReleaseToken": func() error { return f.store.ReleaseToken(ctx, k, id, claimA) },
 		"Acquire": func() error {
-			l, err := f.store.Acquire(ctx, k, time.Minute)
-			if l != "" {
+			held, err := f.store.Acquire(ctx, k, leaseB, time.Minute)
+			if held {
 				t.Error("Acquire returned a lease with Redis down")
 			}
 			return err
 		},
-		"Release": func() error { return f.store.Release(ctx, k, lease) },
+		"Release": func() error { return f.store.Release(ctx, k, leaseA) },
 	}
 	for name, call := range calls {
 		err := call()

@@ -266,8 +266,9 @@ type replica struct {
 func (f *fleet) start(ctx context.Context, addr string) (*replica, error) {
 	r := &replica{name: fmt.Sprintf("r%d", len(f.started)+1)}
 	// go-redis bounds socket reads and writes by the Store's timeout only
-	// with ContextTimeoutEnabled.
-	r.rdb = redis.NewClient(&redis.Options{Addr: f.redisAddr, ContextTimeoutEnabled: true})
+	// with ContextTimeoutEnabled; without its retries, a Redis that refuses
+	// connections fails each call at once rather than at the timeout.
+	r.rdb = redis.NewClient(&redis.Options{Addr: f.redisAddr, ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
 	store, err := redisstore.New(r.rdb, redisstore.Options{
 		EncryptionKeys: [][]byte{f.key},
 		Prefix:         f.prefix,
@@ -277,15 +278,15 @@ func (f *fleet) start(ctx context.Context, addr string) (*replica, error) {
 		_ = r.rdb.Close()
 		return nil, err
 	}
-	// Ready when it reaches Redis, as a readiness probe would have it
-	// before the replica takes traffic: its first requests then find a
-	// connection open.
+	// Ready when the store works with Redis (address, credentials,
+	// permissions), as a readiness probe would have it before the replica
+	// takes traffic: its first requests then find a connection open.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = r.rdb.Ping(pctx).Err()
+	err = store.Check(pctx)
 	cancel()
 	if err != nil {
 		_ = r.rdb.Close()
-		return nil, fmt.Errorf("%s: Redis: %w", r.name, err)
+		return nil, fmt.Errorf("%s: %w", r.name, err)
 	}
 	// The replica needs no AWS keys: the application role, assumed with the
 	// users' tokens, signs the exchange.

@@ -13,9 +13,9 @@ import (
 )
 
 // The embedded Redis answers every call of redisstore as Redis does: GET,
-// SET with PX, DEL, SET NX PX for token marks and leases, the lease's
-// compare-and-delete script (EVALSHA, then EVAL), and keys that expire on
-// the clock.
+// SET with PX, DEL, the scripts of Load (STRLEN, GET), of the token marks
+// and leases (SET NX PX, else GET) and of their compare-and-delete
+// (EVALSHA, then EVAL), and keys that expire on the clock.
 func TestEmbeddedRedisServesTheStore(t *testing.T) {
 	ctx := context.Background()
 	rs, err := startRedis(ctx, config{embedded: true})
@@ -46,41 +46,43 @@ func TestEmbeddedRedisServesTheStore(t *testing.T) {
 		t.Fatalf("Load: %v, %v", got, err)
 	}
 
-	for i, want := range []bool{true, false} {
-		if ok, err := store.ClaimToken(ctx, alice, "token", time.Now().Add(time.Hour)); err != nil || ok != want {
-			t.Fatalf("ClaimToken %d: %v, %v; want %v", i, ok, err, want)
+	for i, claim := range []string{"mine", "mine", "theirs"} {
+		want := claim == "mine"
+		if ok, err := store.ClaimToken(ctx, alice, "token", claim, time.Now().Add(time.Hour)); err != nil || ok != want {
+			t.Fatalf("ClaimToken %d (%s): %v, %v; want %v", i, claim, ok, err, want)
 		}
 	}
-	if err := store.ReleaseToken(ctx, alice, "token"); err != nil {
+	if err := store.ReleaseToken(ctx, alice, "token", "mine"); err != nil {
 		t.Fatal("ReleaseToken:", err)
 	}
-	if ok, err := store.ClaimToken(ctx, alice, "token", time.Now().Add(time.Hour)); err != nil || !ok {
+	if ok, err := store.ClaimToken(ctx, alice, "token", "theirs", time.Now().Add(time.Hour)); err != nil || !ok {
 		t.Fatalf("ClaimToken after ReleaseToken: %v, %v", ok, err)
 	}
 
-	lease, err := store.Acquire(ctx, alice, time.Hour)
-	if err != nil || lease == "" {
-		t.Fatalf("Acquire: %q, %v", lease, err)
+	if held, err := store.Acquire(ctx, alice, "lease-1", time.Hour); err != nil || !held {
+		t.Fatalf("Acquire: %v, %v", held, err)
 	}
-	if busy, err := store.Acquire(ctx, alice, time.Hour); err != nil || busy != "" {
-		t.Fatalf("Acquire of a held lease: %q, %v", busy, err)
+	if held, err := store.Acquire(ctx, alice, "lease-1", time.Hour); err != nil || !held {
+		t.Fatalf("Acquire made again by the holder: %v, %v", held, err)
 	}
-	if err := store.Release(ctx, alice, "0123456789abcdef0123456789abcdef"); err != nil {
+	if held, err := store.Acquire(ctx, alice, "lease-2", time.Hour); err != nil || held {
+		t.Fatalf("Acquire of a held lease: %v, %v", held, err)
+	}
+	if err := store.Release(ctx, alice, "lease-2"); err != nil {
 		t.Fatal("Release of another value:", err)
 	}
-	if busy, _ := store.Acquire(ctx, alice, time.Hour); busy != "" {
+	if held, _ := store.Acquire(ctx, alice, "lease-2", time.Hour); held {
 		t.Fatal("a Release with another value released the lease")
 	}
-	if err := store.Release(ctx, alice, lease); err != nil {
+	if err := store.Release(ctx, alice, "lease-1"); err != nil {
 		t.Fatal("Release:", err)
 	}
-	short, err := store.Acquire(ctx, alice, 50*time.Millisecond)
-	if err != nil || short == "" {
-		t.Fatalf("Acquire after Release: %q, %v", short, err)
+	if held, err := store.Acquire(ctx, alice, "lease-3", 50*time.Millisecond); err != nil || !held {
+		t.Fatalf("Acquire after Release: %v, %v", held, err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if again, err := store.Acquire(ctx, alice, time.Hour); err != nil || again == "" {
-		t.Fatalf("Acquire after the lease expired: %q, %v", again, err)
+	if held, err := store.Acquire(ctx, alice, "lease-4", time.Hour); err != nil || !held {
+		t.Fatalf("Acquire after the lease expired: %v, %v", held, err)
 	}
 	if st := store.Stats(); st.Errors != 0 || st.Rejected != 0 {
 		t.Fatalf("store stats %+v", st)
