@@ -517,7 +517,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 		return st, nil
 	}
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
-	if token != "" && (tokenRefused(err) || err == errOtherUser) {
+	if token != "" && (tokenRefused(err) || err == errOtherUser || err == errSpentElsewhere) {
 		st.refusedToken = TokenID(token)
 	}
 	if !errors.Is(err, ErrRefused) {
@@ -545,6 +545,10 @@ func tokenRefused(err error) bool {
 // locally before any call.
 func (c *Cache) failureTTL(err error) time.Duration {
 	switch {
+	case err == errSpentElsewhere:
+		// Remembered for that token only (see renew): resending it must
+		// not cost the Store a flight on every request.
+		return c.o.RefusedTTL
 	case errors.Is(err, ErrReauthenticate):
 		return 0
 	case errors.Is(err, ErrUnavailable):
