@@ -546,9 +546,10 @@ func tokenRefused(err error) bool {
 func (c *Cache) failureTTL(err error) time.Duration {
 	switch {
 	case err == errSpentElsewhere:
-		// Remembered for that token only (see renew): resending it must
-		// not cost the Store a flight on every request.
-		return c.o.RefusedTTL
+		// Remembered for that token only (see renew), briefly: resending
+		// it must not cost the Store a flight on every request, and the
+		// other replica may yet release it unsent.
+		return c.o.UnavailableTTL
 	case errors.Is(err, ErrReauthenticate):
 		return 0
 	case errors.Is(err, ErrUnavailable):

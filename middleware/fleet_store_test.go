@@ -181,7 +181,8 @@ func TestFleetRedisDownNewUsers(t *testing.T) {
 
 // A token refused because another replica claimed it was never sent from
 // here: once that replica releases its claim (its CreateTokenWithIAM was
-// throttled, say), the token is exchanged here. (The refusal used to leave
+// throttled, say), the token is exchanged here, once the short memory of
+// the refusal (Cache.UnavailableTTL) has passed. (The refusal used to leave
 // the token marked as spent in this replica's memory: 401 until it
 // expired.)
 func TestFleetTokenClaimedElsewhereThenReleased(t *testing.T) {
@@ -201,6 +202,10 @@ func TestFleetTokenClaimedElsewhereThenReleased(t *testing.T) {
 	if err := r.store.ReleaseToken(ctx, key, exchange.TokenID(tok), other); err != nil {
 		t.Fatal(err)
 	}
+	// The refusal is remembered for that token for Cache.UnavailableTTL,
+	// so that resending it costs no Store flight on every request.
+	f.get(0, tok).check(t, "alice", true)
+	f.env.Clock.Advance(exchange.DefaultUnavailableTTL)
 	f.get(0, tok).check(t, "alice", false)
 	if c := f.calls("CreateTokenWithIAM"); c != 1 {
 		t.Fatalf("%d CreateTokenWithIAM calls, want 1", c)
