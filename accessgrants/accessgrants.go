@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	"github.com/aws/aws-sdk-go-v2/service/s3control/types"
@@ -24,7 +23,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tipkit/tipkit/ctxcreds"
-	"github.com/tipkit/tipkit/exchange"
+
+	"github.com/tipkit/tipkit/internal/useragent"
 )
 
 // GetDataAccessAPIClient is the S3 Control client a [Cache] asks for
@@ -408,7 +408,7 @@ func flightKey(k entryKey) string {
 }
 
 // userAgent tags the calls of a Cache as tipkit's other AWS calls are.
-var userAgent = awsmiddleware.AddUserAgentKeyValue("p", "tipkit#"+exchange.Version)
+var userAgent = useragent.Add
 
 // asCaller makes an S3 Control call with the caller's credentials, tagged
 // as tipkit's.

@@ -161,8 +161,8 @@ func TestOversizedIdentityContextRefused(t *testing.T) {
 		x := cannedExchanger(t, `{"expiresIn":3600,"awsAdditionalDetails":{"identityContext":"`+ic+`"}}`, stsAnswer)
 		s, err := x.Exchange(context.Background(), testToken)
 		var e *Error
-		if !errors.As(err, &e) || e.Kind != KindConfig || e.Code != "NoIdentityContext" {
-			t.Fatalf("identity context of %d bytes: %v, %v; want a KindConfig NoIdentityContext error", n, s, err)
+		if !errors.As(err, &e) || e.kind != kindConfig || e.Code != "NoIdentityContext" {
+			t.Fatalf("identity context of %d bytes: %v, %v; want a kindConfig NoIdentityContext error", n, s, err)
 		}
 		if msg := err.Error(); strings.Contains(msg, ic[:64]) || strings.Contains(msg, testToken) {
 			t.Fatalf("the error repeats the answer or the token: %.200s", msg)

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tipkit/tipkit/internal/useragent"
 )
 
 // bootstrapSessionName names the application role's session.
@@ -63,7 +65,7 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 	b.mu.Lock()
 	creds, last := b.creds, b.token
 	b.mu.Unlock()
-	if creds.HasKeys() && now.Before(creds.Expires.Add(-b.x.o.ExpiryWindow)) {
+	if creds.HasKeys() && now.Before(creds.Expires.Add(-b.x.o.CredentialsExpiryWindow)) {
 		return creds, nil
 	}
 	if token == "" || b.x.expired(token) {
@@ -73,7 +75,7 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 		if creds.HasKeys() && now.Before(creds.Expires) {
 			return creds, nil
 		}
-		return aws.Credentials{}, &Error{Kind: KindReauthenticate, Op: "AssumeRoleWithWebIdentity", Code: "NoValidToken"}
+		return aws.Credentials{}, &Error{kind: kindReauthenticate, Op: "AssumeRoleWithWebIdentity", Code: "NoValidToken"}
 	}
 	ch := b.group.DoChan("", func() (any, error) {
 		// Another call may have stored fresh credentials between the look
@@ -81,7 +83,7 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 		b.mu.Lock()
 		cur := b.creds
 		b.mu.Unlock()
-		if cur.HasKeys() && b.x.o.Now().Before(cur.Expires.Add(-b.x.o.ExpiryWindow)) {
+		if cur.HasKeys() && b.x.o.Now().Before(cur.Expires.Add(-b.x.o.CredentialsExpiryWindow)) {
 			return cur, nil
 		}
 		return b.assume(ctx, token)
@@ -96,7 +98,7 @@ func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credenti
 		}
 		return r.Val.(aws.Credentials), nil
 	case <-ctx.Done():
-		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: "AssumeRoleWithWebIdentity", Err: ctx.Err()}
+		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: "AssumeRoleWithWebIdentity", Err: ctx.Err()}
 	}
 }
 
@@ -112,7 +114,7 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 		DurationSeconds:  aws.Int32(bootstrapDuration),
 	}
 	out, err := b.web.AssumeRoleWithWebIdentity(ctx, in, func(o *sts.Options) {
-		o.APIOptions = append(o.APIOptions, addUserAgent)
+		o.APIOptions = append(o.APIOptions, useragent.Add)
 		o.RetryMaxAttempts = b.x.o.MaxAttempts
 		o.Retryer = retryer(o.Retryer)
 	})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
@@ -29,10 +31,10 @@ type CacheOptions struct {
 	// first-in first-out: they never push out a user who holds
 	// credentials. Default 10,000.
 	MaxUsers int
-	// RefreshWindow is how long before expiry a request triggers a renewal
-	// in the background, while it is served the still-valid credentials.
-	// Default 5 minutes.
-	RefreshWindow time.Duration
+	// BackgroundRefreshWindow is how long before expiry a request triggers
+	// a renewal in the background, while it is served the still-valid
+	// credentials. Default 5 minutes.
+	BackgroundRefreshWindow time.Duration
 	// RefusedTTL is how long a refusal is answered from memory, without
 	// calling AWS: IAM Identity Center's refusal of a token, for that token
 	// only (a fresh token of the user is tried at once), and STS's refusal
@@ -61,6 +63,13 @@ type CacheOptions struct {
 	// The Cache's own memory stays the first level. nil: each Cache works
 	// alone.
 	Store Store
+	// MeterProvider receives the Cache's metrics: tipkit.exchanges (by
+	// tipkit.operation and tipkit.result), tipkit.exchange.duration (s),
+	// tipkit.users, tipkit.exchanges.in_flight and tipkit.store.fallbacks.
+	// No metric carries a token, a secret or a user identifier. Default:
+	// the global provider (otel.GetMeterProvider). Its spans go to the
+	// Exchanger's Options.TracerProvider.
+	MeterProvider metric.MeterProvider
 	// Logger receives a record per exchange, renewal and eviction (info on
 	// success, warn on failure, debug when only a fresh token can help), and
 	// a warning, at most once a second, when the Store fails. Users appear
@@ -105,11 +114,11 @@ type Cache struct {
 
 // Cache defaults.
 const (
-	DefaultMaxUsers       = 10_000
-	DefaultRefreshWindow  = 5 * time.Minute
-	DefaultRefusedTTL     = 30 * time.Second
-	DefaultUnavailableTTL = time.Second
-	DefaultMaxInFlight    = 100
+	DefaultMaxUsers                = 10_000
+	DefaultBackgroundRefreshWindow = 5 * time.Minute
+	DefaultRefusedTTL              = 30 * time.Second
+	DefaultUnavailableTTL          = time.Second
+	DefaultMaxInFlight             = 100
 )
 
 // NewCache returns a Cache that exchanges and renews through x.
@@ -122,17 +131,25 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 		// would renew.
 		return nil, &configError{"a Cache's Exchanger must have no WebTokenProvider: each user's credentials are renewed with that user's own tokens"}
 	}
-	if o.MaxUsers < 0 || o.RefreshWindow < 0 || o.RefusedTTL < 0 || o.UnavailableTTL < 0 || o.MaxInFlight < 0 || o.RateLimit < 0 || o.Timeout < 0 {
-		return nil, &configError{"CacheOptions must not be negative"}
+	for name, negative := range map[string]bool{
+		"MaxUsers": o.MaxUsers < 0, "BackgroundRefreshWindow": o.BackgroundRefreshWindow < 0, "RefusedTTL": o.RefusedTTL < 0,
+		"UnavailableTTL": o.UnavailableTTL < 0, "MaxInFlight": o.MaxInFlight < 0, "RateLimit": o.RateLimit < 0, "Timeout": o.Timeout < 0,
+	} {
+		if negative {
+			return nil, &configError{"CacheOptions." + name + " must not be negative"}
+		}
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
 	}
 	o.MaxUsers = cmp.Or(o.MaxUsers, DefaultMaxUsers)
-	o.RefreshWindow = cmp.Or(o.RefreshWindow, DefaultRefreshWindow)
+	o.BackgroundRefreshWindow = cmp.Or(o.BackgroundRefreshWindow, DefaultBackgroundRefreshWindow)
 	o.RefusedTTL = cmp.Or(o.RefusedTTL, DefaultRefusedTTL)
 	o.UnavailableTTL = cmp.Or(o.UnavailableTTL, DefaultUnavailableTTL)
 	o.MaxInFlight = cmp.Or(o.MaxInFlight, DefaultMaxInFlight)
 	o.Timeout = cmp.Or(o.Timeout, callTimeout)
-	if o.RefreshWindow >= x.o.Duration {
-		return nil, &configError{"RefreshWindow must be shorter than the credentials' Duration"}
+	if o.BackgroundRefreshWindow >= x.o.Duration {
+		return nil, &configError{"CacheOptions.BackgroundRefreshWindow must be shorter than Options.Duration, the credentials' lifetime"}
 	}
 	c := &Cache{x: x, o: o, sem: make(chan struct{}, o.MaxInFlight), users: make(map[UserKey]*list.Element), flights: make(map[UserKey]*flight),
 		ns: x.Namespace(), storeWarn: rate.Sometimes{Interval: storeRetry}}
@@ -185,17 +202,11 @@ func (st *userState) refusesToken(webToken string) bool {
 // and renews them through the cache, so a configuration built on it keeps
 // working in a long handler. On a hit Credentials makes no AWS call and
 // does not allocate; on a miss it waits for the user's single shared
-// exchange, or gives up when ctx ends.
-//
-// now is the time just read from the Exchanger's clock (Options.Now), or
-// zero to have Credentials read it: a caller that needs the time anyway
-// saves a clock read. It decides whether the cached credentials still
-// serve and whether to renew them ahead of expiry.
-func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string, now time.Time) (aws.CredentialsProvider, SessionInfo, error) {
-	if now.IsZero() {
-		now = c.x.o.Now()
-	}
-	e, sess, err := c.get(ctx, key, webToken, now)
+// exchange, or gives up when ctx ends. Whether the cached credentials
+// still serve, and whether to renew them ahead of expiry, is judged on the
+// Exchanger's clock (Options.Now).
+func (c *Cache) Credentials(ctx context.Context, key UserKey, webToken string) (aws.CredentialsProvider, SessionInfo, error) {
+	e, sess, err := c.get(ctx, key, webToken, c.x.o.Now())
 	if err != nil {
 		return nil, SessionInfo{}, err
 	}
@@ -227,7 +238,7 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 		if st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires) {
 			// A renewal that failed recently is not retried before its
 			// errUntil: the credentials serve on meanwhile.
-			if !now.Before(st.sess.Credentials.Expires.Add(-c.o.RefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
+			if !now.Before(st.sess.Credentials.Expires.Add(-c.o.BackgroundRefreshWindow)) && (st.err == nil || !now.Before(st.errUntil)) {
 				c.refreshInBackground(ctx, e, webToken)
 			}
 			c.stats.hits.Add(1)
@@ -253,7 +264,6 @@ func (c *Cache) get(ctx context.Context, key UserKey, webToken string, now time.
 				continue
 			}
 			c.stats.localRefusals.Add(1)
-			c.stats.countError(err)
 			return nil, nil, err
 		}
 		if e == nil {
@@ -345,10 +355,10 @@ type flight struct {
 
 // errOtherUser fails a flight whose session names another user than the
 // entry's key: the token given with the key was another user's.
-var errOtherUser = &Error{Kind: KindConfig, Op: "Exchange", Code: "TokenOfAnotherUser"}
+var errOtherUser = &Error{kind: kindConfig, Op: "Exchange", Code: "TokenOfAnotherUser"}
 
 // errClosed fails a flight that would start after Close.
-var errClosed = &Error{Kind: KindUnavailable, Op: "Exchange", Code: "CacheClosed"}
+var errClosed = &Error{kind: kindUnavailable, Op: "Exchange", Code: "CacheClosed"}
 
 // fly returns the flight of e's user under way, or starts one renewing e
 // (led then reports true). The flight runs on its own goroutine, on a
@@ -412,7 +422,7 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 	case <-f.done:
 	case <-ctx.Done():
 		c.stats.abandoned.Add(1)
-		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Err: ctx.Err()}
+		return nil, &Error{kind: kindUnavailable, Op: "Exchange", Err: ctx.Err()}
 	}
 	if f.err != nil {
 		return nil, f.err
@@ -443,7 +453,7 @@ func (c *Cache) refreshInBackground(ctx context.Context, e *entry, webToken stri
 func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background bool) (*userState, error) {
 	prev := e.cur.Load()
 	if prev != nil && prev.err == nil && prev.sess != nil &&
-		c.x.o.Now().Before(prev.sess.Credentials.Expires.Add(-max(c.o.RefreshWindow, c.x.o.ExpiryWindow))) {
+		c.x.o.Now().Before(prev.sess.Credentials.Expires.Add(-max(c.o.BackgroundRefreshWindow, c.x.o.CredentialsExpiryWindow))) {
 		// A flight that ended after the caller looked renewed them: a
 		// second renewal would only spend an STS call.
 		return prev, nil
@@ -463,7 +473,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 		r = c.shared(ctx, e, prevSess, token)
 	}
 	if r.alone {
-		r.sess, r.err = c.call(ctx, prevSess, token)
+		r.sess, r.err = c.call(ctx, prevSess, token, nil)
 	}
 	if c.o.Store != nil {
 		r.err = replayed(r.err)
@@ -474,7 +484,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 		// credentials are never handed out under this key.
 		sess, err = nil, errOtherUser
 	}
-	if token != "" && c.x.Exchanged(token) {
+	if token != "" && c.x.exchanged(token) {
 		// A spent token can never renew anything: holding it would only
 		// keep the request header it came in alive.
 		e.dropToken(token)
@@ -498,7 +508,6 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 		c.promote(e)
 		return st, nil
 	}
-	c.stats.countError(err)
 	if prevSess != nil && now.Before(prevSess.Credentials.Expires) {
 		// The still-valid credentials serve on; the failure is remembered
 		// so that requests in the refresh window do not retry it at once.
@@ -537,7 +546,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 // verdict on that token, which another token of the user may not share.
 func tokenRefused(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Kind == KindRefused && e.Op == "CreateTokenWithIAM"
+	return errors.As(err, &e) && e.kind == kindRefused && e.Op == "CreateTokenWithIAM"
 }
 
 // failureTTL is how long a failure is answered from memory. A user who
@@ -558,8 +567,9 @@ func (c *Cache) failureTTL(err error) time.Duration {
 	return c.o.RefusedTTL
 }
 
-// call runs one exchange or renewal within the global bounds.
-func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session, error) {
+// call runs one exchange or renewal within the global bounds; f, when not
+// nil, claims tokens in the Store before they are sent.
+func (c *Cache) call(ctx context.Context, prev *Session, token string, f *storeFlight) (*Session, error) {
 	if err := c.x.refusedLocally(prev, token, c.x.o.Now()); err != nil {
 		return nil, err
 	}
@@ -568,19 +578,19 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session
 	case c.sem <- struct{}{}:
 		defer func() { <-c.sem }()
 	case <-ctx.Done():
-		return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Code: "TooManyInFlight", Err: ctx.Err()}
+		return nil, &Error{kind: kindUnavailable, Op: "Exchange", Code: "TooManyInFlight", Err: ctx.Err()}
 	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, &Error{Kind: KindUnavailable, Op: "Exchange", Code: "RateLimited", Err: err}
+			return nil, &Error{kind: kindUnavailable, Op: "Exchange", Code: "RateLimited", Err: err}
 		}
 	}
 	if prev != nil {
 		c.stats.renewals.Add(1)
-		return c.x.renew(ctx, prev, token)
+		return c.x.renew(ctx, prev, token, f)
 	}
 	c.stats.exchanges.Add(1)
-	return c.x.exchange(ctx, token)
+	return c.x.exchange(ctx, token, f)
 }
 
 // Retrieve hands out the user's current credentials, so that an aws.Config
@@ -589,7 +599,7 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string) (*Session
 // the user. It never returns expired credentials.
 func (e *entry) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	now := e.c.x.o.Now()
-	if st := e.cur.Load(); st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires.Add(-e.c.x.o.ExpiryWindow)) {
+	if st := e.cur.Load(); st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires.Add(-e.c.x.o.CredentialsExpiryWindow)) {
 		return st.sess.Credentials, nil
 	}
 	st, err := e.c.wait(ctx, e)
@@ -640,21 +650,21 @@ func (c *Cache) Close() error {
 	return c.tel.reg.Unregister()
 }
 
-// Len returns the number of users whose credentials are held (users whose
-// first exchange is under way or failed are not counted).
-func (c *Cache) Len() int {
+// len returns the number of users whose credentials are held.
+func (c *Cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.held.Len()
 }
 
-// CacheStats counts what a [Cache] did since it was made.
+// CacheStats counts what a [Cache] did since it was made. Failures by
+// kind are in the tipkit.exchanges metric (see CacheOptions.MeterProvider).
 type CacheStats struct {
 	Requests            uint64 // calls of Credentials
 	Hits                uint64 // served from memory with valid credentials
 	NegativeHits        uint64 // answered with a remembered failure, no AWS call
 	Waiters             uint64 // callers that waited for a shared exchange or renewal
-	Merged              uint64 // waiters that joined one already under way
+	Joined              uint64 // waiters that joined one already under way
 	Abandoned           uint64 // waiters whose own context ended first
 	Flights             uint64 // shared exchanges or renewals run
 	Exchanges           uint64 // of which exchanges of a token
@@ -664,10 +674,7 @@ type CacheStats struct {
 	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by the MaxUsers bound
 	LocalRefusals       uint64 // refused before any call: a spent or expired token and nothing else to renew with
 	InFlight            int64  // exchanges and renewals under way now, background ones included
-	Refused             uint64 // failures of kind KindRefused
-	Unavailable         uint64 // failures of kind KindUnavailable
-	Config              uint64 // failures of kind KindConfig
-	Reauthenticate      uint64 // failures of kind KindReauthenticate
+	Users               int    // users whose credentials are held now (not those whose first exchange is under way or failed)
 	SharedHits          uint64 // sessions taken from the Store, obtained by another replica: no AWS call
 	SharedWaits         uint64 // polls of a user's lease held by another replica
 	StoreFailures       uint64 // Store calls that failed: the flight worked alone
@@ -677,16 +684,8 @@ type cacheCounters struct {
 	requests, hits, negativeHits, waiters, merged, abandoned, flights, exchanges, renewals,
 	backgroundRefreshes, evictions, dropped, localRefusals,
 	sharedHits, sharedWaits, storeFailures atomic.Uint64
-	results  [numOps][KindReauthenticate + 1]atomic.Uint64 // flights by operation and result (0: ok)
+	results  [numOps][kindReauthenticate + 1]atomic.Uint64 // flights by operation and result (0: ok)
 	inFlight atomic.Int64
-	byKind   [KindReauthenticate + 1]atomic.Uint64
-}
-
-func (s *cacheCounters) countError(err error) {
-	var e *Error
-	if errors.As(err, &e) && e.Kind > 0 && int(e.Kind) < len(s.byKind) {
-		s.byKind[e.Kind].Add(1)
-	}
 }
 
 // Stats returns the counters of c.
@@ -694,12 +693,11 @@ func (c *Cache) Stats() CacheStats {
 	s := &c.stats
 	st := CacheStats{
 		Requests: s.requests.Load(), Hits: s.hits.Load(), NegativeHits: s.negativeHits.Load(),
-		Waiters: s.waiters.Load(), Merged: s.merged.Load(), Abandoned: s.abandoned.Load(), Flights: s.flights.Load(),
+		Waiters: s.waiters.Load(), Joined: s.merged.Load(), Abandoned: s.abandoned.Load(), Flights: s.flights.Load(),
 		Exchanges: s.exchanges.Load(), Renewals: s.renewals.Load(),
 		BackgroundRefreshes: s.backgroundRefreshes.Load(), Evictions: s.evictions.Load(), Dropped: s.dropped.Load(),
 		LocalRefusals: s.localRefusals.Load(), InFlight: s.inFlight.Load(),
-		Refused: s.byKind[KindRefused].Load(), Unavailable: s.byKind[KindUnavailable].Load(),
-		Config: s.byKind[KindConfig].Load(), Reauthenticate: s.byKind[KindReauthenticate].Load(),
+		Users:      c.len(),
 		SharedHits: s.sharedHits.Load(), SharedWaits: s.sharedWaits.Load(), StoreFailures: s.storeFailures.Load(),
 	}
 	return st

@@ -44,10 +44,6 @@ const (
 	storeFailuresAside = 3
 )
 
-// claimerKey carries the *storeFlight of an exchange in its context, which
-// claims tokens in the Store before they are sent to IAM Identity Center.
-type claimerKey struct{}
-
 // storeFlight is one flight's use of the Store for one user.
 type storeFlight struct {
 	c     *Cache
@@ -155,8 +151,8 @@ func (f *storeFlight) alone(ctx context.Context) sharedResult {
 // tell them apart. The AWS code is kept for logs.
 func replayed(err error) error {
 	var e *Error
-	if errors.As(err, &e) && e.Kind == KindRefused && e.Op == "CreateTokenWithIAM" && e.Code == "InvalidGrantException" {
-		return &Error{Kind: KindReauthenticate, Op: e.Op, Code: e.Code, Err: e.Err}
+	if errors.As(err, &e) && e.kind == kindRefused && e.Op == "CreateTokenWithIAM" && e.Code == "InvalidGrantException" {
+		return &Error{kind: kindReauthenticate, Op: e.Op, Code: e.Code, Err: e.Err}
 	}
 	return err
 }
@@ -238,7 +234,7 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return sharedResult{err: &Error{Kind: KindUnavailable, Op: "Exchange", Code: "LeaseHeld", Err: ctx.Err()}}
+			return sharedResult{err: &Error{kind: kindUnavailable, Op: "Exchange", Code: "LeaseHeld", Err: ctx.Err()}}
 		}
 	}
 	return f.alone(ctx)
@@ -296,7 +292,7 @@ func (c *Cache) underLease(ctx context.Context, f *storeFlight, prev *Session, t
 	if s != nil {
 		base = s // the shared session holds the latest identity context and refresh token
 	}
-	sess, err := c.call(context.WithValue(ctx, claimerKey{}, f), base, token)
+	sess, err := c.call(ctx, base, token, f)
 	if sess != nil && sess.IdentityContext != "" && (err == nil || sess != base) && f.usable() {
 		if serr := c.o.Store.Save(ctx, f.key, sess); serr != nil {
 			f.failed(serr)
@@ -332,7 +328,7 @@ func (c *Cache) serves(s, prev *Session) bool {
 	}
 	now := c.x.o.Now()
 	if prev != nil && now.Before(prev.Credentials.Expires) {
-		return s.Credentials.Expires.After(prev.Credentials.Expires) && now.Before(s.Credentials.Expires.Add(-c.o.RefreshWindow))
+		return s.Credentials.Expires.After(prev.Credentials.Expires) && now.Before(s.Credentials.Expires.Add(-c.o.BackgroundRefreshWindow))
 	}
-	return now.Before(s.Credentials.Expires.Add(-c.x.o.ExpiryWindow))
+	return now.Before(s.Credentials.Expires.Add(-c.x.o.CredentialsExpiryWindow))
 }

@@ -51,12 +51,12 @@ func TestCacheStoreTokenExchangedOnce(t *testing.T) {
 	r := newSharedRedis(t)
 	a, b := r.replica(t, env), r.replica(t, env)
 	tok := env.IdP.Token("alice")
-	cfg, _, err := a.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, _, err := a.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, first := owner(t, env, cfg)
-	cfg, _, err = b.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, _, err = b.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestCacheStoreTokenExchangedOnce(t *testing.T) {
 		t.Fatalf("session keys %v, %v", keys, err)
 	}
 	rdb.Del(context.Background(), keys...)
-	_, _, err = r.replica(t, env).Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	_, _, err = r.replica(t, env).Credentials(context.Background(), key(env, "alice"), tok)
 	var xe *exchange.Error
 	if !errors.Is(err, exchange.ErrReauthenticate) || !errors.As(err, &xe) || xe.Code != "TokenExchangedElsewhere" {
 		t.Fatalf("a token spent on another replica: %v, want ErrReauthenticate (TokenExchangedElsewhere)", err)
@@ -94,7 +94,7 @@ func TestCacheStoreRefreshTokenSpentOnce(t *testing.T) {
 	c := []*exchange.Cache{r.replica(t, env), r.replica(t, env), r.replica(t, env)}
 	tok := env.IdP.Token("alice", tiptest.WithLifetime(8*time.Hour))
 	for _, rc := range c {
-		if _, _, err := rc.Credentials(context.Background(), key(env, "alice"), tok, time.Time{}); err != nil {
+		if _, _, err := rc.Credentials(context.Background(), key(env, "alice"), tok); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,7 +103,7 @@ func TestCacheStoreRefreshTokenSpentOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 3 * len(c) {
 			wg.Go(func() {
-				cfg, _, err := c[(i+round)%len(c)].Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+				cfg, _, err := c[(i+round)%len(c)].Credentials(context.Background(), key(env, "alice"), tok)
 				if err != nil {
 					t.Errorf("round %d: %v", round, err)
 					return
@@ -126,17 +126,17 @@ func TestCacheStoreDownWorksAlone(t *testing.T) {
 	env := tiptest.New(t)
 	r := newSharedRedis(t)
 	a := r.replica(t, env)
-	if _, _, err := a.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{}); err != nil {
+	if _, _, err := a.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice")); err != nil {
 		t.Fatal(err)
 	}
 	r.srv.Stop()
-	if _, _, err := a.Credentials(context.Background(), key(env, "alice"), "", time.Time{}); err != nil {
+	if _, _, err := a.Credentials(context.Background(), key(env, "alice"), ""); err != nil {
 		t.Fatalf("a user held locally, Redis down: %v", err)
 	}
 	if st := a.Stats(); st.StoreFailures != 0 {
 		t.Fatalf("a local hit reached the store: %+v", st)
 	}
-	cfg, _, err := a.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob"), time.Time{})
+	cfg, _, err := a.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob"))
 	if err != nil {
 		t.Fatalf("a new user, Redis down: %v", err)
 	}

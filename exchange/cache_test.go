@@ -60,7 +60,7 @@ func TestCacheHerd(t *testing.T) {
 		u := i % users
 		wg.Go(func() {
 			name := fmt.Sprintf("user%03d", u)
-			cfg, _, err := c.Credentials(context.Background(), key(env, name), tokens[u], time.Time{})
+			cfg, _, err := c.Credentials(context.Background(), key(env, name), tokens[u])
 			if err != nil {
 				t.Errorf("Get(%s): %v", name, err)
 				return
@@ -88,7 +88,7 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 	tok := env.IdP.Token("alice")
 	impatient, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { _, _, err := c.Credentials(impatient, key(env, "alice"), tok, time.Time{}); errc <- err }()
+	go func() { _, _, err := c.Credentials(impatient, key(env, "alice"), tok); errc <- err }()
 	for env.AWS.Calls("AssumeRole") == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -96,7 +96,7 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) || !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("the cancelled caller got %v", err)
 	}
-	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil {
 		t.Fatalf("the other caller failed: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	tok := env.IdP.Token("alice")
-	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 
 	env.Clock.Advance(11 * time.Minute) // inside the 5-minute window of 15-minute credentials
 	env.AWS.SetFault("AssumeRole", tiptest.Fault{Latency: 200 * time.Millisecond, Times: 1})
-	cfg, info, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	cfg, info, err := c.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 		t.Fatal("the background renewal did not replace the credentials")
 	}
 	// The renewed session is still the same Identity Center user's.
-	_, info, err = c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	_, info, err = c.Credentials(context.Background(), key(env, "alice"), tok)
 	if err != nil || !info.Expires.Equal(renewed.Expires) ||
 		info.UserID != env.AWS.UserID("alice") || info.IdentityStoreID != env.AWS.IdentityStoreID() {
 		t.Fatalf("after the renewal: %+v, %v; want the credentials of user %s of %s", info, err, env.AWS.UserID("alice"), env.AWS.IdentityStoreID())
@@ -145,7 +145,7 @@ func TestCacheRefreshesAheadInBackground(t *testing.T) {
 func TestCacheIdleUsersAreNotRefreshed(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
-	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{}); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice")); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(11 * time.Minute)
@@ -158,12 +158,12 @@ func TestCacheLRUBound(t *testing.T) {
 	c := newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.MaxUsers = 10 })
 	for i := range 25 {
 		name := fmt.Sprintf("u%d", i)
-		if _, _, err := c.Credentials(context.Background(), key(env, name), env.IdP.Token(name), time.Time{}); err != nil {
+		if _, _, err := c.Credentials(context.Background(), key(env, name), env.IdP.Token(name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if c.Len() != 10 || c.Stats().Evictions != 15 {
-		t.Fatalf("%d users held, %d evictions; want 10 and 15", c.Len(), c.Stats().Evictions)
+	if c.Stats().Users != 10 || c.Stats().Evictions != 15 {
+		t.Fatalf("%d users held, %d evictions; want 10 and 15", c.Stats().Users, c.Stats().Evictions)
 	}
 }
 
@@ -173,7 +173,7 @@ func TestCacheRemembersRefusal(t *testing.T) {
 	c := newCache(t, env, newExchanger(t, env, false))
 	tok := env.IdP.Token("mallory")
 	for range 5 {
-		_, _, err := c.Credentials(context.Background(), key(env, "mallory"), tok, time.Time{})
+		_, _, err := c.Credentials(context.Background(), key(env, "mallory"), tok)
 		if !errors.Is(err, exchange.ErrRefused) {
 			t.Fatalf("Get for a refused user = %v", err)
 		}
@@ -183,7 +183,7 @@ func TestCacheRemembersRefusal(t *testing.T) {
 	}
 	env.AWS.AddUser("mallory")
 	env.Clock.Advance(exchange.DefaultRefusedTTL + time.Second)
-	if _, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory"), time.Time{}); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory")); err != nil {
 		t.Fatalf("after the TTL, with the user restored: %v", err)
 	}
 }
@@ -192,15 +192,15 @@ func TestCacheExpiredWithNothingToRenew(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	tok := env.IdP.Token("alice", tiptest.WithLifetime(3*time.Hour))
-	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{}); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), tok); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(2 * time.Hour) // credentials and identity context expired; the token is spent
-	_, _, err := c.Credentials(context.Background(), key(env, "alice"), tok, time.Time{})
+	_, _, err := c.Credentials(context.Background(), key(env, "alice"), tok)
 	if !errors.Is(err, exchange.ErrReauthenticate) {
 		t.Fatalf("Get with only a spent token = %v, want ErrReauthenticate", err)
 	}
-	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
+	cfg, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
 	if err != nil {
 		t.Fatalf("with a fresh token: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestCacheExpiredWithNothingToRenew(t *testing.T) {
 func TestCacheConfigWorksInLongHandler(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
-	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
+	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestCacheBoundsExchangesInFlight(t *testing.T) {
 		name := fmt.Sprintf("u%d", i)
 		tok := env.IdP.Token(name)
 		wg.Go(func() {
-			if _, _, err := c.Credentials(context.Background(), key(env, name), tok, time.Time{}); err != nil {
+			if _, _, err := c.Credentials(context.Background(), key(env, name), tok); err != nil {
 				t.Errorf("Get: %v", err)
 			}
 		})
@@ -269,11 +269,11 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 	env := tiptest.New(t)
 	c := newCache(t, env, newExchanger(t, env, false))
 	k, tok := key(env, "alice"), env.IdP.Token("alice")
-	if _, _, err := c.Credentials(context.Background(), k, tok, time.Time{}); err != nil {
+	if _, _, err := c.Credentials(context.Background(), k, tok); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if n := testing.AllocsPerRun(1000, func() { _, _, _ = c.Credentials(ctx, k, tok, time.Time{}) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _, _ = c.Credentials(ctx, k, tok) }); n != 0 {
 		t.Fatalf("a cache hit allocates %v times", n)
 	}
 }
@@ -283,7 +283,7 @@ func TestNewCacheValidation(t *testing.T) {
 	x := newExchanger(t, env, false)
 	for name, o := range map[string]exchange.CacheOptions{
 		"negative bound":          {MaxUsers: -1},
-		"window as long as creds": {RefreshWindow: exchange.DefaultDuration},
+		"window as long as creds": {BackgroundRefreshWindow: exchange.DefaultDuration},
 		"negative refused TTL":    {RefusedTTL: -time.Second},
 	} {
 		if _, err := exchange.NewCache(x, o); !errors.Is(err, exchange.ErrConfig) {
@@ -304,13 +304,13 @@ func TestCacheRefusalIsPerToken(t *testing.T) {
 	env.AWS.RemoveUser("alice")
 	spent := env.IdP.Token("alice")
 	for range 3 {
-		if _, _, err := c.Credentials(context.Background(), key(env, "alice"), spent, time.Time{}); !errors.Is(err, exchange.ErrRefused) {
+		if _, _, err := c.Credentials(context.Background(), key(env, "alice"), spent); !errors.Is(err, exchange.ErrRefused) {
 			t.Fatalf("a refused token: %v", err)
 		}
 	}
 	wantCalls(t, env, 0, 1, 0)
 	env.AWS.AddUser("alice") // the user is set up now; her client brings a fresh token
-	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{})
+	creds, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
 	if err != nil {
 		t.Fatalf("a fresh token after a refusal: %v", err)
 	}
@@ -320,7 +320,7 @@ func TestCacheRefusalIsPerToken(t *testing.T) {
 
 	env.AWS.SetFault("AssumeRole", tiptest.Fault{Code: "AccessDenied"})
 	for _, tok := range []string{env.IdP.Token("bob"), env.IdP.Token("bob")} {
-		if _, _, err := c.Credentials(context.Background(), key(env, "bob"), tok, time.Time{}); !errors.Is(err, exchange.ErrRefused) {
+		if _, _, err := c.Credentials(context.Background(), key(env, "bob"), tok); !errors.Is(err, exchange.ErrRefused) {
 			t.Fatalf("STS refusing bob: %v", err)
 		}
 	}

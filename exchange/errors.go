@@ -9,33 +9,34 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// Kind says what a failed exchange means for the caller.
-type Kind int
+// kind says what a failed exchange means for the caller; errors.Is with
+// the sentinels below tells it outside the package.
+type kind int
 
 const (
-	// KindConfig means the configuration, or AWS's setup of the application
+	// kindConfig means the configuration, or AWS's setup of the application
 	// or roles, is wrong: an operator has to fix it.
-	KindConfig Kind = iota + 1
-	// KindRefused means IAM Identity Center or STS refused this user.
-	KindRefused
-	// KindUnavailable means AWS throttled, timed out or failed: retry later.
-	KindUnavailable
-	// KindReauthenticate means nothing is left to renew the user's
+	kindConfig kind = iota + 1
+	// kindRefused means IAM Identity Center or STS refused this user.
+	kindRefused
+	// kindUnavailable means AWS throttled, timed out or failed: retry later.
+	kindUnavailable
+	// kindReauthenticate means nothing is left to renew the user's
 	// credentials with: the user must present a token that has not been
 	// exchanged yet.
-	KindReauthenticate
+	kindReauthenticate
 )
 
 // String returns a short lower-case name of k.
-func (k Kind) String() string {
+func (k kind) String() string {
 	switch k {
-	case KindConfig:
+	case kindConfig:
 		return "config"
-	case KindRefused:
+	case kindRefused:
 		return "refused"
-	case KindUnavailable:
+	case kindUnavailable:
 		return "unavailable"
-	case KindReauthenticate:
+	case kindReauthenticate:
 		return "reauthenticate"
 	}
 	return "unknown"
@@ -67,17 +68,15 @@ func (e *configError) Is(target error) bool { return target == ErrConfig }
 // Configuration errors returned by [New] and [NewProvider]. Each matches
 // [ErrConfig] with errors.Is.
 var (
-	ErrApplicationArn     error = &configError{"ApplicationArn must be an IAM Identity Center application ARN (arn:aws:sso::ACCOUNT:application/...)"}
-	ErrAccessRoleArn      error = &configError{"AccessRoleArn must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"}
-	ErrApplicationRoleArn error = &configError{"ApplicationRoleArn must be empty or an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"}
-	ErrSameRole           error = &configError{"ApplicationRoleArn must differ from AccessRoleArn"}
-	ErrClients            error = &configError{"without ApplicationRoleArn, both SSOOIDCClient and STSClient are required"}
-	ErrRegion             error = &configError{"Config.Region is required to build AWS clients"}
-	ErrDuration           error = &configError{"Duration must be between 15 minutes and 12 hours"}
-	ErrRoleChaining       error = &configError{"Duration may not exceed 1 hour with ApplicationRoleArn: AWS caps role chaining at 3600 seconds"}
-	ErrSessionName        error = &configError{"RoleSessionName must be 2 to 64 characters of letters, digits and +=,.@_-"}
-	ErrSessionNameChoice  error = &configError{"set RoleSessionName or SessionNameFunc, not both"}
-	ErrWebTokenProvider   error = &configError{"WebTokenProvider is required"}
+	errApplicationArn     error = &configError{"ApplicationArn must be an IAM Identity Center application ARN (arn:aws:sso::ACCOUNT:application/...)"}
+	errAccessRoleArn      error = &configError{"AccessRoleArn must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"}
+	errApplicationRoleArn error = &configError{"ApplicationRoleArn must be empty or an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"}
+	errSameRole           error = &configError{"ApplicationRoleArn must differ from AccessRoleArn"}
+	errClients            error = &configError{"without ApplicationRoleArn, both SSOOIDCClient and STSClient are required"}
+	errRegion             error = &configError{"Config.Region is required to build AWS clients"}
+	errDuration           error = &configError{"Duration must be between 15 minutes and 12 hours"}
+	errRoleChaining       error = &configError{"Duration may not exceed 1 hour with ApplicationRoleArn: AWS caps role chaining at 3600 seconds"}
+	errWebTokenProvider   error = &configError{"WebTokenProvider is required"}
 )
 
 // Error is the error of a failed exchange or renewal. Its message names the
@@ -85,9 +84,11 @@ var (
 // secret or AWS's own message (which may echo request values); the
 // underlying error is available through errors.Unwrap or errors.As, for
 // example to reach the SDK's typed exception.
+//
+// What the failure means for the caller is told by errors.Is with
+// [ErrConfig], [ErrRefused], [ErrUnavailable] or [ErrReauthenticate].
 type Error struct {
-	// Kind classifies the failure.
-	Kind Kind
+	kind kind
 	// Op is the operation that failed: "AssumeRoleWithWebIdentity",
 	// "CreateTokenWithIAM", "AssumeRole", "WebTokenProvider", or "Exchange"
 	// for checks made before any call.
@@ -102,7 +103,7 @@ type Error struct {
 // Error describes e by its kind, operation and AWS error code; it never
 // includes a token, an identity context or AWS's own message.
 func (e *Error) Error() string {
-	msg := "exchange: " + e.Op + ": " + e.Kind.String()
+	msg := "exchange: " + e.Op + ": " + e.kind.String()
 	if e.Code != "" {
 		msg += " (" + e.Code + ")"
 	}
@@ -124,64 +125,64 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrConfig:
-		return e.Kind == KindConfig
+		return e.kind == kindConfig
 	case ErrRefused:
-		return e.Kind == KindRefused
+		return e.kind == kindRefused
 	case ErrUnavailable:
-		return e.Kind == KindUnavailable
+		return e.kind == kindUnavailable
 	case ErrReauthenticate:
-		return e.Kind == KindReauthenticate
+		return e.kind == kindReauthenticate
 	}
 	return false
 }
 
 // codeKinds maps the AWS error codes of SSO OIDC and STS to what they mean
 // for the caller. Codes not listed are classified by HTTP status.
-var codeKinds = map[string]Kind{
+var codeKinds = map[string]kind{
 	// The user is refused.
-	"InvalidGrantException": KindRefused,
-	"AccessDeniedException": KindRefused,
-	"AccessDenied":          KindRefused,
-	"InvalidIdentityToken":  KindRefused,
-	"IDPRejectedClaim":      KindRefused,
-	"ExpiredTokenException": KindReauthenticate,
-	"InvalidTokenException": KindReauthenticate,
+	"InvalidGrantException": kindRefused,
+	"AccessDeniedException": kindRefused,
+	"AccessDenied":          kindRefused,
+	"InvalidIdentityToken":  kindRefused,
+	"IDPRejectedClaim":      kindRefused,
+	"ExpiredTokenException": kindReauthenticate,
+	"InvalidTokenException": kindReauthenticate,
 
 	// AWS is busy or failing.
-	"SlowDownException":           KindUnavailable,
-	"Throttling":                  KindUnavailable,
-	"ThrottlingException":         KindUnavailable,
-	"RequestLimitExceeded":        KindUnavailable,
-	"TooManyRequestsException":    KindUnavailable,
-	"InternalServerException":     KindUnavailable,
-	"InternalError":               KindUnavailable,
-	"InternalFailure":             KindUnavailable,
-	"ServiceUnavailable":          KindUnavailable,
-	"IDPCommunicationError":       KindUnavailable,
-	"ExpiredToken":                KindUnavailable, // the signing credentials expired; renewed on the next call
-	"RequestExpired":              KindUnavailable,
-	"RequestTimeTooSkewed":        KindUnavailable,
-	"ServiceUnavailableException": KindUnavailable,
+	"SlowDownException":           kindUnavailable,
+	"Throttling":                  kindUnavailable,
+	"ThrottlingException":         kindUnavailable,
+	"RequestLimitExceeded":        kindUnavailable,
+	"TooManyRequestsException":    kindUnavailable,
+	"InternalServerException":     kindUnavailable,
+	"InternalError":               kindUnavailable,
+	"InternalFailure":             kindUnavailable,
+	"ServiceUnavailable":          kindUnavailable,
+	"IDPCommunicationError":       kindUnavailable,
+	"ExpiredToken":                kindUnavailable, // the signing credentials expired; renewed on the next call
+	"RequestExpired":              kindUnavailable,
+	"RequestTimeTooSkewed":        kindUnavailable,
+	"ServiceUnavailableException": kindUnavailable,
 
 	// The server's setup is wrong.
-	"InvalidClientException":        KindConfig,
-	"UnauthorizedClientException":   KindConfig,
-	"UnsupportedGrantTypeException": KindConfig,
-	"InvalidScopeException":         KindConfig,
-	"InvalidRequestException":       KindConfig,
-	"InvalidRequestRegionException": KindConfig,
-	"ValidationError":               KindConfig,
-	"RegionDisabledException":       KindConfig,
-	"MalformedPolicyDocument":       KindConfig,
-	"PackedPolicyTooLarge":          KindConfig,
-	"InvalidClientTokenId":          KindConfig,
-	"SignatureDoesNotMatch":         KindConfig,
-	"UnrecognizedClientException":   KindConfig,
-	"InvalidSignatureException":     KindConfig,
-	"MissingAuthenticationToken":    KindConfig,
-	"IncompleteSignature":           KindConfig,
-	"InvalidAction":                 KindConfig,
-	"OptInRequired":                 KindConfig,
+	"InvalidClientException":        kindConfig,
+	"UnauthorizedClientException":   kindConfig,
+	"UnsupportedGrantTypeException": kindConfig,
+	"InvalidScopeException":         kindConfig,
+	"InvalidRequestException":       kindConfig,
+	"InvalidRequestRegionException": kindConfig,
+	"ValidationError":               kindConfig,
+	"RegionDisabledException":       kindConfig,
+	"MalformedPolicyDocument":       kindConfig,
+	"PackedPolicyTooLarge":          kindConfig,
+	"InvalidClientTokenId":          kindConfig,
+	"SignatureDoesNotMatch":         kindConfig,
+	"UnrecognizedClientException":   kindConfig,
+	"InvalidSignatureException":     kindConfig,
+	"MissingAuthenticationToken":    kindConfig,
+	"IncompleteSignature":           kindConfig,
+	"InvalidAction":                 kindConfig,
+	"OptInRequired":                 kindConfig,
 }
 
 // throttleCodes are the codes retried with backoff within one call.
@@ -202,12 +203,12 @@ func classify(op string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	e = &Error{Op: op, Err: err, Kind: KindUnavailable}
+	e = &Error{Op: op, Err: err, kind: kindUnavailable}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		e.Code = api.ErrorCode()
 		if k, ok := codeKinds[e.Code]; ok {
-			e.Kind = k
+			e.kind = k
 			return e
 		}
 	}
@@ -215,11 +216,11 @@ func classify(op string, err error) error {
 	if errors.As(err, &resp) {
 		switch status := resp.HTTPStatusCode(); {
 		case status == http.StatusTooManyRequests || status >= 500:
-			e.Kind = KindUnavailable
+			e.kind = kindUnavailable
 		case status == http.StatusForbidden:
-			e.Kind = KindRefused
+			e.kind = kindRefused
 		case status >= 400:
-			e.Kind = KindConfig
+			e.kind = kindConfig
 		}
 	}
 	return e

@@ -142,7 +142,7 @@ func ExampleCache() {
 	token := env.IdP.Token("alice")
 	user := exchange.UserKey{Issuer: env.IdP.Issuer(), Subject: "alice"}
 	for range 3 {
-		creds, _, err := cache.Credentials(context.Background(), user, token, time.Time{})
+		creds, _, err := cache.Credentials(context.Background(), user, token)
 		if err != nil {
 			log.Fatal(err)
 		}

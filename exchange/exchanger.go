@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go/tracing/smithyoteltracing"
+
+	"github.com/tipkit/tipkit/internal/useragent"
 )
 
 // Session is the result of an exchange: one user's identity-enhanced
@@ -141,7 +143,7 @@ func withIdleConns(c aws.HTTPClient) aws.HTTPClient {
 // before any call, as IAM Identity Center would refuse it; so does a token
 // whose exp has passed.
 func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, error) {
-	s, err := x.exchange(ctx, webToken)
+	s, err := x.exchange(ctx, webToken, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +156,9 @@ func (x *Exchanger) Exchange(ctx context.Context, webToken string) (*Session, er
 // context is what can still renew the user's credentials once STS answers
 // again. A token that CreateTokenWithIAM refused as throttled is not
 // counted as spent: a throttled request is not processed.
-func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, error) {
+//
+// cl, when not nil, claims the token in the Store before it is sent.
+func (x *Exchanger) exchange(ctx context.Context, webToken string, cl *storeFlight) (*Session, error) {
 	if webToken == "" {
 		return nil, errNoToken
 	}
@@ -173,7 +177,6 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 	if !x.spent.claim(info, x.o.Now()) {
 		return nil, errSpent
 	}
-	cl, _ := ctx.Value(claimerKey{}).(*storeFlight)
 	if cl != nil && !cl.claim(ctx, info, spentUntil(info, x.o.Now())) {
 		// Never sent from here: it is not this Exchanger's to remember.
 		x.spent.release(info)
@@ -181,7 +184,7 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 	}
 	s, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{
 		ClientId:  aws.String(x.o.ApplicationArn),
-		GrantType: aws.String(GrantJWTBearer),
+		GrantType: aws.String(grantJWTBearer),
 		Assertion: aws.String(webToken),
 	})
 	if err != nil {
@@ -202,18 +205,18 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string) (*Session, er
 
 // Tokens refused before any call: IAM Identity Center would refuse them.
 var (
-	errSpent   = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
-	errExpired = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExpired"}
-	errNoToken = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "NoToken"}
+	errSpent   = &Error{kind: kindReauthenticate, Op: "Exchange", Code: "TokenAlreadyExchanged"}
+	errExpired = &Error{kind: kindReauthenticate, Op: "Exchange", Code: "TokenExpired"}
+	errNoToken = &Error{kind: kindReauthenticate, Op: "Exchange", Code: "NoToken"}
 	// errSpentElsewhere: another replica sharing the Store exchanged it.
-	errSpentElsewhere = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "TokenExchangedElsewhere"}
+	errSpentElsewhere = &Error{kind: kindReauthenticate, Op: "Exchange", Code: "TokenExchangedElsewhere"}
 
-	errNothingToRenewWith = &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
+	errNothingToRenewWith = &Error{kind: kindReauthenticate, Op: "Renew", Code: "NothingToRenewWith"}
 )
 
-// Exchanged reports whether webToken was already sent to IAM Identity Center
+// exchanged reports whether webToken was already sent to IAM Identity Center
 // by this Exchanger (and so cannot buy another exchange).
-func (x *Exchanger) Exchanged(webToken string) bool {
+func (x *Exchanger) exchanged(webToken string) bool {
 	return x.spent.has(peek(webToken), x.o.Now())
 }
 
@@ -228,7 +231,7 @@ func (x *Exchanger) Exchanged(webToken string) bool {
 // the application role's credentials when they expire; a token already
 // exchanged still serves for that.
 func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Session, error) {
-	ns, err := x.renew(ctx, s, webToken)
+	ns, err := x.renew(ctx, s, webToken, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -236,10 +239,11 @@ func (x *Exchanger) Renew(ctx context.Context, s *Session, webToken string) (*Se
 }
 
 // renew is Renew, except that it may return with an error a Session whose
-// new identity context AssumeRole could not use yet (see exchange).
-func (x *Exchanger) renew(ctx context.Context, s *Session, webToken string) (*Session, error) {
+// new identity context AssumeRole could not use yet (see exchange); cl, when
+// not nil, claims a token in the Store before it is sent.
+func (x *Exchanger) renew(ctx context.Context, s *Session, webToken string, cl *storeFlight) (*Session, error) {
 	if s == nil {
-		return nil, &Error{Kind: KindReauthenticate, Op: "Renew", Code: "NoSession"}
+		return nil, &Error{kind: kindReauthenticate, Op: "Renew", Code: "NoSession"}
 	}
 	ctx = withToken(ctx, webToken)
 	if s.IdentityContext != "" && x.o.Now().Add(contextMargin).Before(s.ContextExpires) {
@@ -258,14 +262,14 @@ func (x *Exchanger) renew(ctx context.Context, s *Session, webToken string) (*Se
 	if webToken == "" && x.o.WebTokenProvider != nil {
 		tok, err := x.o.WebTokenProvider(ctx)
 		if err != nil {
-			return nil, &Error{Kind: KindReauthenticate, Op: "WebTokenProvider", Err: err}
+			return nil, &Error{kind: kindReauthenticate, Op: "WebTokenProvider", Err: err}
 		}
 		webToken = tok
 	}
-	if webToken == "" || x.Exchanged(webToken) || x.expired(webToken) {
+	if webToken == "" || x.exchanged(webToken) || x.expired(webToken) {
 		return nil, errNothingToRenewWith
 	}
-	return x.exchange(ctx, webToken)
+	return x.exchange(ctx, webToken, cl)
 }
 
 // refusedLocally returns the error with which renewing s (exchanging
@@ -305,14 +309,14 @@ func (x *Exchanger) expired(token string) bool {
 // trying: the context or refresh token was refused as expired or spent.
 func renewable(err error) bool {
 	e, ok := err.(*Error)
-	return ok && (e.Kind == KindReauthenticate || e.Kind == KindRefused && e.Op == "CreateTokenWithIAM")
+	return ok && (e.kind == kindReauthenticate || e.kind == kindRefused && e.Op == "CreateTokenWithIAM")
 }
 
 // refresh renews s with the refresh token grant.
 func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
 	ns, err := x.createToken(ctx, &ssooidc.CreateTokenWithIAMInput{
 		ClientId:     aws.String(x.o.ApplicationArn),
-		GrantType:    aws.String(GrantRefreshToken),
+		GrantType:    aws.String(grantRefreshToken),
 		RefreshToken: aws.String(s.RefreshToken),
 	})
 	if err != nil {
@@ -341,7 +345,7 @@ func (x *Exchanger) createToken(ctx context.Context, in *ssooidc.CreateTokenWith
 	}
 	id := readIDToken(out)
 	if len(id.identityContext) < 4 || len(id.identityContext) > 2048 {
-		return nil, &Error{Kind: KindConfig, Op: "CreateTokenWithIAM", Code: "NoIdentityContext"}
+		return nil, &Error{kind: kindConfig, Op: "CreateTokenWithIAM", Code: "NoIdentityContext"}
 	}
 	// Cloned: a Session outlives the response, whose decoder keeps every
 	// string of it (access and ID tokens too) in one shared buffer.
@@ -377,7 +381,7 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 		RoleSessionName: aws.String(name),
 		DurationSeconds: aws.Int32(int32(x.o.Duration / time.Second)),
 		ProvidedContexts: []ststypes.ProvidedContext{{
-			ProviderArn:      aws.String(ContextProviderArn),
+			ProviderArn:      aws.String(contextProviderArn),
 			ContextAssertion: aws.String(s.IdentityContext),
 		}},
 	}
@@ -396,7 +400,7 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 // credentialsOf converts STS credentials, refusing an incomplete answer.
 func credentialsOf(c *ststypes.Credentials, op string) (aws.Credentials, error) {
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
-		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: op, Code: "IncompleteCredentials"}
+		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: op, Code: "IncompleteCredentials"}
 	}
 	// Cloned to their exact size: the XML decoder's strings have the
 	// spare capacity of the buffers they were built in.
@@ -413,12 +417,10 @@ func credentialsOf(c *ststypes.Credentials, op string) (aws.Credentials, error) 
 // sessionName returns the RoleSessionName for the user of s.
 func (x *Exchanger) sessionName(s *Session) (string, error) {
 	switch {
-	case x.o.RoleSessionName != "":
-		return x.o.RoleSessionName, nil
 	case x.o.SessionNameFunc != nil:
 		name := x.o.SessionNameFunc(s.Issuer, s.Subject)
 		if !validSessionName(name) {
-			return "", &Error{Kind: KindConfig, Op: "AssumeRole", Code: "InvalidSessionName"}
+			return "", &Error{kind: kindConfig, Op: "AssumeRole", Code: "InvalidSessionName"}
 		}
 		return name, nil
 	}
@@ -429,7 +431,7 @@ func (x *Exchanger) sessionName(s *Session) (string, error) {
 // retryer) and, with an application role, signs it with the application
 // role's credentials.
 func (x *Exchanger) oidcOptions(o *ssooidc.Options) {
-	o.APIOptions = append(o.APIOptions, addUserAgent)
+	o.APIOptions = append(o.APIOptions, useragent.Add)
 	o.RetryMaxAttempts = x.o.MaxAttempts
 	o.Retryer = retryer(o.Retryer)
 	if x.boot != nil {
@@ -439,7 +441,7 @@ func (x *Exchanger) oidcOptions(o *ssooidc.Options) {
 
 // stsOptions does for AssumeRole what oidcOptions does for CreateTokenWithIAM.
 func (x *Exchanger) stsOptions(o *sts.Options) {
-	o.APIOptions = append(o.APIOptions, addUserAgent)
+	o.APIOptions = append(o.APIOptions, useragent.Add)
 	o.RetryMaxAttempts = x.o.MaxAttempts
 	o.Retryer = retryer(o.Retryer)
 	if x.boot != nil {

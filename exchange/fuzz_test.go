@@ -118,7 +118,7 @@ func FuzzAWSResponses(f *testing.F) {
 			return
 		}
 		var e *Error
-		if !errors.As(err, &e) || e.Kind < KindConfig || e.Kind > KindReauthenticate {
+		if !errors.As(err, &e) || e.kind < kindConfig || e.kind > kindReauthenticate {
 			t.Fatalf("unclassified error %T %v", err, err)
 		}
 		msg := err.Error()

@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -86,14 +85,8 @@ type Options struct {
 	// access role's maximum session duration. Default 15 minutes.
 	Duration time.Duration
 
-	// RoleSessionName names every user's session on the access role. When
-	// empty, each user gets "tipkit-" followed by a hash of the token's
-	// issuer and subject, which keeps sessions apart in CloudTrail without
-	// showing who the user is.
-	RoleSessionName string
-
 	// HashKey, when set, keys the hash that names a user in the default
-	// RoleSessionName ("tipkit-" and the hash) and in log records: an
+	// session name ("tipkit-" and the hash; see SessionNameFunc) and in log records: an
 	// HMAC-SHA256 of the issuer and subject. It must be at least 32 bytes
 	// long and secret. Give every replica of a service the same key (the
 	// redisstore NameKey serves), so that a user's session name is the
@@ -103,16 +96,20 @@ type Options struct {
 	// for.
 	HashKey []byte
 
-	// SessionNameFunc, when set, names the session of the user with the given
-	// token issuer and subject (both as read from the token). Its result must
+	// SessionNameFunc, when set, returns the RoleSessionName of the user
+	// with the given token issuer and subject (both as read from the token);
+	// return a constant for one name shared by every user. Its result must
 	// follow STS's rules (2 to 64 characters of letters, digits and
-	// +=,.@_-), or the exchange fails with an error of kind KindConfig.
+	// +=,.@_-), or the exchange fails with an error matching ErrConfig.
+	// When nil, each user's session is named "tipkit-" followed by
+	// [Exchanger.UserHash], which keeps sessions apart in CloudTrail.
 	SessionNameFunc func(issuer, subject string) string
 
-	// ExpiryWindow is how long before expiry credentials count as expiring:
-	// a [Provider] renews them then, and the application role's credentials
-	// are renewed then too. Default 2 minutes.
-	ExpiryWindow time.Duration
+	// CredentialsExpiryWindow is how long before expiry credentials count
+	// as expiring: a [Provider] and the provider a [Cache] hands out renew
+	// them then, and the application role's credentials are renewed then
+	// too. Default 2 minutes.
+	CredentialsExpiryWindow time.Duration
 
 	// MaxAttempts bounds the attempts of each AWS call (CreateTokenWithIAM,
 	// AssumeRole, AssumeRoleWithWebIdentity), retries included: the
@@ -132,31 +129,26 @@ type Options struct {
 	// built here. Spans carry no token, identity context, secret or user
 	// identifier. Default: the global provider (otel.GetTracerProvider).
 	TracerProvider trace.TracerProvider
-	// MeterProvider receives a [Cache]'s metrics: tipkit.exchanges (by
-	// tipkit.operation and tipkit.result), tipkit.exchange.duration (s),
-	// tipkit.users, tipkit.exchanges.in_flight and tipkit.store.fallbacks.
-	// Default: the global provider (otel.GetMeterProvider).
-	MeterProvider metric.MeterProvider
 }
 
 // Defaults and limits.
 const (
-	DefaultDuration     = 15 * time.Minute
-	DefaultExpiryWindow = 2 * time.Minute
-	DefaultMaxAttempts  = 4
+	DefaultDuration                = 15 * time.Minute
+	DefaultCredentialsExpiryWindow = 2 * time.Minute
+	DefaultMaxAttempts             = 4
 
 	minHashKey       = 32
 	minDuration      = 15 * time.Minute
 	maxDuration      = 12 * time.Hour
 	maxChainDuration = time.Hour
 
-	// ContextProviderArn is the provider ARN of Identity Center's identity
+	// contextProviderArn is the provider ARN of Identity Center's identity
 	// context in AssumeRole's ProvidedContexts.
-	ContextProviderArn = "arn:aws:iam::aws:contextProvider/IdentityCenter"
-	// GrantJWTBearer is the grant type that trades an IdP token.
-	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	// GrantRefreshToken is the grant type that renews with a refresh token.
-	GrantRefreshToken = "refresh_token"
+	contextProviderArn = "arn:aws:iam::aws:contextProvider/IdentityCenter"
+	// grantJWTBearer is the grant type that trades an IdP token.
+	grantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// grantRefreshToken is the grant type that renews with a refresh token.
+	grantRefreshToken = "refresh_token"
 )
 
 var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
@@ -169,8 +161,8 @@ func (o Options) withDefaults() Options {
 	if o.Duration == 0 {
 		o.Duration = DefaultDuration
 	}
-	if o.ExpiryWindow == 0 {
-		o.ExpiryWindow = DefaultExpiryWindow
+	if o.CredentialsExpiryWindow == 0 {
+		o.CredentialsExpiryWindow = DefaultCredentialsExpiryWindow
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = DefaultMaxAttempts
@@ -181,49 +173,43 @@ func (o Options) withDefaults() Options {
 	if o.TracerProvider == nil {
 		o.TracerProvider = otel.GetTracerProvider()
 	}
-	if o.MeterProvider == nil {
-		o.MeterProvider = otel.GetMeterProvider()
-	}
 	return o
 }
 
 // validate checks o (with defaults applied) and returns the first problem.
 func (o *Options) validate() error {
 	if !isARN(o.ApplicationArn, "sso", "application/") {
-		return ErrApplicationArn
+		return errApplicationArn
 	}
 	if !isARN(o.AccessRoleArn, "iam", "role/") {
-		return ErrAccessRoleArn
+		return errAccessRoleArn
 	}
 	if o.ApplicationRoleArn != "" && !isARN(o.ApplicationRoleArn, "iam", "role/") {
-		return ErrApplicationRoleArn
+		return errApplicationRoleArn
 	}
 	if o.ApplicationRoleArn != "" && o.ApplicationRoleArn == o.AccessRoleArn {
-		return ErrSameRole
+		return errSameRole
 	}
 	if o.ApplicationRoleArn == "" && (o.SSOOIDCClient == nil || o.STSClient == nil) {
-		return ErrClients
+		return errClients
 	}
 	if o.needsBuiltClient() && o.Config.Region == "" {
-		return ErrRegion
+		return errRegion
 	}
 	if o.Duration < minDuration || o.Duration > maxDuration || o.Duration%time.Second != 0 {
-		return ErrDuration
+		return errDuration
 	}
 	if o.ApplicationRoleArn != "" && o.Duration > maxChainDuration {
-		return ErrRoleChaining
-	}
-	if o.RoleSessionName != "" && o.SessionNameFunc != nil {
-		return ErrSessionNameChoice
-	}
-	if o.RoleSessionName != "" && !validSessionName(o.RoleSessionName) {
-		return ErrSessionName
+		return errRoleChaining
 	}
 	if len(o.HashKey) > 0 && len(o.HashKey) < minHashKey {
 		return &configError{"HashKey, when set, must be at least 32 bytes long"}
 	}
-	if o.ExpiryWindow < 0 || o.MaxAttempts < 1 {
-		return &configError{"ExpiryWindow must not be negative and MaxAttempts must be positive"}
+	if o.CredentialsExpiryWindow < 0 {
+		return &configError{"CredentialsExpiryWindow must not be negative"}
+	}
+	if o.MaxAttempts < 1 {
+		return &configError{"MaxAttempts must be positive"}
 	}
 	return nil
 }

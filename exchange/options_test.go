@@ -43,33 +43,25 @@ func TestNewValidation(t *testing.T) {
 		edit func(*Options)
 		want error
 	}{
-		{"no application ARN", func(o *Options) { o.ApplicationArn = "" }, ErrApplicationArn},
-		{"application ARN not an ARN", func(o *Options) { o.ApplicationArn = "my-app" }, ErrApplicationArn},
-		{"application ARN of a role", func(o *Options) { o.ApplicationArn = testAccess }, ErrApplicationArn},
-		{"application ARN without application", func(o *Options) { o.ApplicationArn = "arn:aws:sso::123456789012:application/" }, ErrApplicationArn},
-		{"no access role", func(o *Options) { o.AccessRoleArn = "" }, ErrAccessRoleArn},
-		{"access role not an ARN", func(o *Options) { o.AccessRoleArn = "access" }, ErrAccessRoleArn},
-		{"access role is a user", func(o *Options) { o.AccessRoleArn = "arn:aws:iam::123456789012:user/bob" }, ErrAccessRoleArn},
-		{"application role not an ARN", func(o *Options) { o.ApplicationRoleArn = "app-role" }, ErrApplicationRoleArn},
-		{"application role equals access role", func(o *Options) { o.ApplicationRoleArn = testAccess }, ErrSameRole},
-		{"no application role, no SSO OIDC client", func(o *Options) { o.SSOOIDCClient = nil }, ErrClients},
-		{"no application role, no STS client", func(o *Options) { o.STSClient = nil }, ErrClients},
-		{"application role without region", func(o *Options) { o.ApplicationRoleArn = testAppRole }, ErrRegion},
-		{"duration too short", func(o *Options) { o.Duration = 14 * time.Minute }, ErrDuration},
-		{"duration too long", func(o *Options) { o.Duration = 12*time.Hour + time.Second }, ErrDuration},
-		{"duration not whole seconds", func(o *Options) { o.Duration = 20*time.Minute + time.Millisecond }, ErrDuration},
-		{"duration negative", func(o *Options) { o.Duration = -time.Hour }, ErrDuration},
+		{"no application ARN", func(o *Options) { o.ApplicationArn = "" }, errApplicationArn},
+		{"application ARN not an ARN", func(o *Options) { o.ApplicationArn = "my-app" }, errApplicationArn},
+		{"application ARN of a role", func(o *Options) { o.ApplicationArn = testAccess }, errApplicationArn},
+		{"application ARN without application", func(o *Options) { o.ApplicationArn = "arn:aws:sso::123456789012:application/" }, errApplicationArn},
+		{"no access role", func(o *Options) { o.AccessRoleArn = "" }, errAccessRoleArn},
+		{"access role not an ARN", func(o *Options) { o.AccessRoleArn = "access" }, errAccessRoleArn},
+		{"access role is a user", func(o *Options) { o.AccessRoleArn = "arn:aws:iam::123456789012:user/bob" }, errAccessRoleArn},
+		{"application role not an ARN", func(o *Options) { o.ApplicationRoleArn = "app-role" }, errApplicationRoleArn},
+		{"application role equals access role", func(o *Options) { o.ApplicationRoleArn = testAccess }, errSameRole},
+		{"no application role, no SSO OIDC client", func(o *Options) { o.SSOOIDCClient = nil }, errClients},
+		{"no application role, no STS client", func(o *Options) { o.STSClient = nil }, errClients},
+		{"application role without region", func(o *Options) { o.ApplicationRoleArn = testAppRole }, errRegion},
+		{"duration too short", func(o *Options) { o.Duration = 14 * time.Minute }, errDuration},
+		{"duration too long", func(o *Options) { o.Duration = 12*time.Hour + time.Second }, errDuration},
+		{"duration not whole seconds", func(o *Options) { o.Duration = 20*time.Minute + time.Millisecond }, errDuration},
+		{"duration negative", func(o *Options) { o.Duration = -time.Hour }, errDuration},
 		{"role chaining above one hour", func(o *Options) {
 			o.ApplicationRoleArn, o.Config.Region, o.Duration = testAppRole, "us-east-1", time.Hour+time.Second
-		}, ErrRoleChaining},
-		{"session name too short", func(o *Options) { o.RoleSessionName = "a" }, ErrSessionName},
-		{"session name too long", func(o *Options) { o.RoleSessionName = string(make([]byte, 65)) }, ErrSessionName},
-		{"session name with a space", func(o *Options) { o.RoleSessionName = "my session" }, ErrSessionName},
-		{"session name with a slash", func(o *Options) { o.RoleSessionName = "a/b" }, ErrSessionName},
-		{"both session name choices", func(o *Options) {
-			o.RoleSessionName = "fixed"
-			o.SessionNameFunc = func(string, string) string { return "x" }
-		}, ErrSessionNameChoice},
+		}, errRoleChaining},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,10 +80,9 @@ func TestNewValidation(t *testing.T) {
 
 func TestNewAcceptsValidOptions(t *testing.T) {
 	tests := map[string]func(*Options){
-		"both clients":                  func(*Options) {},
-		"longest duration":              func(o *Options) { o.Duration = 12 * time.Hour },
-		"shortest duration":             func(o *Options) { o.Duration = 15 * time.Minute },
-		"session name with every class": func(o *Options) { o.RoleSessionName = "a_b+c=d,e.f@g-h" },
+		"both clients":      func(*Options) {},
+		"longest duration":  func(o *Options) { o.Duration = 12 * time.Hour },
+		"shortest duration": func(o *Options) { o.Duration = 15 * time.Minute },
 		"application role, one hour": func(o *Options) {
 			o.ApplicationRoleArn, o.Config.Region, o.Duration = testAppRole, "us-east-1", time.Hour
 		},
@@ -116,13 +107,13 @@ func TestNewAcceptsValidOptions(t *testing.T) {
 
 func TestNewProviderNeedsTokenProvider(t *testing.T) {
 	_, err := NewProvider(validOptions())
-	if !errors.Is(err, ErrWebTokenProvider) || !errors.Is(err, ErrConfig) {
+	if !errors.Is(err, errWebTokenProvider) || !errors.Is(err, ErrConfig) {
 		t.Fatalf("NewProvider without WebTokenProvider = %v", err)
 	}
 	o := validOptions()
 	o.WebTokenProvider = func(context.Context) (string, error) { return "", nil }
 	o.AccessRoleArn = ""
-	if _, err := NewProvider(o); !errors.Is(err, ErrAccessRoleArn) {
+	if _, err := NewProvider(o); !errors.Is(err, errAccessRoleArn) {
 		t.Fatalf("NewProvider with a bad access role = %v", err)
 	}
 }
@@ -132,7 +123,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x.o.Duration != DefaultDuration || x.o.ExpiryWindow != DefaultExpiryWindow || x.o.MaxAttempts != DefaultMaxAttempts {
+	if x.o.Duration != DefaultDuration || x.o.CredentialsExpiryWindow != DefaultCredentialsExpiryWindow || x.o.MaxAttempts != DefaultMaxAttempts {
 		t.Fatalf("defaults not applied: %+v", x.o)
 	}
 	s := &Session{Issuer: "https://idp.example.com", Subject: "alice"}

@@ -13,7 +13,7 @@ import (
 // tools and jobs; a server with many users keeps one [Exchanger] instead.
 //
 // Provider exchanges the first token on first use, then renews the
-// credentials when they come within Options.ExpiryWindow of expiry, without
+// credentials when they come within Options.CredentialsExpiryWindow of expiry, without
 // the user's token while the identity context or a refresh token allows
 // (see [Exchanger.Renew]). Concurrent callers share one renewal. It never
 // returns expired credentials: when renewal fails and the credentials have
@@ -43,7 +43,7 @@ var _ aws.CredentialsProvider = (*Provider)(nil)
 // a Provider. No call is made until the first Retrieve.
 func NewProvider(o Options) (*Provider, error) {
 	if o.WebTokenProvider == nil {
-		return nil, ErrWebTokenProvider
+		return nil, errWebTokenProvider
 	}
 	x, err := New(o)
 	if err != nil {
@@ -59,7 +59,7 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	p.mu.Lock()
 	s := p.sess
 	p.mu.Unlock()
-	if s != nil && now.Before(s.Credentials.Expires.Add(-p.x.o.ExpiryWindow)) {
+	if s != nil && now.Before(s.Credentials.Expires.Add(-p.x.o.CredentialsExpiryWindow)) {
 		return s.Credentials, nil
 	}
 	ch := p.group.DoChan("", func() (any, error) { return p.renew(ctx, s) })
@@ -73,7 +73,7 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 		return aws.Credentials{}, r.Err
 	case <-ctx.Done():
-		return aws.Credentials{}, &Error{Kind: KindUnavailable, Op: "Retrieve", Err: ctx.Err()}
+		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: "Retrieve", Err: ctx.Err()}
 	}
 }
 
@@ -82,7 +82,7 @@ func (p *Provider) renew(ctx context.Context, s *Session) (*Session, error) {
 	p.mu.Lock()
 	cur := p.sess
 	p.mu.Unlock()
-	if cur != nil && cur != s && p.x.o.Now().Before(cur.Credentials.Expires.Add(-p.x.o.ExpiryWindow)) {
+	if cur != nil && cur != s && p.x.o.Now().Before(cur.Credentials.Expires.Add(-p.x.o.CredentialsExpiryWindow)) {
 		// A renewal that ended after the caller looked obtained them.
 		return cur, nil
 	}
@@ -110,7 +110,7 @@ func (p *Provider) renew(ctx context.Context, s *Session) (*Session, error) {
 func (p *Provider) first(ctx context.Context) (*Session, error) {
 	token, err := p.x.o.WebTokenProvider(ctx)
 	if err != nil {
-		return nil, &Error{Kind: KindReauthenticate, Op: "WebTokenProvider", Err: err}
+		return nil, &Error{kind: kindReauthenticate, Op: "WebTokenProvider", Err: err}
 	}
 	return p.x.Exchange(ctx, token)
 }

@@ -29,7 +29,7 @@ func TestCacheNeverServesAnotherIdentity(t *testing.T) {
 	}
 
 	c := newCache(t, env, newExchanger(t, env, true))
-	p, _, err := c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("alice"), time.Time{})
+	p, _, err := c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("alice"))
 	if err == nil {
 		user, _ := owner(t, env, p)
 		t.Fatalf("bob's key was handed the credentials of %q", user)
@@ -38,7 +38,7 @@ func TestCacheNeverServesAnotherIdentity(t *testing.T) {
 		t.Fatalf("bob's key with alice's token: %v, want ErrConfig", err)
 	}
 	// Bob's own token then serves bob.
-	p, _, err = c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob"), time.Time{})
+	p, _, err = c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestCacheCloseIsFinal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := c.Credentials(ctx, key(env, "alice"), env.IdP.Token("alice"), time.Time{})
+		_, _, err := c.Credentials(ctx, key(env, "alice"), env.IdP.Token("alice"))
 		done <- err
 	}()
 	for c.Stats().InFlight == 0 {
@@ -98,14 +98,14 @@ func TestCacheCloseIsFinal(t *testing.T) {
 		t.Fatalf("%d flights still under way after Close returned", n)
 	}
 	before := calls(env)
-	if _, _, err := c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob"), time.Time{}); !errors.Is(err, exchange.ErrUnavailable) {
+	if _, _, err := c.Credentials(context.Background(), key(env, "bob"), env.IdP.Token("bob")); !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("a miss after Close: %v, want ErrUnavailable", err)
 	}
 	if after := calls(env); after["CreateTokenWithIAM"] != before["CreateTokenWithIAM"] || after["AssumeRole"] != before["AssumeRole"] {
 		t.Fatalf("AWS calls after Close: %v, then %v", before, after)
 	}
 	// Alice's flight finished before Close returned: her credentials serve.
-	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"), time.Time{}); err != nil {
+	if _, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice")); err != nil {
 		t.Fatalf("alice's credentials after Close: %v", err)
 	}
 }

@@ -27,7 +27,7 @@ const (
 var opNames = [numOps]string{"exchange", "renewal", "shared"}
 
 // resultNames names the result of a flight: "ok", or the Kind of its error.
-var resultNames = [KindReauthenticate + 1]string{"ok", "config", "refused", "unavailable", "reauthenticate"}
+var resultNames = [kindReauthenticate + 1]string{"ok", "config", "refused", "unavailable", "reauthenticate"}
 
 // cacheEvent is one exchange, renewal, eviction or Store failure of a
 // Cache, logged and counted. It holds no token and no secret.
@@ -46,7 +46,7 @@ type telemetry struct {
 	duration metric.Float64Histogram
 	// durationOpts are the attribute sets of the duration histogram, made
 	// once: [op][result].
-	durationOpts [numOps][KindReauthenticate + 1][]metric.RecordOption
+	durationOpts [numOps][kindReauthenticate + 1][]metric.RecordOption
 	reg          metric.Registration
 	log          *slog.Logger
 }
@@ -59,14 +59,14 @@ func newTelemetry(c *Cache) (*telemetry, error) {
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
-	meter := c.x.o.MeterProvider.Meter(instrumentation)
+	meter := c.o.MeterProvider.Meter(instrumentation)
 	var err error
 	if t.duration, err = meter.Float64Histogram("tipkit.exchange.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of exchanges and renewals of users' credentials, waits for the AWS rate limit included"),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
 		return nil, err
 	}
-	var resultAttrs [numOps][KindReauthenticate + 1]metric.ObserveOption
+	var resultAttrs [numOps][kindReauthenticate + 1]metric.ObserveOption
 	for op := range numOps {
 		for k := range resultNames {
 			set := attribute.NewSet(attribute.String("tipkit.operation", opNames[op]), attribute.String("tipkit.result", resultNames[k]))
@@ -102,7 +102,7 @@ func newTelemetry(c *Cache) (*telemetry, error) {
 				o.ObserveInt64(flights, int64(c.stats.results[op][k].Load()), resultAttrs[op][k])
 			}
 		}
-		o.ObserveInt64(users, int64(c.Len()))
+		o.ObserveInt64(users, int64(c.len()))
 		o.ObserveInt64(inFlight, c.stats.inFlight.Load())
 		o.ObserveInt64(fallbacks, int64(c.stats.storeFailures.Load()))
 		return nil
@@ -120,11 +120,11 @@ func opOf(op string) (int, bool) {
 	return 0, false
 }
 
-// kindOf returns the Kind of err, 0 for nil (or an error of no Kind).
-func kindOf(err error) Kind {
+// kindOf returns the kind of err, 0 for nil (or an error of no kind).
+func kindOf(err error) kind {
 	var e *Error
-	if errors.As(err, &e) && e.Kind > 0 && int(e.Kind) < len(resultNames) {
-		return e.Kind
+	if errors.As(err, &e) && e.kind > 0 && int(e.kind) < len(resultNames) {
+		return e.kind
 	}
 	return 0
 }
@@ -134,7 +134,7 @@ func (c *Cache) observe(ev cacheEvent) {
 	if op, ok := opOf(ev.op); ok {
 		k := kindOf(ev.err)
 		if ev.err != nil && k == 0 {
-			k = KindUnavailable
+			k = kindUnavailable
 		}
 		c.stats.results[op][k].Add(1)
 		c.tel.duration.Record(context.Background(), ev.duration.Seconds(), c.tel.durationOpts[op][k]...)
@@ -173,7 +173,7 @@ func (t *telemetry) logEvent(ev cacheEvent, x *Exchanger) {
 	case ev.op == "store":
 		attrs = append(attrs, slog.String("error", ev.err.Error()))
 	case errors.As(ev.err, &xe):
-		attrs = append(attrs, slog.String("failure", xe.Kind.String()), slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
+		attrs = append(attrs, slog.String("failure", xe.kind.String()), slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
 	case ev.err == nil && !ev.expires.IsZero():
 		attrs = append(attrs, slog.Time("expires", ev.expires))
 	}
@@ -204,9 +204,9 @@ func endFlight(span trace.Span, op string, err error) {
 		span.SetAttributes(attribute.String("tipkit.operation", op))
 		if err != nil {
 			var xe *Error
-			kind, code := KindUnavailable.String(), ""
+			kind, code := kindUnavailable.String(), ""
 			if errors.As(err, &xe) {
-				kind, code = xe.Kind.String(), xe.Code
+				kind, code = xe.kind.String(), xe.Code
 			}
 			span.SetAttributes(attribute.String("tipkit.result", kind))
 			if code != "" {

@@ -55,7 +55,7 @@ func decodeClaims(token string, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-var errMalformed = &Error{Kind: KindReauthenticate, Op: "Exchange", Code: "MalformedToken"}
+var errMalformed = &Error{kind: kindReauthenticate, Op: "Exchange", Code: "MalformedToken"}
 
 // numericDate reads a JWT NumericDate; zero when absent or malformed.
 func numericDate(raw json.RawMessage) time.Time {

@@ -104,7 +104,7 @@ func TestErrorFromExchange(t *testing.T) {
 		{"unavailable", fmt.Errorf("wrapped: %w", xerr(exchange.KindUnavailable)), KindUnavailable, "retry later"},
 		{"reauthenticate", xerr(exchange.KindReauthenticate), KindInvalidToken, "obtain a fresh token"},
 		{"config", xerr(exchange.KindConfig), KindInternal, ""},
-		{"config sentinel", exchange.ErrApplicationArn, KindInternal, ""},
+		{"config sentinel", exchange.ErrConfig, KindInternal, ""},
 		{"deadline", context.DeadlineExceeded, KindUnavailable, "retry later"},
 		{"canceled", fmt.Errorf("x: %w", context.Canceled), KindUnavailable, "retry later"},
 		{"other", errors.New("boom"), KindInternal, ""},

@@ -55,7 +55,7 @@ func TestThrottlingBurstIsRetried(t *testing.T) {
 			// The token was sent to Identity Center, as many times as it
 			// was throttled plus once: a throttled call is not processed.
 			if tc.op == "CreateTokenWithIAM" {
-				if g := watch.rec.grantTypes(); !slices.Equal(g, []string{exchange.GrantJWTBearer, exchange.GrantJWTBearer, exchange.GrantJWTBearer}) {
+				if g := watch.rec.grantTypes(); !slices.Equal(g, []string{"urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:jwt-bearer"}) {
 					t.Fatalf("grants %v, want the jwt-bearer grant three times", g)
 				}
 			}
@@ -244,7 +244,7 @@ func TestHalfDoneRefreshSurvivesAssumeRoleFailure(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return env.AWS.Calls("AssumeRole") == before
 	})
-	if g := watch.rec.grantTypes(); !slices.Equal(g, []string{exchange.GrantJWTBearer, exchange.GrantRefreshToken}) {
+	if g := watch.rec.grantTypes(); !slices.Equal(g, []string{"urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token"}) {
 		t.Fatalf("grants %v, want the jwt-bearer grant then one refresh", g)
 	}
 	env.AWS.ClearFaults()

@@ -114,7 +114,7 @@ func (l *soakLedger) Do(req *http.Request) (*http.Response, error) {
 func (l *soakLedger) tokenUser(body []byte) string {
 	var in struct{ GrantType, Assertion, RefreshToken string }
 	_ = json.Unmarshal(body, &in)
-	if in.GrantType != exchange.GrantJWTBearer {
+	if in.GrantType != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
 		return l.refreshOf[in.RefreshToken]
 	}
 	var c struct{ Sub string }
@@ -143,7 +143,7 @@ func (l *soakLedger) note(path string, body []byte, status int, answer []byte) {
 		if status != http.StatusOK {
 			l.ctwiFailed[user]++
 		}
-		if in.GrantType == exchange.GrantJWTBearer {
+		if in.GrantType == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
 			var c struct{ Jti string }
 			_, p, _ := segments(in.Assertion)
 			raw, _ := base64.RawURLEncoding.DecodeString(p)
@@ -460,7 +460,7 @@ func soak(t *testing.T, d time.Duration) {
 			}
 		}
 	}
-	period := 15*time.Minute - exchange.DefaultRefreshWindow
+	period := 15*time.Minute - exchange.DefaultBackgroundRefreshWindow
 	sorted := func(ts []time.Time) []time.Time {
 		ts = slices.Clone(ts)
 		slices.SortFunc(ts, time.Time.Compare)

@@ -83,7 +83,7 @@ func (d *doctor) exchangeFailure(err error) result {
 	if e.Code != "" && e.Err == nil {
 		said = e.Op + ": " + e.Code
 	}
-	if e.Kind == exchange.KindUnavailable {
+	if errors.Is(e, exchange.ErrUnavailable) {
 		return fail(said+"; AWS did not serve the exchange (throttling, a time-out or an AWS error)", "run again later")
 	}
 	switch e.Op {
