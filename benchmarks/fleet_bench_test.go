@@ -353,8 +353,8 @@ func BenchmarkFleetMissFromRedis(b *testing.B) {
 	for _, r := range replicas {
 		loads += r.store.Stats().Loads
 		st := r.m.Stats()
-		shared += st.SharedSessions
-		hits += st.TokenCacheHits + st.CredentialHits
+		shared += st.SharedHits
+		hits += st.CacheHits + st.Hits
 		storeFailures += st.StoreFailures
 	}
 	ops := uint64(b.N) + uint64(len(replicas)) // each replica's opening request included

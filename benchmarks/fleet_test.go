@@ -77,7 +77,7 @@ func TestFleetHerd(t *testing.T) {
 			if o.Stats.StoreFailures != 0 {
 				t.Errorf("%d Store failures", o.Stats.StoreFailures)
 			}
-			if n > 1 && o.Stats.SharedSessions == 0 {
+			if n > 1 && o.Stats.SharedHits == 0 {
 				t.Error("no replica took a session from Redis")
 			}
 			t.Logf("%d replicas: %+v in %v", n, o.Stats, o.Elapsed)
@@ -121,7 +121,7 @@ func TestFleetRollingRestart(t *testing.T) {
 	if o.CreateTokenWithIAM != 0 || o.AssumeRole != 0 {
 		t.Errorf("%d CreateTokenWithIAM and %d AssumeRole during the restarts, want none", o.CreateTokenWithIAM, o.AssumeRole)
 	}
-	if o.Stats.SharedSessions == 0 {
+	if o.Stats.SharedHits == 0 {
 		t.Error("no restarted replica took a session from Redis")
 	}
 	t.Logf("%d requests during the rolling restart of %d replicas: %+v", o.Requests, f.Len(), o.Stats)

@@ -142,6 +142,14 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is reports whether target is an *Error of e's Kind and, when target's
+// Code is set, of e's Code: errors.Is(err, &middleware.Error{Kind:
+// middleware.KindForbidden}) tells a refusal's answer whatever wraps it.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Kind == e.Kind && (t.Code == "" || t.Code == e.Code)
+}
+
 // ErrorHandler writes the answer to a request that failed with err.
 type ErrorHandler func(w http.ResponseWriter, r *http.Request, err *Error)
 
@@ -236,16 +244,16 @@ func quotable(s string) string {
 	return s
 }
 
-// ErrorFromVerify maps an error of the verify package to its answer:
+// errorFromVerify maps an error of the verify package to its answer:
 // verify.ErrUnavailable is a 503 with the verifier's Retry-After, any other
 // refusal a 401 invalid_token with the verifier's description; nil gives
 // nil.
-func ErrorFromVerify(err error) *Error {
+func errorFromVerify(err error) *Error {
 	var ve *verify.Error
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ve) && ve.Kind == verify.KindUnavailable:
+	case errors.As(err, &ve) && errors.Is(ve, verify.ErrUnavailable):
 		e := newError(KindUnavailable, ve.Description, err)
 		e.RetryAfter = ve.RetryAfter
 		return e
@@ -255,7 +263,7 @@ func ErrorFromVerify(err error) *Error {
 	return asError(err, KindInvalidToken)
 }
 
-// ErrorFromExchange maps an error of the exchange package (or of the
+// errorFromExchange maps an error of the exchange package (or of the
 // context it ran under) to its answer:
 //
 //   - exchange.ErrReauthenticate: 401 invalid_token, telling the client to
@@ -266,7 +274,7 @@ func ErrorFromVerify(err error) *Error {
 //   - exchange.ErrConfig and anything else: 500.
 //
 // An *Error already in err's chain is returned as is; nil gives nil.
-func ErrorFromExchange(err error) *Error {
+func errorFromExchange(err error) *Error {
 	var e *Error
 	switch {
 	case err == nil:

@@ -93,17 +93,17 @@ func TestDefaultErrorHandlerRealm(t *testing.T) {
 
 func TestErrorFromExchange(t *testing.T) {
 	own := newError(KindInvalidToken, "mine", nil)
-	xerr := func(k exchange.Kind) error { return &exchange.Error{Kind: k, Op: "AssumeRole"} }
+	xerr := func(sentinel error) error { return fmt.Errorf("AssumeRole: %w", sentinel) }
 	cases := []struct {
 		name string
 		err  error
 		kind ErrorKind
 		desc string
 	}{
-		{"refused", xerr(exchange.KindRefused), KindForbidden, "refused"},
-		{"unavailable", fmt.Errorf("wrapped: %w", xerr(exchange.KindUnavailable)), KindUnavailable, "retry later"},
-		{"reauthenticate", xerr(exchange.KindReauthenticate), KindInvalidToken, "obtain a fresh token"},
-		{"config", xerr(exchange.KindConfig), KindInternal, ""},
+		{"refused", xerr(exchange.ErrRefused), KindForbidden, "refused"},
+		{"unavailable", fmt.Errorf("wrapped: %w", xerr(exchange.ErrUnavailable)), KindUnavailable, "retry later"},
+		{"reauthenticate", xerr(exchange.ErrReauthenticate), KindInvalidToken, "obtain a fresh token"},
+		{"config", xerr(exchange.ErrConfig), KindInternal, ""},
 		{"config sentinel", exchange.ErrConfig, KindInternal, ""},
 		{"deadline", context.DeadlineExceeded, KindUnavailable, "retry later"},
 		{"canceled", fmt.Errorf("x: %w", context.Canceled), KindUnavailable, "retry later"},
@@ -112,7 +112,7 @@ func TestErrorFromExchange(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := ErrorFromExchange(tc.err)
+			e := errorFromExchange(tc.err)
 			if e.Kind != tc.kind || tc.desc != "" && !strings.Contains(e.Description, tc.desc) || e.Code != e.Kind.code() {
 				t.Fatalf("got %+v, want kind %v with %q", e, tc.kind, tc.desc)
 			}
@@ -121,7 +121,7 @@ func TestErrorFromExchange(t *testing.T) {
 			}
 		})
 	}
-	if ErrorFromExchange(nil) != nil {
+	if errorFromExchange(nil) != nil {
 		t.Fatal("nil error gives an answer")
 	}
 }

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -94,8 +95,9 @@ func ExampleMiddleware_Authorize() {
 	}
 	defer mw.Close()
 
-	ctx, refusal := mw.Authorize(context.Background(), env.IdP.Token("alice"))
-	if refusal != nil {
+	ctx, err := mw.Authorize(context.Background(), env.IdP.Token("alice"))
+	var refusal *middleware.Error
+	if errors.As(err, &refusal) {
 		fmt.Println(refusal.Kind.Status(), refusal.Description)
 		return
 	}
@@ -103,8 +105,10 @@ func ExampleMiddleware_Authorize() {
 	_, hasConfig := ctxcreds.Config(ctx)
 	fmt.Println(id.Subject(), hasConfig)
 
-	_, refusal = mw.Authorize(context.Background(), "not-a-token")
-	fmt.Println(refusal.Kind.Status(), refusal.Code)
+	_, err = mw.Authorize(context.Background(), "not-a-token")
+	if errors.As(err, &refusal) {
+		fmt.Println(refusal.Kind.Status(), refusal.Code)
+	}
 	// Output:
 	// alice true
 	// 401 invalid_token

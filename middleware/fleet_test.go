@@ -144,7 +144,7 @@ func TestFleetHerdExchangesOncePerUser(t *testing.T) {
 	}
 	var shared uint64
 	for i := range f.replicas {
-		shared += f.replicas[i].Load().m.Stats().SharedSessions
+		shared += f.replicas[i].Load().m.Stats().SharedHits
 	}
 	if shared == 0 {
 		t.Fatal("no replica took a session from the store")

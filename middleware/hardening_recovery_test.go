@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
 )

@@ -734,7 +734,7 @@ func TestHostileRequests(t *testing.T) {
 	if n := evil.hits.Load(); n != 0 {
 		t.Errorf("the attacker's server was contacted %d times", n)
 	}
-	if s := m.Stats(); s.Exchanges != 0 || s.Users != 0 || s.TokensVerified != 0 {
+	if s := m.Stats(); s.Exchanges != 0 || s.Users != 0 || s.Verified != 0 {
 		t.Errorf("stats after the hostile rows: %+v", s)
 	}
 

@@ -37,24 +37,28 @@ type Options struct {
 	// Verify configures the verification of tokens: further issuers (with
 	// explicit key set URLs), algorithms, leeway, the HTTP client of key
 	// set fetches and the least time between those requests trigger, the
-	// memory of verified tokens and the largest token read. Its Now
-	// defaults to Now; its CacheSize defaults to Cache.MaxUsers, so that
-	// the memory held stays flat however many users pass through.
+	// memory of verified tokens and the largest token read. Its CacheSize
+	// defaults to Cache.MaxUsers, so that the memory held stays flat however
+	// many users pass through. Its Now, TracerProvider and MeterProvider
+	// are for verify.New alone: here they are Now, TracerProvider and
+	// MeterProvider below, and New refuses options that set both.
 	Verify verify.Options
 	// Exchange configures the trusted identity propagation exchange. Its
 	// WebTokenProvider must be nil (New refuses it): each request brings
 	// its user's token, and only that user's tokens renew the user's
-	// credentials. Its Now defaults to Now, and then one clock reading per
-	// request serves both the token check and the credentials. Its HashKey
-	// also keys the user hash of the middleware's log records.
+	// credentials. Its HashKey also keys the user hash of the middleware's
+	// log records. Its Now and TracerProvider are for exchange.New alone:
+	// here they are Now and TracerProvider below, and New refuses options
+	// that set both.
 	Exchange exchange.Options
 	// Cache configures the per-user credentials: MaxUsers, RefreshWindow,
 	// RefusedTTL, UnavailableTTL (also the Retry-After of the 503 answers
 	// it remembers), MaxInFlight (exchanges in flight for all users),
 	// RateLimit (exchanges per second, under the account's STS quota),
-	// Timeout (of one shared exchange), Store (sessions shared by the
-	// replicas of a service; see the redisstore package) and Logger (which
-	// defaults to Logger).
+	// Timeout (of one shared exchange) and Store (sessions shared by the
+	// replicas of a service; see the redisstore package). Its Logger and
+	// MeterProvider are for exchange.NewCache alone: here they are Logger
+	// and MeterProvider below, and New refuses options that set both.
 	Cache exchange.CacheOptions
 	// AWSConfig is the base of each user's aws.Config (region, endpoint,
 	// HTTP client, retryer); its Credentials are replaced by the user's.
@@ -86,15 +90,14 @@ type Options struct {
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
-	// time.Now. It is Verify.Now and Exchange.Now when those are nil.
+	// time.Now.
 	Now func() time.Time
 	// TracerProvider receives the spans of exchanges and renewals (children
 	// of the span of the request that led them, with the AWS SDK's spans
 	// beneath) and of key set fetches; MeterProvider the metrics
 	// tipkit.requests (by tipkit.outcome), tipkit.exchanges,
 	// tipkit.exchange.duration, tipkit.users, tipkit.exchanges.in_flight,
-	// tipkit.store.fallbacks and tipkit.jwks.fetches. They are the
-	// providers of Verify and Exchange when those are nil. No span or
+	// tipkit.store.fallbacks and tipkit.jwks.fetches. No span or
 	// metric carries a token, a secret or a user identifier. Default: the
 	// global providers (otel.GetTracerProvider, otel.GetMeterProvider), as
 	// in otelhttp. A request served from memory starts no span and records
@@ -108,17 +111,14 @@ type Options struct {
 type Middleware struct {
 	o        Options
 	verifier *verify.Verifier
+	x        *exchange.Exchanger
 	cache    *exchange.Cache
 	onError  ErrorHandler
-	x        *exchange.Exchanger
 	log      *slog.Logger
 	extract  Extractor
 	// retryAfter is the Retry-After of a 503 for AWS: as long as the Cache
 	// answers the failure from memory.
 	retryAfter time.Duration
-	// sharedClock: the exchange reads the same clock, so one reading per
-	// request serves both the token check and the credential lookup.
-	sharedClock bool
 
 	ok            atomic.Uint64 // requests that reached the handler with a caller
 	reg           metric.Registration
@@ -128,36 +128,71 @@ type Middleware struct {
 	internalShown atomic.Bool
 }
 
-// ErrNoExchange is returned by New when Options.Exchange cannot build an
-// exchange; it wraps the exchange package's configuration error.
-var ErrNoExchange = errors.New("middleware: invalid Exchange options")
+// ErrConfig matches every error of [New] for invalid options, including
+// the verify and exchange packages' own (which match verify.ErrConfig or
+// exchange.ErrConfig too); the message names the option.
+var ErrConfig = errors.New("middleware: invalid options")
 
-// errWebTokenProvider is returned by New when Options.Exchange has a
-// WebTokenProvider: its token names one identity, and renewing any user's
-// credentials with it would hand that identity's credentials to the user.
-var errWebTokenProvider = fmt.Errorf("%w: Exchange.WebTokenProvider must be nil: each user's credentials are obtained and renewed with that user's own tokens", ErrNoExchange)
+// configError is an error of New naming the option at fault; it matches
+// ErrConfig.
+type configError struct{ msg string }
 
-// ErrRegion is returned by New when neither Options.AWSConfig nor
-// Options.Exchange.Config names a region: every AWS call of a handler
-// would fail with "Missing Region".
-var ErrRegion = errors.New("middleware: AWSConfig.Region (or Exchange.Config.Region) is required")
+func (e *configError) Error() string        { return "middleware: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
 
-// New checks o, builds the verifier and the exchange, and returns the
-// Middleware. It does not contact the identity provider or AWS: keys are
-// fetched on the first request, so a server starts even when its IdP is
-// down. Background key refreshes stop when ctx is done or at Close;
-// background credential renewals stop at Close.
-func New(ctx context.Context, o Options) (*Middleware, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.AWSConfig.Region == "" {
-		if o.AWSConfig.Region = o.Exchange.Config.Region; o.AWSConfig.Region == "" {
-			return nil, ErrRegion
+// checkOneName refuses options that set one setting under two names: a
+// setting of the middleware and its copy in a nested package's options,
+// which that package's own constructor takes when used alone.
+func checkOneName(o *Options) error {
+	for _, both := range []struct {
+		top, nested string
+		set         bool
+	}{
+		{"Now", "Verify.Now", o.Now != nil && o.Verify.Now != nil},
+		{"Now", "Exchange.Now", o.Now != nil && o.Exchange.Now != nil},
+		{"TracerProvider", "Verify.TracerProvider", o.TracerProvider != nil && o.Verify.TracerProvider != nil},
+		{"TracerProvider", "Exchange.TracerProvider", o.TracerProvider != nil && o.Exchange.TracerProvider != nil},
+		{"MeterProvider", "Verify.MeterProvider", o.MeterProvider != nil && o.Verify.MeterProvider != nil},
+		{"MeterProvider", "Cache.MeterProvider", o.MeterProvider != nil && o.Cache.MeterProvider != nil},
+		{"Logger", "Cache.Logger", o.Logger != nil && o.Cache.Logger != nil},
+	} {
+		if both.set {
+			return &configError{both.top + " and " + both.nested + " are one setting: set " + both.top + " only"}
 		}
 	}
 	if o.Exchange.WebTokenProvider != nil {
-		return nil, errWebTokenProvider
+		// Its token names one identity, and renewing any user's
+		// credentials with it would hand that identity's credentials to
+		// the user.
+		return &configError{"Exchange.WebTokenProvider must be nil: each user's credentials are obtained and renewed with that user's own tokens"}
+	}
+	return nil
+}
+
+// New checks o, builds the verifier and the exchange, and returns the
+// Middleware. Every problem of o is an error matching [ErrConfig] that
+// names the option. New does not contact the identity provider or AWS:
+// keys are fetched on the first request, so a server starts even when its
+// IdP is down. Background key refreshes stop when ctx is done or at Close;
+// credential renewals stop at Close.
+func New(ctx context.Context, o Options) (*Middleware, error) {
+	if err := checkOneName(&o); err != nil {
+		return nil, err
+	}
+	if o.AWSConfig.Region == "" {
+		if o.AWSConfig.Region = o.Exchange.Config.Region; o.AWSConfig.Region == "" {
+			// Every AWS call of a handler would fail with "Missing Region".
+			return nil, &configError{"AWSConfig.Region (or Exchange.Config.Region) is required"}
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
 	}
 	vo := o.Verify
 	if vo.CacheSize == 0 {
@@ -166,59 +201,34 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	if o.Issuer != "" || len(o.Audience) > 0 {
 		vo.Issuers = append([]verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}}, vo.Issuers...)
 	}
-	if vo.Now == nil {
-		vo.Now = o.Now
-	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
-	}
-	if o.MeterProvider == nil {
-		o.MeterProvider = otel.GetMeterProvider()
-	}
-	if vo.TracerProvider == nil {
-		vo.TracerProvider = o.TracerProvider
-	}
-	if vo.MeterProvider == nil {
-		vo.MeterProvider = o.MeterProvider
-	}
+	vo.Now, vo.TracerProvider, vo.MeterProvider = o.Now, o.TracerProvider, o.MeterProvider
 	v, err := verify.New(ctx, vo)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: Verify: %w", ErrConfig, err)
 	}
 	xo := o.Exchange
-	sharedClock := xo.Now == nil
-	if sharedClock {
-		xo.Now = o.Now
-	}
-	if xo.TracerProvider == nil {
-		xo.TracerProvider = o.TracerProvider
-	}
-	if xo.MeterProvider == nil {
-		xo.MeterProvider = o.MeterProvider
-	}
+	xo.Now, xo.TracerProvider = o.Now, o.TracerProvider
 	x, err := exchange.New(xo)
 	if err != nil {
 		v.Close()
-		return nil, errors.Join(ErrNoExchange, err)
+		return nil, fmt.Errorf("%w: Exchange: %w", ErrConfig, err)
 	}
-	m := &Middleware{o: o, verifier: v, x: x, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor, sharedClock: sharedClock,
+	co := o.Cache
+	co.Logger, co.MeterProvider = o.Logger, o.MeterProvider
+	cache, err := exchange.NewCache(x, co)
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("%w: Cache: %w", ErrConfig, err)
+	}
+	m := &Middleware{o: o, verifier: v, x: x, cache: cache, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor,
 		retryAfter: cmp.Or(o.Cache.UnavailableTTL, exchange.DefaultUnavailableTTL)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	co := o.Cache
-	if co.Logger == nil {
-		co.Logger = o.Logger
-	}
-	m.cache, err = exchange.NewCache(x, co)
-	if err != nil {
-		v.Close()
-		return nil, errors.Join(ErrNoExchange, err)
-	}
 	if err := m.register(o.MeterProvider.Meter("github.com/tipkit/tipkit/middleware")); err != nil {
 		v.Close()
 		_ = m.cache.Close()
-		return nil, fmt.Errorf("middleware: the meter provider refused the instruments: %w", err)
+		return nil, &configError{"the MeterProvider refused the instruments: " + err.Error()}
 	}
 	if m.onError == nil {
 		m.onError = DefaultErrorHandler(o.Realm)
@@ -234,9 +244,9 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 // ctxcreds.IdentityFrom), or are answered by the error handler.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2, err := m.Authenticate(r)
+		r2, err := m.authenticate(r)
 		if err != nil {
-			m.HandleError(w, r, err)
+			m.onError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r2)
@@ -245,16 +255,28 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 
 // Authenticate is the middleware's whole decision for r, for framework
 // adapters: it returns r carrying the caller's configuration and identity
-// (or r itself when skipped or anonymous), or the failure to answer with
-// [Middleware.HandleError].
-func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
+// (or r itself when skipped or anonymous), or the refusal to answer with
+// [Middleware.HandleError], an [*Error].
+func (m *Middleware) Authenticate(r *http.Request) (*http.Request, error) {
+	r2, err := m.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	return r2, nil
+}
+
+func (m *Middleware) authenticate(r *http.Request) (*http.Request, *Error) {
 	if m.skip(r) {
 		m.skipped.Add(1)
 		return r, nil
 	}
-	ctx := r.Context()
-	now := m.o.Now()
-	raw, claims := m.rememberedBearer(r, now)
+	var (
+		raw    string
+		claims *verify.Claims
+	)
+	if m.o.Extractor == nil && !tokenOutsideHeader(r) {
+		raw, claims = m.rememberedBearer(r.Header["Authorization"])
+	}
 	if claims == nil {
 		var err error
 		if raw, err = m.extract(r); err != nil {
@@ -268,7 +290,7 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 			return nil, m.failed(errNoToken)
 		}
 	}
-	caller, err := m.authorize(ctx, raw, claims, now)
+	caller, err := m.authorize(r.Context(), raw, claims)
 	if err != nil {
 		return nil, err
 	}
@@ -279,12 +301,20 @@ func (m *Middleware) Authenticate(r *http.Request) (*http.Request, *Error) {
 // from its transport (an HTTP header, gRPC metadata...): it verifies token,
 // obtains the caller's credentials, and returns ctx carrying the caller's
 // aws.Config and identity (ctxcreds.Config, ctxcreds.IdentityFrom), or
-// the refusal to answer in the transport's own way. An empty token is
-// refused as missing, unless Options.Optional lets it through (ctx is then
-// returned as it is). It counts the request in Stats as Authenticate does;
-// Options.Extractor and Options.Skipper are the HTTP transport's and play
-// no part here.
-func (m *Middleware) Authorize(ctx context.Context, token string) (context.Context, *Error) {
+// the refusal, an [*Error], to answer in the transport's own way. An empty
+// token is refused as missing, unless Options.Optional lets it through
+// (ctx is then returned as it is). It counts the request in Stats as
+// Authenticate does; Options.Extractor and Options.Skipper are the HTTP
+// transport's and play no part here.
+func (m *Middleware) Authorize(ctx context.Context, token string) (context.Context, error) {
+	caller, err := m.authorizeToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return caller, nil
+}
+
+func (m *Middleware) authorizeToken(ctx context.Context, token string) (context.Context, *Error) {
 	if token == "" {
 		if m.o.Optional {
 			m.anonymous.Add(1)
@@ -292,14 +322,13 @@ func (m *Middleware) Authorize(ctx context.Context, token string) (context.Conte
 		}
 		return nil, m.failed(errNoToken)
 	}
-	now := m.o.Now()
-	claims := m.verifier.Remembered(token, now)
+	claims := m.verifier.Remembered(token)
 	if claims == nil && !isB64Token(token) {
 		// A token seen for the first time is read as the Authorization
 		// header's would be: one b64token of printable ASCII.
 		return nil, m.failed(errMalformedToken)
 	}
-	return m.authorize(ctx, token, claims, now)
+	return m.authorize(ctx, token, claims)
 }
 
 var errMalformedToken = newError(KindInvalidRequest, "the token is malformed", nil)
@@ -310,14 +339,17 @@ var errMalformedToken = newError(KindInvalidRequest, "the token is malformed", n
 // scheme in any case, one b64token; another scheme is no token), then
 // decides as Authorize does. A token verified before is recognised without
 // scanning its bytes again, as the net/http middleware does.
-func (m *Middleware) AuthorizeBearer(ctx context.Context, values []string) (context.Context, *Error) {
-	now := m.o.Now()
-	if len(values) == 1 {
-		if raw, ok := cutScheme(values[0], "Bearer"); ok {
-			if c := m.verifier.Remembered(raw, now); c != nil {
-				return m.authorize(ctx, raw, c, now)
-			}
-		}
+func (m *Middleware) AuthorizeBearer(ctx context.Context, values []string) (context.Context, error) {
+	caller, err := m.authorizeBearer(ctx, values)
+	if err != nil {
+		return nil, err
+	}
+	return caller, nil
+}
+
+func (m *Middleware) authorizeBearer(ctx context.Context, values []string) (context.Context, *Error) {
+	if raw, c := m.rememberedBearer(values); c != nil {
+		return m.authorize(ctx, raw, c)
 	}
 	token, err := fromHeader(values, "Bearer")
 	switch {
@@ -329,25 +361,42 @@ func (m *Middleware) AuthorizeBearer(ctx context.Context, values []string) (cont
 	case token == "":
 		return nil, m.failed(errNoToken)
 	}
-	return m.authorize(ctx, token, nil, now)
+	return m.authorize(ctx, token, nil)
 }
 
-// authorize verifies raw unless claims (remembered at now) are given, and
-// returns ctx with its caller.
-func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.Claims, now time.Time) (context.Context, *Error) {
+// rememberedBearer is the hot path: when values (of Authorization) are one
+// "Bearer" value whose token the verifier remembers, it returns that token
+// and its claims without scanning the token's bytes. Every remembered
+// token passed BearerExtractor's checks (or the same checks of
+// Authorize) when first seen, since the verifier is the middleware's own;
+// anything else gets (_, nil) and goes through the full checks.
+func (m *Middleware) rememberedBearer(values []string) (string, *verify.Claims) {
+	if len(values) != 1 {
+		return "", nil
+	}
+	raw, ok := cutScheme(values[0], "Bearer")
+	if !ok {
+		return "", nil
+	}
+	c := m.verifier.Remembered(raw)
+	if c == nil {
+		return "", nil
+	}
+	return raw, c
+}
+
+// authorize verifies raw unless its claims are given, and returns ctx with
+// its caller.
+func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.Claims) (context.Context, *Error) {
 	if claims == nil {
 		var err error
 		if claims, err = m.verifier.Verify(ctx, raw); err != nil {
-			return nil, m.failed(ErrorFromVerify(err))
+			return nil, m.failed(errorFromVerify(err))
 		}
-		now = m.o.Now()
 	}
-	if !m.sharedClock {
-		now = time.Time{}
-	}
-	creds, sess, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw, now)
+	creds, sess, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw)
 	if err != nil {
-		e := ErrorFromExchange(err)
+		e := errorFromExchange(err)
 		if e.Kind == KindUnavailable && e.RetryAfter == 0 {
 			// The client retries when the Cache no longer answers the
 			// failure from memory.
@@ -358,34 +407,29 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 		return nil, m.failedFor(e, claims)
 	}
 	m.ok.Add(1)
-	id := claims.Identity(sess.Expires, ctxcreds.AWSUser{UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID})
-	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, id), nil
+	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, sess)), nil
 }
 
-// rememberedBearer is the hot path of the default extractor: when r holds
-// one "Authorization: Bearer" header whose token the verifier remembers,
-// it returns that token and its claims without scanning the token's bytes.
-// Every remembered token came through BearerExtractor (the verifier is the
-// middleware's own), so the bytes passed its checks when first seen; any
-// other request, including one with a token in its query string, gets
-// (_, nil) and goes through the extractor and a full Verify.
-func (m *Middleware) rememberedBearer(r *http.Request, now time.Time) (string, *verify.Claims) {
-	if m.o.Extractor != nil || tokenOutsideHeader(r) {
-		return "", nil
+// identityMemo is the request identity made of a token's claims, kept in
+// the claims' Memo: every request that presents the token again shares it
+// while the credentials' expiry and the AWS user stay the same, so that a
+// request served from memory makes none.
+type identityMemo struct {
+	expires time.Time
+	user    ctxcreds.AWSUser
+	id      ctxcreds.Identity
+}
+
+// identityOf returns the identity of the claims' user, whose session is
+// sess.
+func identityOf(c *verify.Claims, sess exchange.SessionInfo) ctxcreds.Identity {
+	user := ctxcreds.AWSUser{UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID}
+	if memo, _ := c.Memo.Load().(*identityMemo); memo != nil && memo.expires.Equal(sess.Expires) && memo.user == user {
+		return memo.id
 	}
-	values := r.Header["Authorization"]
-	if len(values) != 1 {
-		return "", nil
-	}
-	raw, ok := cutScheme(values[0], "Bearer")
-	if !ok {
-		return "", nil
-	}
-	c := m.verifier.Remembered(raw, now)
-	if c == nil {
-		return "", nil
-	}
-	return raw, c
+	memo := &identityMemo{expires: sess.Expires, user: user, id: ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, sess.Expires, user)}
+	c.Memo.Store(memo)
+	return memo.id
 }
 
 var errNoToken = &Error{Kind: KindNoToken, Description: "a bearer token is required"}
@@ -407,9 +451,11 @@ func asError(err error, k ErrorKind) *Error {
 	return newError(k, "", err)
 }
 
-// HandleError answers r with err through the error handler.
-func (m *Middleware) HandleError(w http.ResponseWriter, r *http.Request, err *Error) {
-	m.onError(w, r, err)
+// HandleError answers r with err through the error handler: the refusal
+// returned by Authenticate, Authorize or AuthorizeBearer, or any other
+// error, answered as an internal error (500).
+func (m *Middleware) HandleError(w http.ResponseWriter, r *http.Request, err error) {
+	m.onError(w, r, asError(err, KindInternal))
 }
 
 // failed counts and logs err.
@@ -453,43 +499,28 @@ func (m *Middleware) Close() error {
 	return errors.Join(m.reg.Unregister(), m.cache.Close())
 }
 
-// Stats counts what the middleware did since New.
+// Stats counts what the middleware did since New: its requests, and the
+// counters of its verifier (tokens) and its Cache (credentials), under
+// those packages' own names. Nothing in them names a user or a token.
+// OpenTelemetry (Options.MeterProvider) is the interface for metrics; Stats
+// serves tests and tools.
 type Stats struct {
 	Requests  uint64 // requests seen: OK, Skipped, Anonymous and Errors together
 	OK        uint64 // reached the handler with a caller
 	Skipped   uint64 // passed untouched (skipper, CORS preflight)
 	Anonymous uint64 // passed without a token (Options.Optional)
-
-	TokenCacheHits uint64 // tokens accepted from memory, no signature check
-	TokensVerified uint64 // tokens that passed a full verification
-	TokensMerged   uint64 // requests that shared a concurrent request's verification of their token
-
-	CredentialHits      uint64 // served cached credentials
-	Exchanges           uint64 // tokens exchanged with IAM Identity Center
-	Renewals            uint64 // credentials renewed (identity context, refresh token, newer token)
-	MergedWaiters       uint64 // requests that waited on another request's exchange
-	BackgroundRefreshes uint64 // renewals started ahead of expiry
-	Evictions           uint64 // users holding credentials dropped by MaxUsers
-	Dropped             uint64 // users without credentials yet (first exchange under way or failed) dropped by MaxUsers
-	InFlight            int64  // exchanges and renewals under way now, background ones included (one that joined a request's counts again)
-	Users               int    // users held now
-	SharedSessions      uint64 // sessions taken from the Store, obtained by another replica (no AWS call)
-	StoreFailures       uint64 // Store calls that failed; the flight worked alone
-
 	// Errors counts failed requests by kind, indexed by ErrorKind.String().
 	Errors map[string]uint64
+
+	verify.Stats        // the verification of tokens
+	exchange.CacheStats // the users' credentials
 }
 
-// Stats returns the counters of m. Nothing in them names a user or a token.
+// Stats returns the counters of m.
 func (m *Middleware) Stats() Stats {
-	vs, cs := m.verifier.Stats(), m.cache.Stats()
 	s := Stats{
 		OK: m.ok.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
-		TokenCacheHits: vs.CacheHits, TokensVerified: vs.Verified, TokensMerged: vs.Merged,
-		CredentialHits: cs.Hits, Exchanges: cs.Exchanges, Renewals: cs.Renewals, MergedWaiters: cs.Merged,
-		BackgroundRefreshes: cs.BackgroundRefreshes, Evictions: cs.Evictions, Dropped: cs.Dropped, InFlight: cs.InFlight, Users: m.cache.Len(),
-		SharedSessions: cs.SharedHits, StoreFailures: cs.StoreFailures,
-		Errors: map[string]uint64{},
+		Errors: map[string]uint64{}, Stats: m.verifier.Stats(), CacheStats: m.cache.Stats(),
 	}
 	s.Requests = s.OK + s.Skipped + s.Anonymous
 	for k := KindNoToken; k <= KindInternal; k++ {

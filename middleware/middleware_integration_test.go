@@ -270,7 +270,7 @@ func TestCancelledRequestDoesNotFailOthers(t *testing.T) {
 	}
 	eventually(t, "the other requests to be verified", func() bool {
 		s := m.Stats()
-		return s.TokenCacheHits+s.TokensVerified == others+1
+		return s.CacheHits+s.Verified == others+1
 	})
 	cancel()
 	if w := <-leader; w.Code != http.StatusServiceUnavailable {
@@ -283,7 +283,7 @@ func TestCancelledRequestDoesNotFailOthers(t *testing.T) {
 	if c, a := env.AWS.Calls("CreateTokenWithIAM"), env.AWS.Calls("AssumeRole"); c != 1 || a != 1 {
 		t.Fatalf("%d CreateTokenWithIAM and %d AssumeRole calls, want one exchange", c, a)
 	}
-	if s := m.Stats(); s.Exchanges != 1 || s.MergedWaiters == 0 || s.MergedWaiters+s.CredentialHits != others {
+	if s := m.Stats(); s.Exchanges != 1 || s.Joined == 0 || s.Joined+s.Hits != others {
 		t.Fatalf("stats %+v: want 1 exchange and the other requests merged or served from the cache", s)
 	}
 }
@@ -875,7 +875,7 @@ func TestStatsCounters(t *testing.T) {
 	keyOf(t, env, get(t, h, alice), "alice")
 	keyOf(t, env, get(t, h, alice), "alice")
 	s := m.Stats()
-	if s.Exchanges != 1 || s.TokensVerified != 1 || s.TokenCacheHits != 1 || s.CredentialHits != 1 {
+	if s.Exchanges != 1 || s.Verified != 1 || s.CacheHits != 1 || s.Hits != 1 {
 		t.Fatalf("after two requests of alice: %+v", s)
 	}
 
@@ -895,7 +895,7 @@ func TestStatsCounters(t *testing.T) {
 	s = m.Stats()
 	// burst-1 requests merged into the exchange or (came late and) hit the
 	// cache, besides alice's earlier hit.
-	if s.Exchanges != 2 || s.MergedWaiters == 0 || s.MergedWaiters+s.CredentialHits != (burst-1)+1 {
+	if s.Exchanges != 2 || s.Joined == 0 || s.Joined+s.Hits != (burst-1)+1 {
 		t.Fatalf("after bob's burst: %+v: want 2 exchanges, the burst merged or served from the cache", s)
 	}
 	if s.Users != 2 || s.Evictions != 0 {
@@ -928,8 +928,8 @@ func TestStatsCounters(t *testing.T) {
 	if s.Requests != requests {
 		t.Errorf("%d requests, want %d", s.Requests, requests)
 	}
-	if s.TokenCacheHits+s.TokensVerified+s.TokensMerged != requests-3 {
-		t.Errorf("%d token cache hits, %d verified and %d merged, want %d together", s.TokenCacheHits, s.TokensVerified, s.TokensMerged, requests-3)
+	if s.CacheHits+s.Verified+s.Merged != requests-3 {
+		t.Errorf("%d token cache hits, %d verified and %d merged, want %d together", s.CacheHits, s.Verified, s.Merged, requests-3)
 	}
 	// carol, dave and erin never obtained credentials: they evicted nobody
 	// (MaxUsers is 4) and are not counted as users held.

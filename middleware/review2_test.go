@@ -29,7 +29,7 @@ func TestWebTokenProviderRefused(t *testing.T) {
 		_ = m.Close()
 		t.Fatal("New accepted Exchange.WebTokenProvider")
 	}
-	if !errors.Is(err, middleware.ErrNoExchange) || !strings.Contains(err.Error(), "WebTokenProvider") {
+	if !errors.Is(err, middleware.ErrConfig) || !strings.Contains(err.Error(), "WebTokenProvider") {
 		t.Fatalf("New: %v, want ErrNoExchange naming WebTokenProvider", err)
 	}
 

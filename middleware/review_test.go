@@ -185,7 +185,7 @@ func TestIssuerMustBeAURL(t *testing.T) {
 			Exchange: exchange.Options{ApplicationArn: env.ApplicationArn, AccessRoleArn: env.AccessRoleArn,
 				ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config()},
 		})
-		if !errors.Is(err, verify.ErrIssuer) {
+		if !errors.Is(err, verify.ErrConfig) {
 			t.Errorf("New with the issuer %q: %v, want ErrIssuer", iss, err)
 		}
 	}
@@ -198,7 +198,7 @@ func TestRegionRequired(t *testing.T) {
 		ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config()}
 	xo.Config.Region = ""
 	_, err := middleware.New(context.Background(), middleware.Options{Issuer: env.IdP.Issuer(), Audience: []string{"app"}, Exchange: xo})
-	if !errors.Is(err, middleware.ErrRegion) {
+	if !errors.Is(err, middleware.ErrConfig) {
 		t.Fatalf("New without any region: %v, want ErrRegion", err)
 	}
 	// The region of IAM Identity Center serves the handlers too.

@@ -562,7 +562,7 @@ func soak(t *testing.T, d time.Duration) {
 	t.Logf("%d rounds, %v of clock, %d users; answers %v; %d credentials issued in %d AssumeRole attempts; "+
 		"%d AssumeRoleWithWebIdentity; stats: exchanges %d, renewals %d, background %d, merged %d",
 		rounds, span.Round(time.Minute), soakUsers, answers, issuedTotal, attemptsTotal,
-		env.AWS.Calls("AssumeRoleWithWebIdentity"), s.Exchanges, s.Renewals, s.BackgroundRefreshes, s.MergedWaiters)
+		env.AWS.Calls("AssumeRoleWithWebIdentity"), s.Exchanges, s.Renewals, s.BackgroundRefreshes, s.Joined)
 	if okCount.Load() == 0 || span < 2*time.Hour {
 		t.Errorf("%d requests served over %v of clock: the soak proved nothing", okCount.Load(), span)
 	}

@@ -76,7 +76,7 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		var e *verify.Error
-		if !errors.As(err, &e) || e.Kind != verify.KindInvalid && e.Kind != verify.KindUnavailable {
+		if !errors.As(err, &e) || !errors.Is(e, verify.ErrInvalid) && !errors.Is(e, verify.ErrUnavailable) {
 			t.Fatalf("error %T %v, want an *Error of kind invalid or unavailable", err, err)
 		}
 		// Error messages are fixed sentences without a dot.

@@ -83,7 +83,7 @@ func (ks *keySet) unknownKey(err error) error {
 // errKeysUnavailable is the 503 of a token whose issuer's keys cannot be
 // had now, to retry after retryAfter.
 func errKeysUnavailable(err error, retryAfter time.Duration) *Error {
-	return &Error{Kind: KindUnavailable, Description: "the identity provider's signing keys are unavailable for now: retry later", Err: err, RetryAfter: retryAfter}
+	return &Error{kind: kindUnavailable, Description: "the identity provider's signing keys are unavailable for now: retry later", Err: err, RetryAfter: retryAfter}
 }
 
 // key returns the verification key for t (whose kid checkHeader checked).
@@ -291,7 +291,7 @@ func (s *keySource) discover() (string, error) {
 	case doc.Issuer != s.issuer:
 		return "", errors.New("verify: the discovery document names another issuer")
 	case !fetchableURL(doc.JWKSURI):
-		return "", fmt.Errorf("%w (discovered for issuer %q)", ErrJWKSURL, s.issuer)
+		return "", &configError{fmt.Sprintf("the jwks_uri discovered for issuer %q must be an https URL, or http on a loopback host", s.issuer)}
 	}
 	return doc.JWKSURI, nil
 }

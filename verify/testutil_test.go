@@ -50,14 +50,14 @@ func noCache(o *Options) { o.CacheTTL = -1 }
 
 // wantError checks that err is an *Error of kind k whose description
 // contains desc, and that its message does not hold token.
-func wantError(t testing.TB, err error, token string, k Kind, desc string) *Error {
+func wantError(t testing.TB, err error, token string, k kind, desc string) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("error = %v, want an *Error of kind %v", err, k)
 	}
-	if e.Kind != k || !strings.Contains(e.Description, desc) {
-		t.Fatalf("error = %v (kind %v), want kind %v and a description with %q", e, e.Kind, k, desc)
+	if e.kind != k || !strings.Contains(e.Description, desc) {
+		t.Fatalf("error = %v (kind %v), want kind %v and a description with %q", e, e.kind, k, desc)
 	}
 	if len(token) > 8 && strings.Contains(e.Error(), token) {
 		t.Fatalf("error message holds the token: %v", e)

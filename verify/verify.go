@@ -19,8 +19,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
-
-	"github.com/tipkit/tipkit/ctxcreds"
 )
 
 // Issuer describes one trusted issuer of tokens.
@@ -47,8 +45,8 @@ type Options struct {
 	// Algorithms lists the accepted signing algorithms (the alg header),
 	// among RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 and
 	// EdDSA. Default: RS256, RS384, RS512, PS256, ES256, ES384, EdDSA.
-	// "none", the HMAC algorithms and unknown names are refused with
-	// ErrAlgorithm.
+	// "none", the HMAC algorithms and unknown names are refused by New
+	// (ErrConfig).
 	Algorithms []string
 	// Leeway is the clock skew allowed when checking exp, nbf and iat.
 	// Default 30 seconds; a negative value means none.
@@ -112,28 +110,6 @@ var (
 	knownAlgorithms   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
-// Errors of New for invalid options; the returned error matches one
-// of them with errors.Is.
-var (
-	// ErrNoIssuer means Options.Issuers is empty.
-	ErrNoIssuer = errors.New("verify: at least one issuer is required")
-	// ErrIssuer means an Issuer is empty, listed twice, or not an http or
-	// https URL with a host and without query, fragment or control
-	// characters (OpenID Connect Discovery 1.0, section 2).
-	ErrIssuer = errors.New("verify: an issuer must be an http(s) URL with a host, no query or fragment, listed once")
-	// ErrJWKSURL means a JWKSURL, or an Issuer whose key set is found by
-	// discovery, is not an https URL nor an http URL of a loopback host.
-	ErrJWKSURL = errors.New("verify: the JWKS URL (or the issuer, when the JWKS URL is found by discovery) must be an https URL, or http on a loopback host")
-	// ErrAudience means an issuer has no audience, or an empty one.
-	ErrAudience = errors.New("verify: each issuer needs at least one non-empty audience")
-	// ErrAlgorithm means Algorithms holds "none", an HMAC algorithm or an
-	// unknown name.
-	ErrAlgorithm = errors.New("verify: algorithms must be asymmetric JWS algorithms: none and HMAC are refused")
-	// ErrOption means CacheSize, MaxTokenSize or RefreshRateLimit is
-	// negative.
-	ErrOption = errors.New("verify: CacheSize, MaxTokenSize and RefreshRateLimit must not be negative")
-)
-
 // Claims are the verified claims of a token.
 type Claims struct {
 	// Issuer (iss), Subject (sub, never empty) and ID (jti, "" when absent
@@ -149,24 +125,11 @@ type Claims struct {
 	// token: treat it as read-only.
 	Raw map[string]any
 
-	// identity is the ctxcreds.Identity last made of these claims, reused
-	// while the credentials' expiry and the AWS user are the same.
-	identity atomic.Pointer[ctxcreds.Identity]
-}
-
-// Identity returns the identity of the claims' user, whose AWS credentials
-// expire at expires and who is user in IAM Identity Center, for ctxcreds.
-// Claims remembered for a token are shared by every request with it, and
-// so is the identity: it is made once per token, expiry and user, so a
-// request served from memory allocates none.
-func (c *Claims) Identity(expires time.Time, user ctxcreds.AWSUser) ctxcreds.Identity {
-	if id := c.identity.Load(); id != nil && id.Expires().Equal(expires) &&
-		id.AWSUserID() == user.UserID && id.IdentityStoreID() == user.IdentityStoreID {
-		return *id
-	}
-	id := ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, expires, user)
-	c.identity.Store(&id)
-	return id
+	// Memo belongs to the code that verified the claims: a value it derives
+	// from them once per verified token, reused by every request that
+	// presents the token again (the middleware keeps the request's identity
+	// there). The verifier neither reads nor writes it.
+	Memo atomic.Value
 }
 
 // Stats counts what a Verifier did since it was created.
@@ -203,7 +166,7 @@ type Verifier struct {
 // New checks o and returns a Verifier. It never contacts an
 // identity provider: discovery documents and key sets are fetched on the
 // first token of each issuer, and a failed fetch is retried at most once
-// per RefreshRateLimit; meanwhile Verify fails with KindUnavailable.
+// per RefreshRateLimit; meanwhile Verify fails with ErrUnavailable.
 // Background refreshes of key sets stop when ctx is done or at Close.
 func New(ctx context.Context, o Options) (*Verifier, error) {
 	if err := o.check(); err != nil {
@@ -233,7 +196,7 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 	var err error
 	if v.reg, err = v.fetches.register(o.MeterProvider.Meter(instrumentation)); err != nil {
 		stop()
-		return nil, fmt.Errorf("%w: the meter provider refused the instruments: %v", ErrOption, err)
+		return nil, &configError{"the MeterProvider refused the instruments: " + err.Error()}
 	}
 	for _, ic := range o.Issuers {
 		v.issuers[ic.Issuer] = &keySource{
@@ -253,17 +216,17 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 // check validates o and fills in its defaults.
 func (o *Options) check() error {
 	if len(o.Issuers) == 0 {
-		return ErrNoIssuer
+		return &configError{"Options.Issuers: at least one issuer is required"}
 	}
 	seen := make(map[string]bool, len(o.Issuers))
 	for _, ic := range o.Issuers {
 		switch {
 		case ic.Issuer == "" || seen[ic.Issuer] || !issuerURL(ic.Issuer):
-			return fmt.Errorf("%w: %q", ErrIssuer, ic.Issuer)
+			return &configError{fmt.Sprintf("Issuer.Issuer %q: an issuer must be an http(s) URL with a host, no query or fragment, listed once", ic.Issuer)}
 		case ic.JWKSURL == "" && !fetchableURL(ic.Issuer) || ic.JWKSURL != "" && !fetchableURL(ic.JWKSURL):
-			return fmt.Errorf("%w (issuer %q)", ErrJWKSURL, ic.Issuer)
+			return &configError{fmt.Sprintf("Issuer.JWKSURL of issuer %q (or the issuer, when the key set is found by discovery) must be an https URL, or http on a loopback host", ic.Issuer)}
 		case len(ic.Audience) == 0 || slices.Contains(ic.Audience, ""):
-			return fmt.Errorf("%w (issuer %q)", ErrAudience, ic.Issuer)
+			return &configError{fmt.Sprintf("Issuer.Audience of issuer %q: at least one non-empty audience is required", ic.Issuer)}
 		}
 		seen[ic.Issuer] = true
 	}
@@ -272,12 +235,12 @@ func (o *Options) check() error {
 	}
 	for _, a := range o.Algorithms {
 		if !slices.Contains(knownAlgorithms, a) {
-			return fmt.Errorf("%w: %q", ErrAlgorithm, a)
+			return &configError{fmt.Sprintf("Options.Algorithms: %q is refused: algorithms must be asymmetric JWS algorithms (none and HMAC are refused)", a)}
 		}
 	}
 	o.Algorithms = slices.Clone(o.Algorithms)
 	if o.CacheSize < 0 || o.MaxTokenSize < 0 || o.RefreshRateLimit < 0 {
-		return ErrOption
+		return &configError{"Options.CacheSize, MaxTokenSize and RefreshRateLimit must not be negative"}
 	}
 	switch {
 	case o.Leeway == 0:
@@ -320,14 +283,14 @@ func (o *Options) check() error {
 //   - aud contains one of the issuer's audiences and sub is a non-empty
 //     string.
 //
-// Every error is an *Error: of kind KindInvalid, or KindUnavailable
-// when the issuer's keys have never been fetched successfully (or ctx ended
-// while waiting for them). A key set that fails to refresh keeps its keys.
+// Every error is an *Error matching ErrInvalid, or ErrUnavailable when the
+// issuer's keys have never been fetched successfully (or ctx ended while
+// waiting for them). A key set that fails to refresh keeps its keys.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > v.maxSize {
 		return nil, errTooLarge
 	}
-	if c := v.Remembered(raw, v.now()); c != nil {
+	if c := v.Remembered(raw); c != nil {
 		return c, nil
 	}
 	// Concurrent first requests with one token (a client opening several
@@ -350,15 +313,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return c.(*Claims), nil
 }
 
-// Remembered returns the claims of raw when raw was verified before and
-// they are still valid at now, counting the hit; nil otherwise. It checks
-// no signature and allocates nothing: it is the hot path of a server whose
-// clients present the same token on every request.
-func (v *Verifier) Remembered(raw string, now time.Time) *Claims {
+// Remembered returns the claims of raw when Verify accepted raw before and
+// they are still valid (on Options.Now's clock), counting the hit; nil
+// otherwise. It checks no signature and allocates nothing: it is the hot
+// path of a server whose clients present the same token on every request.
+func (v *Verifier) Remembered(raw string) *Claims {
 	if len(raw) > v.maxSize {
 		return nil
 	}
-	c := v.cache.get(raw, now)
+	c := v.cache.get(raw, v.now())
 	if c != nil {
 		v.hits.Add(1)
 	}

@@ -56,7 +56,7 @@ func TestVerifyAttacks(t *testing.T) {
 	cases := []struct {
 		name  string
 		token func() string
-		kind  Kind // 0: valid
+		kind  kind // 0: valid
 		desc  string
 	}{
 		{"valid RS256", tok(), 0, ""},
@@ -68,75 +68,75 @@ func TestVerifyAttacks(t *testing.T) {
 		{"expired within leeway", tok(tiptest.WithLifetime(-10 * time.Second)), 0, ""},
 		{"jku ignored", header(map[string]any{"jku": "http://127.0.0.1:1/jwks"}), 0, ""},
 
-		{"alg none", forge(`{"alg":"none","typ":"JWT","kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
-		{"alg none no signature", func() string { h, p, _ := segments(forge(`{"alg":"none","kid":"x"}`)()); return h + "." + p + "." }, KindInvalid, "algorithm is not accepted"},
-		{"alg missing", forge(`{"kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
-		{"alg unknown", forge(`{"alg":"RS1024","kid":"` + kids["RS256"] + `"}`), KindInvalid, "algorithm is not accepted"},
+		{"alg none", forge(`{"alg":"none","typ":"JWT","kid":"` + kids["RS256"] + `"}`), kindInvalid, "algorithm is not accepted"},
+		{"alg none no signature", func() string { h, p, _ := segments(forge(`{"alg":"none","kid":"x"}`)()); return h + "." + p + "." }, kindInvalid, "algorithm is not accepted"},
+		{"alg missing", forge(`{"kid":"` + kids["RS256"] + `"}`), kindInvalid, "algorithm is not accepted"},
+		{"alg unknown", forge(`{"alg":"RS1024","kid":"` + kids["RS256"] + `"}`), kindInvalid, "algorithm is not accepted"},
 		{"HS256 with the RSA key as PEM secret", func() string {
 			return sign(t, jwt.SigningMethodHS256, pemKey, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
-		}, KindInvalid, "algorithm is not accepted"},
+		}, kindInvalid, "algorithm is not accepted"},
 		{"HS256 with the RSA key as DER secret", func() string {
 			return sign(t, jwt.SigningMethodHS256, der, map[string]any{"kid": kids["RS256"]}, claimsFor(idp, "alice"))
-		}, KindInvalid, "algorithm is not accepted"},
-		{"PS256 header on an RS256 key", header(map[string]any{"alg": "PS256"}), KindInvalid, "does not match its signing key"},
-		{"ES384 header on an ES256 key", tok(tiptest.WithAlg("ES256"), tiptest.WithHeader(map[string]any{"alg": "ES384"})), KindInvalid, "does not match its signing key"},
-		{"RS256 header with the ES256 kid", header(map[string]any{"kid": kids["ES256"]}), KindInvalid, "does not match its signing key"},
-		{"unknown kid", header(map[string]any{"kid": "no-such-key"}), KindInvalid, "unknown key"},
-		{"no kid", header(map[string]any{"kid": nil}), KindInvalid, "no key ID"},
-		{"numeric kid", header(map[string]any{"kid": 7}), KindInvalid, "no key ID"},
+		}, kindInvalid, "algorithm is not accepted"},
+		{"PS256 header on an RS256 key", header(map[string]any{"alg": "PS256"}), kindInvalid, "does not match its signing key"},
+		{"ES384 header on an ES256 key", tok(tiptest.WithAlg("ES256"), tiptest.WithHeader(map[string]any{"alg": "ES384"})), kindInvalid, "does not match its signing key"},
+		{"RS256 header with the ES256 kid", header(map[string]any{"kid": kids["ES256"]}), kindInvalid, "does not match its signing key"},
+		{"unknown kid", header(map[string]any{"kid": "no-such-key"}), kindInvalid, "unknown key"},
+		{"no kid", header(map[string]any{"kid": nil}), kindInvalid, "no key ID"},
+		{"numeric kid", header(map[string]any{"kid": 7}), kindInvalid, "no key ID"},
 		{"own key, jku to own set", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jku": "http://127.0.0.1:1/jwks.json"}, claimsFor(idp, "alice"))
-		}, KindInvalid, "unknown key"},
+		}, kindInvalid, "unknown key"},
 		{"own key, x5u", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "x5u": "http://127.0.0.1:1/cert.pem"}, claimsFor(idp, "alice"))
-		}, KindInvalid, "unknown key"},
+		}, kindInvalid, "unknown key"},
 		{"own key embedded as jwk, own kid", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": "evil", "jwk": evilJWK}, claimsFor(idp, "alice"))
-		}, KindInvalid, "unknown key"},
+		}, kindInvalid, "unknown key"},
 		{"own key embedded as jwk, the issuer's kid", func() string {
 			return sign(t, jwt.SigningMethodRS256, evil, map[string]any{"kid": kids["RS256"], "jwk": evilJWK}, claimsFor(idp, "alice"))
-		}, KindInvalid, "signature is invalid"},
-		{"crit", header(map[string]any{"crit": []string{"exp"}, "exp": 1}), KindInvalid, "header extensions"},
-		{"crit empty", header(map[string]any{"crit": []string{}}), KindInvalid, "header extensions"},
-		{"b64 false", header(map[string]any{"crit": []string{"b64"}, "b64": false}), KindInvalid, "header extensions"},
-		{"typ logout+jwt", header(map[string]any{"typ": "logout+jwt"}), KindInvalid, "type is not accepted"},
-		{"typ not a string", header(map[string]any{"typ": 1}), KindInvalid, "type is not accepted"},
-		{"other iss", claims(map[string]any{"iss": "https://evil.example"}), KindInvalid, "issuer is not trusted"},
-		{"iss with trailing slash", claims(map[string]any{"iss": idp.Issuer() + "/"}), KindInvalid, "issuer is not trusted"},
-		{"no iss", claims(map[string]any{"iss": nil}), KindInvalid, "issuer is not trusted"},
-		{"other aud", claims(map[string]any{"aud": "someone-else"}), KindInvalid, "another audience"},
-		{"no aud", claims(map[string]any{"aud": nil}), KindInvalid, "another audience"},
-		{"aud a number", claims(map[string]any{"aud": 42}), KindInvalid, "another audience"},
-		{"aud list with a number", claims(map[string]any{"aud": []any{idp.Audience(), 42}}), KindInvalid, "wrong type"},
-		{"expired", tok(tiptest.WithLifetime(-time.Hour)), KindInvalid, "expired"},
-		{"no exp", claims(map[string]any{"exp": nil}), KindInvalid, "no expiration time"},
-		{"exp out of range", claims(map[string]any{"exp": 1e300}), KindInvalid, "expired"},
-		{"iss an array", claims(map[string]any{"iss": []string{idp.Issuer()}}), KindInvalid, "issuer is not trusted"},
-		{"exp a string", claims(map[string]any{"exp": "tomorrow"}), KindInvalid, "wrong type"},
-		{"nbf in the future", claims(map[string]any{"nbf": in(time.Hour)}), KindInvalid, "not valid yet"},
-		{"iat in the future", claims(map[string]any{"iat": in(time.Hour)}), KindInvalid, "issue time is in the future"},
-		{"no sub", claims(map[string]any{"sub": nil}), KindInvalid, "no subject"},
-		{"empty sub", claims(map[string]any{"sub": ""}), KindInvalid, "no subject"},
-		{"numeric sub", claims(map[string]any{"sub": 12}), KindInvalid, "no subject"},
+		}, kindInvalid, "signature is invalid"},
+		{"crit", header(map[string]any{"crit": []string{"exp"}, "exp": 1}), kindInvalid, "header extensions"},
+		{"crit empty", header(map[string]any{"crit": []string{}}), kindInvalid, "header extensions"},
+		{"b64 false", header(map[string]any{"crit": []string{"b64"}, "b64": false}), kindInvalid, "header extensions"},
+		{"typ logout+jwt", header(map[string]any{"typ": "logout+jwt"}), kindInvalid, "type is not accepted"},
+		{"typ not a string", header(map[string]any{"typ": 1}), kindInvalid, "type is not accepted"},
+		{"other iss", claims(map[string]any{"iss": "https://evil.example"}), kindInvalid, "issuer is not trusted"},
+		{"iss with trailing slash", claims(map[string]any{"iss": idp.Issuer() + "/"}), kindInvalid, "issuer is not trusted"},
+		{"no iss", claims(map[string]any{"iss": nil}), kindInvalid, "issuer is not trusted"},
+		{"other aud", claims(map[string]any{"aud": "someone-else"}), kindInvalid, "another audience"},
+		{"no aud", claims(map[string]any{"aud": nil}), kindInvalid, "another audience"},
+		{"aud a number", claims(map[string]any{"aud": 42}), kindInvalid, "another audience"},
+		{"aud list with a number", claims(map[string]any{"aud": []any{idp.Audience(), 42}}), kindInvalid, "wrong type"},
+		{"expired", tok(tiptest.WithLifetime(-time.Hour)), kindInvalid, "expired"},
+		{"no exp", claims(map[string]any{"exp": nil}), kindInvalid, "no expiration time"},
+		{"exp out of range", claims(map[string]any{"exp": 1e300}), kindInvalid, "expired"},
+		{"iss an array", claims(map[string]any{"iss": []string{idp.Issuer()}}), kindInvalid, "issuer is not trusted"},
+		{"exp a string", claims(map[string]any{"exp": "tomorrow"}), kindInvalid, "wrong type"},
+		{"nbf in the future", claims(map[string]any{"nbf": in(time.Hour)}), kindInvalid, "not valid yet"},
+		{"iat in the future", claims(map[string]any{"iat": in(time.Hour)}), kindInvalid, "issue time is in the future"},
+		{"no sub", claims(map[string]any{"sub": nil}), kindInvalid, "no subject"},
+		{"empty sub", claims(map[string]any{"sub": ""}), kindInvalid, "no subject"},
+		{"numeric sub", claims(map[string]any{"sub": 12}), kindInvalid, "no subject"},
 		{"tampered payload", func() string {
 			h, _, s := segments(valid)
 			return h + "." + b64([]byte(`{"iss":"`+idp.Issuer()+`","sub":"admin"}`)) + "." + s
-		}, KindInvalid, "signature is invalid"},
-		{"truncated signature", func() string { return valid[:len(valid)-12] }, KindInvalid, ""},
-		{"two segments", func() string { h, p, _ := segments(valid); return h + "." + p }, KindInvalid, "malformed"},
-		{"extra segment", func() string { return valid + ".e30" }, KindInvalid, "malformed"},
-		{"JWE shaped", func() string { return valid + ".a.b" }, KindInvalid, "malformed"},
-		{"bad base64", func() string { return "*" + valid[1:] }, KindInvalid, "malformed"},
-		{"padded base64", func() string { h, p, s := segments(valid); return h + "." + p + "=." + s }, KindInvalid, "malformed"},
-		{"header not JSON", forge("not json"), KindInvalid, "malformed"},
-		{"payload not JSON", func() string { h, _, s := segments(valid); return h + "." + b64([]byte("[1,2")) + "." + s }, KindInvalid, "malformed"},
-		{"non-ASCII", func() string { return valid[:20] + "é" + valid[20:] }, KindInvalid, "malformed"},
-		{"empty", func() string { return "" }, KindInvalid, "malformed"},
-		{"dots only", func() string { return ".." }, KindInvalid, "malformed"},
-		{"huge", func() string { return strings.Repeat("a", 16<<10+1) }, KindInvalid, "too large"},
+		}, kindInvalid, "signature is invalid"},
+		{"truncated signature", func() string { return valid[:len(valid)-12] }, kindInvalid, ""},
+		{"two segments", func() string { h, p, _ := segments(valid); return h + "." + p }, kindInvalid, "malformed"},
+		{"extra segment", func() string { return valid + ".e30" }, kindInvalid, "malformed"},
+		{"JWE shaped", func() string { return valid + ".a.b" }, kindInvalid, "malformed"},
+		{"bad base64", func() string { return "*" + valid[1:] }, kindInvalid, "malformed"},
+		{"padded base64", func() string { h, p, s := segments(valid); return h + "." + p + "=." + s }, kindInvalid, "malformed"},
+		{"header not JSON", forge("not json"), kindInvalid, "malformed"},
+		{"payload not JSON", func() string { h, _, s := segments(valid); return h + "." + b64([]byte("[1,2")) + "." + s }, kindInvalid, "malformed"},
+		{"non-ASCII", func() string { return valid[:20] + "é" + valid[20:] }, kindInvalid, "malformed"},
+		{"empty", func() string { return "" }, kindInvalid, "malformed"},
+		{"dots only", func() string { return ".." }, kindInvalid, "malformed"},
+		{"huge", func() string { return strings.Repeat("a", 16<<10+1) }, kindInvalid, "too large"},
 		{"huge but valid-looking", func() string {
 			return idp.Token("alice", tiptest.WithClaims(map[string]any{"pad": strings.Repeat("x", 16<<10)}))
-		}, KindInvalid, "too large"},
+		}, kindInvalid, "too large"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,26 +187,26 @@ func TestNewOptions(t *testing.T) {
 		{"defaults", Options{Issuers: []Issuer{ok}}, nil},
 		{"loopback http", Options{Issuers: with(func(c *Issuer) { c.Issuer = "http://127.0.0.1:8080" })}, nil},
 		{"localhost http JWKS", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "http://idp.example/tenant-1", "http://localhost:1/keys" })}, nil},
-		{"issuer with JWKS not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "tenant-1", "http://localhost:1/keys" })}, ErrIssuer},
-		{"issuer with NUL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "https://idp.example/\x00p", "http://localhost:1/keys" })}, ErrIssuer},
-		{"issuer with query", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/?tenant=1" })}, ErrIssuer},
-		{"issuer with fragment", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/#x" })}, ErrIssuer},
-		{"issuer with user info", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://u@idp.example" })}, ErrIssuer},
-		{"no issuer", Options{}, ErrNoIssuer},
-		{"empty issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "" })}, ErrIssuer},
-		{"duplicate issuer", Options{Issuers: []Issuer{ok, ok}}, ErrIssuer},
-		{"plain http issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "http://idp.example" })}, ErrJWKSURL},
-		{"issuer not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer = "idp" })}, ErrIssuer},
-		{"plain http JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "http://idp.example/keys" })}, ErrJWKSURL},
-		{"file JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "file:///etc/keys" })}, ErrJWKSURL},
-		{"no audience", Options{Issuers: with(func(c *Issuer) { c.Audience = nil })}, ErrAudience},
-		{"empty audience", Options{Issuers: with(func(c *Issuer) { c.Audience = []string{"app", ""} })}, ErrAudience},
-		{"none", Options{Issuers: []Issuer{ok}, Algorithms: []string{"RS256", "none"}}, ErrAlgorithm},
-		{"HS256", Options{Issuers: []Issuer{ok}, Algorithms: []string{"HS256"}}, ErrAlgorithm},
-		{"lower case", Options{Issuers: []Issuer{ok}, Algorithms: []string{"rs256"}}, ErrAlgorithm},
-		{"negative size", Options{Issuers: []Issuer{ok}, CacheSize: -1}, ErrOption},
-		{"negative rate", Options{Issuers: []Issuer{ok}, RefreshRateLimit: -1}, ErrOption},
-		{"negative max token", Options{Issuers: []Issuer{ok}, MaxTokenSize: -1}, ErrOption},
+		{"issuer with JWKS not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "tenant-1", "http://localhost:1/keys" })}, ErrConfig},
+		{"issuer with NUL", Options{Issuers: with(func(c *Issuer) { c.Issuer, c.JWKSURL = "https://idp.example/\x00p", "http://localhost:1/keys" })}, ErrConfig},
+		{"issuer with query", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/?tenant=1" })}, ErrConfig},
+		{"issuer with fragment", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://idp.example/#x" })}, ErrConfig},
+		{"issuer with user info", Options{Issuers: with(func(c *Issuer) { c.Issuer = "https://u@idp.example" })}, ErrConfig},
+		{"no issuer", Options{}, ErrConfig},
+		{"empty issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "" })}, ErrConfig},
+		{"duplicate issuer", Options{Issuers: []Issuer{ok, ok}}, ErrConfig},
+		{"plain http issuer", Options{Issuers: with(func(c *Issuer) { c.Issuer = "http://idp.example" })}, ErrConfig},
+		{"issuer not a URL", Options{Issuers: with(func(c *Issuer) { c.Issuer = "idp" })}, ErrConfig},
+		{"plain http JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "http://idp.example/keys" })}, ErrConfig},
+		{"file JWKS", Options{Issuers: with(func(c *Issuer) { c.JWKSURL = "file:///etc/keys" })}, ErrConfig},
+		{"no audience", Options{Issuers: with(func(c *Issuer) { c.Audience = nil })}, ErrConfig},
+		{"empty audience", Options{Issuers: with(func(c *Issuer) { c.Audience = []string{"app", ""} })}, ErrConfig},
+		{"none", Options{Issuers: []Issuer{ok}, Algorithms: []string{"RS256", "none"}}, ErrConfig},
+		{"HS256", Options{Issuers: []Issuer{ok}, Algorithms: []string{"HS256"}}, ErrConfig},
+		{"lower case", Options{Issuers: []Issuer{ok}, Algorithms: []string{"rs256"}}, ErrConfig},
+		{"negative size", Options{Issuers: []Issuer{ok}, CacheSize: -1}, ErrConfig},
+		{"negative rate", Options{Issuers: []Issuer{ok}, RefreshRateLimit: -1}, ErrConfig},
+		{"negative max token", Options{Issuers: []Issuer{ok}, MaxTokenSize: -1}, ErrConfig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestVerifierOnlyAllowedAlgorithms(t *testing.T) {
 	mustVerify(t, v, idp.Token("alice", tiptest.WithAlg("ES256")))
 	token := idp.Token("alice")
 	_, err := v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalid, "algorithm is not accepted")
+	wantError(t, err, token, kindInvalid, "algorithm is not accepted")
 }
 
 // TestVerifierLazy checks that nothing is fetched before a token of a
@@ -248,7 +248,7 @@ func TestVerifierLazy(t *testing.T) {
 			}
 			foreign := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": "https://other.example"}))
 			_, err := v.Verify(context.Background(), foreign)
-			wantError(t, err, foreign, KindInvalid, "issuer is not trusted")
+			wantError(t, err, foreign, kindInvalid, "issuer is not trusted")
 			if n := idp.JWKSRequests(); n != 0 {
 				t.Fatalf("JWKS requests after a foreign token = %d, want 0", n)
 			}
@@ -293,11 +293,11 @@ func TestVerifierIdPDown(t *testing.T) {
 	v := newTestVerifier(t, idp, noCache, func(o *Options) { o.RefreshRateLimit = 50 * time.Millisecond })
 	token := idp.Token("alice")
 	_, err := v.Verify(context.Background(), token)
-	if e := wantError(t, err, token, KindUnavailable, "keys are unavailable"); e.RetryAfter <= 0 || e.RetryAfter > 50*time.Millisecond {
+	if e := wantError(t, err, token, kindUnavailable, "keys are unavailable"); e.RetryAfter <= 0 || e.RetryAfter > 50*time.Millisecond {
 		t.Fatalf("RetryAfter = %v, want (0, 50ms]", e.RetryAfter)
 	}
 	_, err = v.Verify(context.Background(), token) // within the retry interval: no new fetch
-	wantError(t, err, token, KindUnavailable, "keys are unavailable")
+	wantError(t, err, token, kindUnavailable, "keys are unavailable")
 
 	idp.SetDown(false)
 	time.Sleep(60 * time.Millisecond)
@@ -309,12 +309,12 @@ func TestVerifierIdPDown(t *testing.T) {
 	// refreshed, may be the issuer's new key: 503, not 401.
 	token = idp.Token("carol", tiptest.WithHeader(map[string]any{"kid": "rotated-while-down"}))
 	_, err = v.Verify(context.Background(), token)
-	wantError(t, err, token, KindUnavailable, "keys are unavailable")
+	wantError(t, err, token, kindUnavailable, "keys are unavailable")
 	// Once a refresh succeeds, the same kid is what it is: unknown.
 	idp.SetDown(false)
 	time.Sleep(60 * time.Millisecond)
 	_, err = v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalid, "unknown key")
+	wantError(t, err, token, kindInvalid, "unknown key")
 }
 
 // TestVerifierWaitCancelled checks that a request stops waiting for a slow
@@ -333,7 +333,7 @@ func TestVerifierWaitCancelled(t *testing.T) {
 	defer cancel()
 	token := idp.Token("alice")
 	_, err := v.Verify(ctx, token)
-	e := wantError(t, err, token, KindUnavailable, "keys are unavailable")
+	e := wantError(t, err, token, kindUnavailable, "keys are unavailable")
 	if !errors.Is(e, context.DeadlineExceeded) {
 		t.Fatalf("error %v does not wrap the deadline", e.Err)
 	}
@@ -364,7 +364,7 @@ func TestVerifierDiscoveryChecks(t *testing.T) {
 			v := newTestVerifier(t, idp, func(o *Options) { o.Issuers[0].Issuer = srv.URL })
 			token := idp.Token("alice", tiptest.WithClaims(map[string]any{"iss": srv.URL}))
 			_, err := v.Verify(context.Background(), token)
-			wantError(t, err, token, KindUnavailable, "keys are unavailable")
+			wantError(t, err, token, kindUnavailable, "keys are unavailable")
 		})
 	}
 }
@@ -399,7 +399,7 @@ func TestVerifierSeveralIssuers(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := v.Verify(context.Background(), token)
-			wantError(t, err, token, KindInvalid, "")
+			wantError(t, err, token, kindInvalid, "")
 		})
 	}
 }
@@ -424,13 +424,13 @@ func TestVerifierKeyRotation(t *testing.T) {
 		t.Fatalf("JWKS requests = %d, want 2", n)
 	}
 	_, err := v.Verify(context.Background(), old)
-	wantError(t, err, old, KindInvalid, "unknown key")
+	wantError(t, err, old, kindInvalid, "unknown key")
 
 	idp.RotateKeys()
 	start := time.Now()
 	token := idp.Token("carol")
 	_, err = v.Verify(context.Background(), token)
-	wantError(t, err, token, KindInvalid, "unknown key")
+	wantError(t, err, token, kindInvalid, "unknown key")
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a rate-limited unknown kid took %v", d)
 	}
@@ -478,7 +478,7 @@ func TestVerifierCacheExpiry(t *testing.T) {
 	mustVerify(t, v, long)
 	clock.Advance(31 * time.Second)
 	_, err := v.Verify(context.Background(), short)
-	wantError(t, err, short, KindInvalid, "expired")
+	wantError(t, err, short, kindInvalid, "expired")
 	mustVerify(t, v, long)
 	if s := v.Stats(); s.Verified != 2 || s.CacheHits != 1 {
 		t.Fatalf("stats = %+v, want 2 verified and 1 hit", s)

@@ -70,6 +70,7 @@ package grpctip
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -180,7 +181,9 @@ func (s *callerStream) Context() context.Context { return s.ctx }
 func (a authorizer) authorize(ctx context.Context) (context.Context, error) {
 	caller, err := a.m.AuthorizeBearer(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"))
 	if err != nil {
-		return nil, statusOf(err).Err()
+		var refusal *middleware.Error
+		errors.As(err, &refusal)
+		return nil, statusOf(refusal).Err()
 	}
 	return caller, nil
 }

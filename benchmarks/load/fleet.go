@@ -261,7 +261,7 @@ func (r *report) fleetMarkdown() string {
 	for _, x := range r.Fleet {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d | %d | %d | %d | %s | %s | %s |\n",
 			x.Name, x.Replicas, x.Users, x.Requests, x.Non200String(), x.CreateTokenWithIAM, x.AssumeRole,
-			x.Stats.SharedSessions, x.Stats.StoreFailures, ms(x.Percentile(50)), ms(x.Percentile(99)), ms(x.Percentile(100)))
+			x.Stats.SharedHits, x.Stats.StoreFailures, ms(x.Percentile(50)), ms(x.Percentile(99)), ms(x.Percentile(100)))
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "- herd: %d new users, %d concurrent first requests each, request r of user u to replica (u+r) mod replicas (target: exactly one CreateTokenWithIAM and one AssumeRole per user, 0 non-200).\n",

@@ -153,7 +153,7 @@ func (d *driver) herd(ctx context.Context, rep *report) error {
 	st := s.mw.Stats()
 	st.Exchanges -= before.Exchanges
 	st.Renewals -= before.Renewals
-	rep.HerdMerged = st.MergedWaiters - before.MergedWaiters
+	rep.HerdMerged = st.Joined - before.Joined
 	rep.Results = append(rep.Results, d.record("herd", l, fixture.AWSCalls(d.env)-calls, d.c.herdUsers, &st))
 	return nil
 }

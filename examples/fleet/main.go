@@ -516,9 +516,9 @@ func (f *fleet) report(w io.Writer, users []user, tallies []tally, fresh *replic
 		if r.alive {
 			st, note = r.mw.Stats(), ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d%s\n", r.name, r.addr, st.Requests, st.Exchanges, st.SharedSessions, st.StoreFailures, note)
-		if r == fresh && (st.SharedSessions == 0 || st.Exchanges > 0) {
-			failed = append(failed, fmt.Sprintf("%s, restarted: %d sessions from Redis and %d exchanges, want some and none", r.name, st.SharedSessions, st.Exchanges))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d%s\n", r.name, r.addr, st.Requests, st.Exchanges, st.SharedHits, st.StoreFailures, note)
+		if r == fresh && (st.SharedHits == 0 || st.Exchanges > 0) {
+			failed = append(failed, fmt.Sprintf("%s, restarted: %d sessions from Redis and %d exchanges, want some and none", r.name, st.SharedHits, st.Exchanges))
 		}
 	}
 	tw.Flush()

@@ -1,6 +1,7 @@
 package answertest
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,7 +47,9 @@ func TestChecksCatchWrongStacks(t *testing.T) {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					r2, err := m.Authenticate(r)
 					if err != nil {
-						http.Error(w, err.Error(), err.Kind.Status())
+						var e *middleware.Error
+						errors.As(err, &e)
+						http.Error(w, err.Error(), e.Kind.Status())
 						return
 					}
 					next.ServeHTTP(w, r2)

@@ -2,6 +2,7 @@ package answertest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -39,7 +40,13 @@ func authorize(ctx context.Context, m *middleware.Middleware) (context.Context, 
 		}
 		token = tok
 	}
-	return m.Authorize(ctx, token)
+	caller, err := m.Authorize(ctx, token)
+	if err != nil {
+		var refusal *middleware.Error
+		errors.As(err, &refusal)
+		return nil, refusal
+	}
+	return caller, nil
 }
 
 // rightAnswer answers err as DESIGN.md section 3 asks.

@@ -145,15 +145,15 @@ func (c *counter) done() Outcome {
 	o.AssumeRoleWithWebIdentity = c.env.AWS.Calls("AssumeRoleWithWebIdentity") - c.w
 	after := c.f.Stats()
 	o.Stats = Stats{
-		Requests:       after.Requests - c.stats.Requests,
-		Exchanges:      after.Exchanges - c.stats.Exchanges,
-		Renewals:       after.Renewals - c.stats.Renewals,
-		SharedSessions: after.SharedSessions - c.stats.SharedSessions,
-		MergedWaiters:  after.MergedWaiters - c.stats.MergedWaiters,
-		StoreFailures:  after.StoreFailures - c.stats.StoreFailures,
-		RedisLoads:     after.RedisLoads - c.stats.RedisLoads,
-		LeasesBusy:     after.LeasesBusy - c.stats.LeasesBusy,
-		ClaimsRefused:  after.ClaimsRefused - c.stats.ClaimsRefused,
+		Requests:      after.Requests - c.stats.Requests,
+		Exchanges:     after.Exchanges - c.stats.Exchanges,
+		Renewals:      after.Renewals - c.stats.Renewals,
+		SharedHits:    after.SharedHits - c.stats.SharedHits,
+		Joined:        after.Joined - c.stats.Joined,
+		StoreFailures: after.StoreFailures - c.stats.StoreFailures,
+		RedisLoads:    after.RedisLoads - c.stats.RedisLoads,
+		LeasesBusy:    after.LeasesBusy - c.stats.LeasesBusy,
+		ClaimsRefused: after.ClaimsRefused - c.stats.ClaimsRefused,
 	}
 	return o
 }

@@ -178,23 +178,23 @@ func (f *Fleet) Close() error {
 // Stats is what the replicas of a fleet did, summed over every replica,
 // restarted ones included.
 type Stats struct {
-	Requests       uint64 // requests the middlewares saw
-	Exchanges      uint64 // tokens the middlewares exchanged
-	Renewals       uint64
-	SharedSessions uint64 // sessions a replica took from Redis, obtained by another one
-	MergedWaiters  uint64 // requests that joined an exchange under way in their replica
-	StoreFailures  uint64 // Store calls that failed (the flight then worked alone)
-	RedisLoads     uint64 // sessions looked up in Redis
-	LeasesBusy     uint64 // lease requests that found another replica holding it
-	ClaimsRefused  uint64 // tokens another replica had claimed already
+	Requests      uint64 // requests the middlewares saw
+	Exchanges     uint64 // tokens the middlewares exchanged
+	Renewals      uint64
+	SharedHits    uint64 // sessions a replica took from Redis, obtained by another one
+	Joined        uint64 // requests that joined an exchange under way in their replica
+	StoreFailures uint64 // Store calls that failed (the flight then worked alone)
+	RedisLoads    uint64 // sessions looked up in Redis
+	LeasesBusy    uint64 // lease requests that found another replica holding it
+	ClaimsRefused uint64 // tokens another replica had claimed already
 }
 
 func (s *Stats) add(o Stats) {
 	s.Requests += o.Requests
 	s.Exchanges += o.Exchanges
 	s.Renewals += o.Renewals
-	s.SharedSessions += o.SharedSessions
-	s.MergedWaiters += o.MergedWaiters
+	s.SharedHits += o.SharedHits
+	s.Joined += o.Joined
 	s.StoreFailures += o.StoreFailures
 	s.RedisLoads += o.RedisLoads
 	s.LeasesBusy += o.LeasesBusy
@@ -205,7 +205,7 @@ func statsOf(r *replica) Stats {
 	m, s := r.m.Stats(), r.store.Stats()
 	return Stats{
 		Requests: m.Requests, Exchanges: m.Exchanges, Renewals: m.Renewals,
-		SharedSessions: m.SharedSessions, MergedWaiters: m.MergedWaiters, StoreFailures: m.StoreFailures,
+		SharedHits: m.SharedHits, Joined: m.Joined, StoreFailures: m.StoreFailures,
 		RedisLoads: s.Loads, LeasesBusy: s.LeasesBusy, ClaimsRefused: s.ClaimsRefused,
 	}
 }
