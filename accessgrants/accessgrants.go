@@ -50,11 +50,11 @@ type Options struct {
 	// MaxEntries bounds the sets of credentials held, all users together;
 	// the least recently used is dropped first. Default 10,000.
 	MaxEntries int
-	// ExpiryWindow is how long before they expire held credentials stop
+	// DataAccessExpiryWindow is how long before they expire held credentials stop
 	// being handed out: a request then asks S3 Access Grants again.
 	// Default 5 minutes; it must be shorter than 15 minutes, the shortest
 	// lifetime S3 Access Grants vends.
-	ExpiryWindow time.Duration
+	DataAccessExpiryWindow time.Duration
 	// Timeout bounds one GetDataAccess shared by concurrent requests,
 	// which runs detached from the requests waiting on it. Default 30
 	// seconds.
@@ -73,9 +73,9 @@ type Options struct {
 
 // Defaults of [Options].
 const (
-	DefaultMaxEntries   = 10_000
-	DefaultExpiryWindow = 5 * time.Minute
-	DefaultTimeout      = 30 * time.Second
+	DefaultMaxEntries             = 10_000
+	DefaultDataAccessExpiryWindow = 5 * time.Minute
+	DefaultTimeout                = 30 * time.Second
 )
 
 // minVended is the shortest lifetime S3 Access Grants vends credentials
@@ -100,8 +100,8 @@ var (
 	// target that is not an S3 URI, a permission other than READ, WRITE
 	// and READWRITE, a duration outside 15 minutes to 12 hours.
 	ErrRequest = errors.New("accessgrants: invalid request")
-	// ErrOptions means New was given Options it cannot work with.
-	ErrOptions = errors.New("accessgrants: invalid options")
+	// ErrConfig means New was given Options it cannot work with.
+	ErrConfig = errors.New("accessgrants: invalid options")
 )
 
 // Error is a failed call of S3 Control (or, for the account, STS): Op is
@@ -298,18 +298,18 @@ type entry struct {
 }
 
 // New checks o and returns a Cache. Every problem of o is reported here,
-// as an error matching [ErrOptions].
+// as an error matching [ErrConfig].
 func New(o Options) (*Cache, error) {
 	switch {
 	case o.AccountID != "" && !accountPattern.MatchString(o.AccountID):
-		return nil, fmt.Errorf("%w: AccountID must be 12 digits", ErrOptions)
-	case o.MaxEntries < 0 || o.ExpiryWindow < 0 || o.Timeout < 0:
-		return nil, fmt.Errorf("%w: MaxEntries, ExpiryWindow and Timeout must not be negative", ErrOptions)
-	case o.ExpiryWindow >= minVended:
-		return nil, fmt.Errorf("%w: ExpiryWindow must be shorter than 15 minutes, the shortest lifetime of vended credentials", ErrOptions)
+		return nil, fmt.Errorf("%w: AccountID must be 12 digits", ErrConfig)
+	case o.MaxEntries < 0 || o.DataAccessExpiryWindow < 0 || o.Timeout < 0:
+		return nil, fmt.Errorf("%w: MaxEntries, DataAccessExpiryWindow and Timeout must not be negative", ErrConfig)
+	case o.DataAccessExpiryWindow >= minVended:
+		return nil, fmt.Errorf("%w: DataAccessExpiryWindow must be shorter than 15 minutes, the shortest lifetime of vended credentials", ErrConfig)
 	}
 	o.MaxEntries = cmp.Or(o.MaxEntries, DefaultMaxEntries)
-	o.ExpiryWindow = cmp.Or(o.ExpiryWindow, DefaultExpiryWindow)
+	o.DataAccessExpiryWindow = cmp.Or(o.DataAccessExpiryWindow, DefaultDataAccessExpiryWindow)
 	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
 	if o.Now == nil {
 		o.Now = time.Now
@@ -338,13 +338,13 @@ func caller(ctx context.Context) (user, aws.Config, error) {
 // caller for r: an aws.Config for the S3 client that reads or writes the
 // data of r.Target. Credentials held for the caller that reach r.Target
 // with r.Permission (READWRITE serves READ and WRITE), asked for with the
-// same Privilege and Duration and not within ExpiryWindow of their
+// same Privilege and Duration and not within DataAccessExpiryWindow of their
 // expiry, serve without a call; otherwise one S3 Control GetDataAccess is
 // made with the caller's credentials, shared by the caller's concurrent
 // identical requests, and what it vends is held for the caller's later
 // requests. A refusal is not held: the next request asks again. The
 // credentials of the returned configuration do not renew themselves:
-// they last at least ExpiryWindow from the call (unless S3 Access Grants
+// they last at least DataAccessExpiryWindow from the call (unless S3 Access Grants
 // vended them shorter), and a handler that runs longer asks again.
 //
 // It fails with [ErrNoCaller] when ctx holds no caller, [ErrRequest] when r
@@ -514,7 +514,7 @@ func CallerAccount(ctx context.Context, cfg aws.Config) (string, error) {
 
 // fresh reports whether e still serves at now.
 func (c *Cache) fresh(e *entry, now time.Time) bool {
-	return now.Before(e.expires.Add(-c.o.ExpiryWindow))
+	return now.Before(e.expires.Add(-c.o.DataAccessExpiryWindow))
 }
 
 // lookup returns held credentials of k's user that serve k, whose target

@@ -442,14 +442,14 @@ func TestOptions(t *testing.T) {
 	for name, o := range map[string]accessgrants.Options{
 		"account":           {AccountID: "12345"},
 		"negative bound":    {MaxEntries: -1},
-		"negative window":   {ExpiryWindow: -time.Second},
+		"negative window":   {DataAccessExpiryWindow: -time.Second},
 		"negative timeout":  {Timeout: -time.Second},
-		"window too long":   {ExpiryWindow: 15 * time.Minute},
+		"window too long":   {DataAccessExpiryWindow: 15 * time.Minute},
 		"account, letters":  {AccountID: "12345678901a"},
 		"account, 13 digit": {AccountID: "1234567890123"},
 	} {
-		if _, err := accessgrants.New(o); !errors.Is(err, accessgrants.ErrOptions) {
-			t.Errorf("%s: New = %v, want ErrOptions", name, err)
+		if _, err := accessgrants.New(o); !errors.Is(err, accessgrants.ErrConfig) {
+			t.Errorf("%s: New = %v, want ErrConfig", name, err)
 		}
 	}
 	if _, err := accessgrants.New(accessgrants.Options{}); err != nil {

@@ -51,7 +51,7 @@ type Options struct {
 	// here they are Now and TracerProvider below, and New refuses options
 	// that set both.
 	Exchange exchange.Options
-	// Cache configures the per-user credentials: MaxUsers, RefreshWindow,
+	// Cache configures the per-user credentials: MaxUsers, BackgroundRefreshWindow,
 	// RefusedTTL, UnavailableTTL (also the Retry-After of the 503 answers
 	// it remembers), MaxInFlight (exchanges in flight for all users),
 	// RateLimit (exchanges per second, under the account's STS quota),

@@ -19,23 +19,17 @@ import (
 
 var _ exchange.Store = (*Store)(nil)
 
-// The errors of [New], one per option it checks; the error New returns
-// wraps one of them.
+// ErrConfig matches every error of [New] for invalid options; the message
+// names the option.
+var ErrConfig = errors.New("redisstore: invalid options")
+
+// The per-option errors of New; each matches ErrConfig.
 var (
-	// ErrNoClient is returned when New is given no Redis client.
-	ErrNoClient = errors.New("redisstore: a Redis client is required")
-	// ErrEncryptionKey is returned when Options.EncryptionKeys is empty,
-	// holds a key that is not exactly 32 bytes long, or holds one key twice.
-	ErrEncryptionKey = errors.New("redisstore: at least one encryption key is required, each exactly 32 bytes long (AES-256) and listed once")
-	// ErrNameKey is returned when Options.NameKey is set and shorter than
-	// 32 bytes.
-	ErrNameKey = errors.New("redisstore: a name key, when set, must be at least 32 bytes long")
-	// ErrPrefix is returned when Options.Prefix contains a brace, which
-	// would change the Redis Cluster hash tag of every key.
-	ErrPrefix = errors.New("redisstore: the prefix must not contain '{' or '}'")
-	// ErrDuration is returned when Options.Timeout or
-	// Options.RefreshTokenTTL is negative.
-	ErrDuration = errors.New("redisstore: Timeout and RefreshTokenTTL must not be negative")
+	errNoClient      = fmt.Errorf("%w: a Redis client is required", ErrConfig)
+	errEncryptionKey = fmt.Errorf("%w: Options.EncryptionKeys: at least one key is required, each exactly 32 bytes long (AES-256) and listed once", ErrConfig)
+	errNameKey       = fmt.Errorf("%w: Options.NameKey, when set, must be at least 32 bytes long", ErrConfig)
+	errPrefix        = fmt.Errorf("%w: Options.Prefix must not contain '{' or '}' (it would change every key's Redis Cluster hash tag)", ErrConfig)
+	errDuration      = fmt.Errorf("%w: Options.Timeout and Options.RefreshTokenTTL must not be negative", ErrConfig)
 )
 
 // The defaults of [Options].
@@ -146,27 +140,27 @@ type Store struct {
 // client (a single node, Sentinel, Cluster, Ring); New does not contact it.
 func New(client redis.UniversalClient, o Options) (*Store, error) {
 	if isNil(client) {
-		return nil, ErrNoClient
+		return nil, errNoClient
 	}
 	if len(o.EncryptionKeys) == 0 {
-		return nil, ErrEncryptionKey
+		return nil, errEncryptionKey
 	}
 	seal := sealer{open: make(map[keyID]cipher.AEAD, len(o.EncryptionKeys))}
 	for i, k := range o.EncryptionKeys {
 		if len(k) != 32 {
-			return nil, fmt.Errorf("%w: key %d is %d bytes long", ErrEncryptionKey, i, len(k))
+			return nil, fmt.Errorf("%w: key %d is %d bytes long", errEncryptionKey, i, len(k))
 		}
 		id := keyIDOf(k)
 		if _, dup := seal.open[id]; dup {
-			return nil, fmt.Errorf("%w: key %d is listed twice", ErrEncryptionKey, i)
+			return nil, fmt.Errorf("%w: key %d is listed twice", errEncryptionKey, i)
 		}
 		block, err := aes.NewCipher(k)
 		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", ErrEncryptionKey, i, err)
+			return nil, fmt.Errorf("%w: key %d: %v", errEncryptionKey, i, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", ErrEncryptionKey, i, err)
+			return nil, fmt.Errorf("%w: key %d: %v", errEncryptionKey, i, err)
 		}
 		seal.open[id] = aead
 		if i == 0 {
@@ -178,7 +172,7 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 	case nameKey == nil:
 		nameKey = derivedNameKey(o.EncryptionKeys[0])
 	case len(nameKey) < 32:
-		return nil, fmt.Errorf("%w: it is %d bytes long", ErrNameKey, len(nameKey))
+		return nil, fmt.Errorf("%w: it is %d bytes long", errNameKey, len(nameKey))
 	default:
 		nameKey = append([]byte(nil), nameKey...)
 	}
@@ -187,10 +181,10 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		prefix = defaultPrefix
 	}
 	if strings.ContainsAny(prefix, "{}") {
-		return nil, ErrPrefix
+		return nil, errPrefix
 	}
 	if o.Timeout < 0 || o.RefreshTokenTTL < 0 {
-		return nil, ErrDuration
+		return nil, errDuration
 	}
 	s := &Store{
 		client:          client,

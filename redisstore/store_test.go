@@ -891,22 +891,22 @@ func TestNewOptions(t *testing.T) {
 		o      redisstore.Options
 		want   error
 	}{
-		{"no client", nil, redisstore.Options{EncryptionKeys: [][]byte{key1}}, redisstore.ErrNoClient},
-		{"nil client", nilClient, redisstore.Options{EncryptionKeys: [][]byte{key1}}, redisstore.ErrNoClient},
-		{"no key", c, redisstore.Options{}, redisstore.ErrEncryptionKey},
-		{"empty key list", c, redisstore.Options{EncryptionKeys: [][]byte{}}, redisstore.ErrEncryptionKey},
-		{"AES-128 key", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 16)}}, redisstore.ErrEncryptionKey},
-		{"AES-192 key", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 24)}}, redisstore.ErrEncryptionKey},
-		{"31 bytes", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 31)}}, redisstore.ErrEncryptionKey},
-		{"33 bytes", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 33)}}, redisstore.ErrEncryptionKey},
-		{"second key short", c, redisstore.Options{EncryptionKeys: [][]byte{key1, make([]byte, 16)}}, redisstore.ErrEncryptionKey},
-		{"nil second key", c, redisstore.Options{EncryptionKeys: [][]byte{key1, nil}}, redisstore.ErrEncryptionKey},
-		{"key twice", c, redisstore.Options{EncryptionKeys: [][]byte{key1, key2, bytes.Clone(key1)}}, redisstore.ErrEncryptionKey},
-		{"short name key", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, NameKey: make([]byte, 16)}, redisstore.ErrNameKey},
-		{"empty name key", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, NameKey: []byte{}}, redisstore.ErrNameKey},
-		{"brace in prefix", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, Prefix: "app{1}"}, redisstore.ErrPrefix},
-		{"negative timeout", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, Timeout: -1}, redisstore.ErrDuration},
-		{"negative refresh token TTL", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, RefreshTokenTTL: -time.Hour}, redisstore.ErrDuration},
+		{"no client", nil, redisstore.Options{EncryptionKeys: [][]byte{key1}}, redisstore.ErrConfig},
+		{"nil client", nilClient, redisstore.Options{EncryptionKeys: [][]byte{key1}}, redisstore.ErrConfig},
+		{"no key", c, redisstore.Options{}, redisstore.ErrConfig},
+		{"empty key list", c, redisstore.Options{EncryptionKeys: [][]byte{}}, redisstore.ErrConfig},
+		{"AES-128 key", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 16)}}, redisstore.ErrConfig},
+		{"AES-192 key", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 24)}}, redisstore.ErrConfig},
+		{"31 bytes", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 31)}}, redisstore.ErrConfig},
+		{"33 bytes", c, redisstore.Options{EncryptionKeys: [][]byte{make([]byte, 33)}}, redisstore.ErrConfig},
+		{"second key short", c, redisstore.Options{EncryptionKeys: [][]byte{key1, make([]byte, 16)}}, redisstore.ErrConfig},
+		{"nil second key", c, redisstore.Options{EncryptionKeys: [][]byte{key1, nil}}, redisstore.ErrConfig},
+		{"key twice", c, redisstore.Options{EncryptionKeys: [][]byte{key1, key2, bytes.Clone(key1)}}, redisstore.ErrConfig},
+		{"short name key", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, NameKey: make([]byte, 16)}, redisstore.ErrConfig},
+		{"empty name key", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, NameKey: []byte{}}, redisstore.ErrConfig},
+		{"brace in prefix", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, Prefix: "app{1}"}, redisstore.ErrConfig},
+		{"negative timeout", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, Timeout: -1}, redisstore.ErrConfig},
+		{"negative refresh token TTL", c, redisstore.Options{EncryptionKeys: [][]byte{key1}, RefreshTokenTTL: -time.Hour}, redisstore.ErrConfig},
 	}
 	for _, tc := range cases {
 		s, err := redisstore.New(tc.client, tc.o)
@@ -927,8 +927,8 @@ func TestNewRejectsShortAESKeys(t *testing.T) {
 	defer c.Close()
 	for _, n := range []int{16, 24} {
 		_, err := redisstore.New(c, redisstore.Options{EncryptionKeys: [][]byte{bytes.Repeat([]byte{7}, n)}})
-		if !errors.Is(err, redisstore.ErrEncryptionKey) {
-			t.Errorf("a %d-byte key: New error %v, want ErrEncryptionKey", n, err)
+		if !errors.Is(err, redisstore.ErrConfig) {
+			t.Errorf("a %d-byte key: New error %v, want ErrConfig", n, err)
 		}
 	}
 }
