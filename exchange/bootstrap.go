@@ -2,11 +2,9 @@ package exchange
 
 import (
 	"context"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tipkit/tipkit/internal/useragent"
 )
@@ -44,11 +42,21 @@ func withToken(ctx context.Context, token string) context.Context {
 type bootstrap struct {
 	x   *Exchanger
 	web WebIdentityClient
+	r   renewer[bootState]
+}
 
-	mu    sync.Mutex
+// bootState is the application role's credentials and the token that
+// assumed the role, to renew with when no request brings one.
+type bootState struct {
 	creds aws.Credentials
-	token string // the latest token that assumed the role, to renew with
-	group singleflight.Group
+	token string
+}
+
+func newBootstrap(x *Exchanger, web WebIdentityClient) *bootstrap {
+	return &bootstrap{x: x, web: web, r: renewer[bootState]{
+		now: x.o.Now, window: x.o.CredentialsExpiryWindow,
+		creds: func(s bootState) aws.Credentials { return s.creds },
+	}}
 }
 
 // Retrieve returns the application role's credentials, renewing them with
@@ -61,45 +69,24 @@ func (b *bootstrap) Retrieve(ctx context.Context) (aws.Credentials, error) {
 // credentials returns valid application role credentials, assuming the role
 // with token (or the latest token) when they are missing or expiring.
 func (b *bootstrap) credentials(ctx context.Context, token string) (aws.Credentials, error) {
-	now := b.x.o.Now()
-	b.mu.Lock()
-	creds, last := b.creds, b.token
-	b.mu.Unlock()
-	if creds.HasKeys() && now.Before(creds.Expires.Add(-b.x.o.CredentialsExpiryWindow)) {
-		return creds, nil
-	}
-	if token == "" || b.x.expired(token) {
-		token = last
-	}
-	if token == "" || b.x.expired(token) {
-		if creds.HasKeys() && now.Before(creds.Expires) {
-			return creds, nil
+	st, err := b.r.get(ctx, func(held bootState) (bootState, error) {
+		tok := token
+		if tok == "" || b.x.expired(tok) {
+			tok = held.token
 		}
-		return aws.Credentials{}, &Error{kind: kindReauthenticate, Op: "AssumeRoleWithWebIdentity", Code: "NoValidToken"}
-	}
-	ch := b.group.DoChan("", func() (any, error) {
-		// Another call may have stored fresh credentials between the look
-		// above and this one: do not assume the role again.
-		b.mu.Lock()
-		cur := b.creds
-		b.mu.Unlock()
-		if cur.HasKeys() && b.x.o.Now().Before(cur.Expires.Add(-b.x.o.CredentialsExpiryWindow)) {
-			return cur, nil
+		if tok == "" || b.x.expired(tok) {
+			return bootState{}, &Error{kind: kindReauthenticate, Op: "AssumeRoleWithWebIdentity", Code: "NoValidToken"}
 		}
-		return b.assume(ctx, token)
+		creds, err := b.assume(ctx, tok)
+		if err != nil {
+			return bootState{}, err
+		}
+		return bootState{creds: creds, token: tok}, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			if creds.HasKeys() && now.Before(creds.Expires) {
-				return creds, nil
-			}
-			return aws.Credentials{}, r.Err
-		}
-		return r.Val.(aws.Credentials), nil
-	case <-ctx.Done():
-		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: "AssumeRoleWithWebIdentity", Err: ctx.Err()}
+	if err != nil {
+		return aws.Credentials{}, err
 	}
+	return st.creds, nil
 }
 
 // assume calls AssumeRoleWithWebIdentity on a context detached from the
@@ -121,12 +108,5 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 	if err != nil {
 		return aws.Credentials{}, classify("AssumeRoleWithWebIdentity", err)
 	}
-	creds, err := credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
-	if err != nil {
-		return aws.Credentials{}, err
-	}
-	b.mu.Lock()
-	b.creds, b.token = creds, token
-	b.mu.Unlock()
-	return creds, nil
+	return credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
 }

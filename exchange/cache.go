@@ -598,18 +598,25 @@ func (c *Cache) call(ctx context.Context, prev *Session, token string, f *storeF
 // credentials are renewed through the cache, with the latest token seen for
 // the user. It never returns expired credentials.
 func (e *entry) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	now := e.c.x.o.Now()
-	if st := e.cur.Load(); st != nil && st.sess != nil && now.Before(st.sess.Credentials.Expires.Add(-e.c.x.o.CredentialsExpiryWindow)) {
-		return st.sess.Credentials, nil
+	if c := e.credentials(); fresh(c, e.c.x.o.Now(), e.c.x.o.CredentialsExpiryWindow) {
+		return c, nil
 	}
 	st, err := e.c.wait(ctx, e)
 	if err != nil {
-		if cur := e.cur.Load(); cur != nil && cur.sess != nil && e.c.x.o.Now().Before(cur.sess.Credentials.Expires) {
-			return cur.sess.Credentials, nil
+		if c := e.credentials(); stillValid(c, e.c.x.o.Now()) {
+			return c, nil
 		}
 		return aws.Credentials{}, err
 	}
 	return st.sess.Credentials, nil
+}
+
+// credentials returns e's current credentials, none when it has none.
+func (e *entry) credentials() aws.Credentials {
+	if st := e.cur.Load(); st != nil && st.sess != nil {
+		return st.sess.Credentials
+	}
+	return aws.Credentials{}
 }
 
 func (e *entry) setToken(token string) {

@@ -107,7 +107,7 @@ func New(o Options) (*Exchanger, error) {
 				so.TracerProvider = tp
 			})
 		}
-		x.boot = &bootstrap{x: x, web: web}
+		x.boot = newBootstrap(x, web)
 	}
 	return x, nil
 }

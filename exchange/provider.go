@@ -2,10 +2,8 @@ package exchange
 
 import (
 	"context"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"golang.org/x/sync/singleflight"
 )
 
 // Provider is an aws.CredentialsProvider for a single identity: the user
@@ -31,10 +29,7 @@ import (
 // not only the credentials the cache holds.
 type Provider struct {
 	x *Exchanger
-
-	mu    sync.Mutex
-	sess  *Session
-	group singleflight.Group
+	r renewer[*Session]
 }
 
 var _ aws.CredentialsProvider = (*Provider)(nil)
@@ -49,61 +44,32 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{x: x}, nil
+	return &Provider{x: x, r: renewer[*Session]{
+		now: x.o.Now, window: x.o.CredentialsExpiryWindow,
+		creds: func(s *Session) aws.Credentials {
+			if s == nil {
+				return aws.Credentials{}
+			}
+			return s.Credentials
+		},
+	}}, nil
 }
 
 // Retrieve returns the user's credentials, exchanging or renewing them when
 // needed. It is safe for concurrent use.
 func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	now := p.x.o.Now()
-	p.mu.Lock()
-	s := p.sess
-	p.mu.Unlock()
-	if s != nil && now.Before(s.Credentials.Expires.Add(-p.x.o.CredentialsExpiryWindow)) {
-		return s.Credentials, nil
-	}
-	ch := p.group.DoChan("", func() (any, error) { return p.renew(ctx, s) })
-	select {
-	case r := <-ch:
-		if r.Err == nil {
-			return r.Val.(*Session).Credentials, nil
+	s, err := p.r.get(ctx, func(held *Session) (*Session, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		defer cancel()
+		if held == nil {
+			return p.first(ctx)
 		}
-		if s != nil && p.x.o.Now().Before(s.Credentials.Expires) {
-			return s.Credentials, nil
-		}
-		return aws.Credentials{}, r.Err
-	case <-ctx.Done():
-		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: "Retrieve", Err: ctx.Err()}
-	}
-}
-
-// renew obtains the next session on a context detached from the caller's.
-func (p *Provider) renew(ctx context.Context, s *Session) (*Session, error) {
-	p.mu.Lock()
-	cur := p.sess
-	p.mu.Unlock()
-	if cur != nil && cur != s && p.x.o.Now().Before(cur.Credentials.Expires.Add(-p.x.o.CredentialsExpiryWindow)) {
-		// A renewal that ended after the caller looked obtained them.
-		return cur, nil
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-	defer cancel()
-	var (
-		ns  *Session
-		err error
-	)
-	if s == nil {
-		ns, err = p.first(ctx)
-	} else {
-		ns, err = p.x.Renew(ctx, s, "")
-	}
+		return p.x.Renew(ctx, held, "")
+	})
 	if err != nil {
-		return nil, err
+		return aws.Credentials{}, err
 	}
-	p.mu.Lock()
-	p.sess = ns
-	p.mu.Unlock()
-	return ns, nil
+	return s.Credentials, nil
 }
 
 // first exchanges the provider's current token.
