@@ -67,3 +67,43 @@ func BenchmarkRenew(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCacheHit measures Credentials for users whose credentials are
+// held, from every core at once: the hot path of a busy server.
+func BenchmarkCacheHit(b *testing.B) {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.Close()
+	x, err := exchange.New(options(env, true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := exchange.NewCache(x, exchange.CacheOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const users = 64
+	keys := make([]exchange.UserKey, users)
+	tokens := make([]string, users)
+	for i := range users {
+		keys[i] = exchange.UserKey{Issuer: env.IdP.Issuer(), Subject: "user" + strconv.Itoa(i)}
+		tokens[i] = env.IdP.Token(keys[i].Subject)
+		if _, _, err := c.Credentials(context.Background(), keys[i], tokens[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for i := 0; pb.Next(); i++ {
+			if _, _, err := c.Credentials(ctx, keys[i%users], tokens[i%users]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
