@@ -1088,7 +1088,7 @@ func TestIdPFaults(t *testing.T) {
 // clock of the IdP and AWS. Within the leeway (30 s) tokens are accepted
 // either way; beyond it, a fresh token is refused as not yet valid and a
 // short one as expired. Credentials are renewed early enough for a
-// middleware clock up to ExpiryWindow (2 minutes) behind AWS's: the handler
+// middleware clock up to CredentialsExpiryWindow (2 minutes) behind AWS's: the handler
 // never holds credentials AWS considers expired.
 func TestClockSkew(t *testing.T) {
 	for _, tc := range []struct {

@@ -64,7 +64,7 @@ type Options struct {
 	// HTTP client, retryer); its Credentials are replaced by the user's.
 	// When its Region is empty, New takes Exchange.Config.Region (the
 	// region of IAM Identity Center); when both are empty, New fails with
-	// ErrRegion rather than every handler later.
+	// ErrConfig rather than every handler later.
 	AWSConfig aws.Config
 
 	// Extractor reads the token of a request; default BearerExtractor.

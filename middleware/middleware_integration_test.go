@@ -32,7 +32,7 @@ import (
 // contexts last one hour.
 const (
 	credsTTL   = 15 * time.Minute
-	inWindow   = credsTTL - 4*time.Minute // 4 minutes left: inside the refresh window, outside ExpiryWindow
+	inWindow   = credsTTL - 4*time.Minute // 4 minutes left: inside the refresh window, outside CredentialsExpiryWindow
 	pastCreds  = credsTTL + time.Minute
 	pastIDCtxt = time.Hour + time.Minute
 	waitLimit  = 5 * time.Second // bound of every poll

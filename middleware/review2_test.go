@@ -30,7 +30,7 @@ func TestWebTokenProviderRefused(t *testing.T) {
 		t.Fatal("New accepted Exchange.WebTokenProvider")
 	}
 	if !errors.Is(err, middleware.ErrConfig) || !strings.Contains(err.Error(), "WebTokenProvider") {
-		t.Fatalf("New: %v, want ErrNoExchange naming WebTokenProvider", err)
+		t.Fatalf("New: %v, want ErrConfig naming WebTokenProvider", err)
 	}
 
 	// Without it, bob stays bob across the identity context's expiry: a

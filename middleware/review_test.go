@@ -186,7 +186,7 @@ func TestIssuerMustBeAURL(t *testing.T) {
 				ApplicationRoleArn: env.ApplicationRoleArn, Config: env.Config()},
 		})
 		if !errors.Is(err, verify.ErrConfig) {
-			t.Errorf("New with the issuer %q: %v, want ErrIssuer", iss, err)
+			t.Errorf("New with the issuer %q: %v, want verify.ErrConfig", iss, err)
 		}
 	}
 }
@@ -199,7 +199,7 @@ func TestRegionRequired(t *testing.T) {
 	xo.Config.Region = ""
 	_, err := middleware.New(context.Background(), middleware.Options{Issuer: env.IdP.Issuer(), Audience: []string{"app"}, Exchange: xo})
 	if !errors.Is(err, middleware.ErrConfig) {
-		t.Fatalf("New without any region: %v, want ErrRegion", err)
+		t.Fatalf("New without any region: %v, want ErrConfig", err)
 	}
 	// The region of IAM Identity Center serves the handlers too.
 	m := newMiddleware(t, env, func(o *middleware.Options) { o.AWSConfig = aws.Config{} })

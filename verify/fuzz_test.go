@@ -13,7 +13,7 @@ import (
 
 // FuzzVerify runs arbitrary strings, and mutations of tokens the IdP
 // signed, through Verifier.Verify. It must not panic, must fail only with
-// an *Error of kind KindInvalid or KindUnavailable whose message does
+// an *Error matching ErrInvalid or ErrUnavailable whose message does
 // not repeat the token, and must accept nothing but the exact bytes of a
 // token the IdP signed.
 func FuzzVerify(f *testing.F) {
