@@ -121,6 +121,14 @@ const idleConnsPerHost = 128
 // at least idleConnsPerHost idle connections per host when it is the SDK's
 // BuildableClient (a copy: c itself is not changed). Any other client is
 // returned as it is.
+//
+// The copy dials without the SDK's dial tracing (WithDialerOptions sets the
+// SDK's dialer itself). That tracing reads the span lineage of the
+// request's context on the dialing goroutine, which net/http lets run on
+// after the attempt took another connection, while smithy-go appends the
+// operation's next span to the same lineage in place: a data race that the
+// race detector reports. Only the dial's span properties (the peer's
+// address) are lost.
 func withIdleConns(c aws.HTTPClient) aws.HTTPClient {
 	if c == nil {
 		c = awshttp.NewBuildableClient()
@@ -132,7 +140,7 @@ func withIdleConns(c aws.HTTPClient) aws.HTTPClient {
 	return b.WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, idleConnsPerHost)
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*idleConnsPerHost)
-	})
+	}).WithDialerOptions()
 }
 
 // Exchange trades webToken, the user's OIDC token, for a new Session:

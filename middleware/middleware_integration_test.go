@@ -60,7 +60,7 @@ type gate struct {
 }
 
 func newRecorder() *awsRecorder {
-	return &awsRecorder{next: awshttp.NewBuildableClient(), gates: map[string]*gate{}}
+	return &awsRecorder{next: awshttp.NewBuildableClient().WithDialerOptions(), gates: map[string]*gate{}} // untraced dial: see exchange.withIdleConns
 }
 
 // hold makes the requests of op wait until the returned release is called
