@@ -15,9 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
-	"github.com/tipkit/tipkit/internal/redistest"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -236,7 +236,9 @@ func TestFleetRedisOutage(t *testing.T) {
 	}
 	t.Logf("during the outage: %d served, %d asked for a fresh token, %d store failures", ok, fresh, failures)
 
-	f.redis.Start()
+	if err := f.redis.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(1100 * time.Millisecond) // the replicas leave the store aside for a second after a failure
 	before := f.calls("CreateTokenWithIAM")
 	tok := f.env.IdP.Token("after")
@@ -259,7 +261,7 @@ func TestFleetTamperedEntries(t *testing.T) {
 	f.get(0, alice).check(t, "alice", false)
 	f.get(0, bob).check(t, "bob", false)
 	ctx := context.Background()
-	rdb := f.redis.Client(t)
+	rdb := f.redis.Client()
 	keys, err := rdb.Keys(ctx, "*:s").Result()
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("session keys %v, %v", keys, err)
