@@ -165,6 +165,7 @@ func TestFleetRollingRestartUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var served atomic.Int64
+	progress := make(chan struct{}, 1) // a signal after each answer served
 	for u := range users {
 		wg.Go(func() {
 			for n := 0; ; n++ {
@@ -175,15 +176,31 @@ func TestFleetRollingRestartUnderLoad(t *testing.T) {
 				}
 				if f.get(u+n, tokens[u]).check(t, fmt.Sprintf("user%02d", u), false) {
 					served.Add(1)
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
 				}
 			}
 		})
 	}
+	// underLoad waits until the fleet has served as many answers again as
+	// there are users, spread over the replicas.
+	underLoad := func() {
+		t.Helper()
+		for target := served.Load() + users; served.Load() < target; {
+			select {
+			case <-progress:
+			case <-time.After(waitLimit):
+				t.Fatalf("%d answers served, want %d", served.Load(), target)
+			}
+		}
+	}
 	for i := range f.replicas {
-		time.Sleep(50 * time.Millisecond)
+		underLoad()
 		f.restart(i)
 	}
-	time.Sleep(50 * time.Millisecond)
+	underLoad()
 	close(stop)
 	wg.Wait()
 	if got := f.calls("CreateTokenWithIAM"); got != before {
@@ -239,7 +256,7 @@ func TestFleetRedisOutage(t *testing.T) {
 	if err := f.redis.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // the replicas leave the store aside for a second after a failure
+	f.env.Clock.Advance(1100 * time.Millisecond) // the replicas leave the store aside for a second after a failure
 	before := f.calls("CreateTokenWithIAM")
 	tok := f.env.IdP.Token("after")
 	var wg sync.WaitGroup
