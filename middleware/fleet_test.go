@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,11 @@ type replica struct {
 	m     *middleware.Middleware
 	h     http.Handler
 	store *redisstore.Store
+
+	// serving is read-locked by each request the replica serves; stopped
+	// is set, under the write lock, once it serves no more.
+	serving sync.RWMutex
+	stopped bool
 }
 
 func newFleet(t *testing.T, n int, edit ...func(*middleware.Options)) *fleet {
@@ -79,14 +85,28 @@ func (f *fleet) start(i int) *replica {
 }
 
 // restart replaces replica i by a new process: memory lost, Store kept.
+// As a server's graceful shutdown does, the old one finishes the requests
+// it is serving before it stops; requests that arrive meanwhile reach the
+// new one.
 func (f *fleet) restart(i int) {
 	old := f.replicas[i].Swap(f.start(i))
+	old.serving.Lock()
+	old.stopped = true
+	old.serving.Unlock()
 	_ = old.m.Close()
 }
 
 // get sends token to replica i.
 func (f *fleet) get(i int, token string) answer {
-	w := serve(f.replicas[i%len(f.replicas)].Load().h, request(token))
+	var w *httptest.ResponseRecorder
+	for w == nil {
+		r := f.replicas[i%len(f.replicas)].Load()
+		r.serving.RLock()
+		if !r.stopped {
+			w = serve(r.h, request(token))
+		}
+		r.serving.RUnlock()
+	}
 	a := answer{code: w.Code}
 	var body map[string]string
 	if json.Unmarshal(w.Body.Bytes(), &body) == nil {
