@@ -16,12 +16,10 @@
 //		srv := redistest.Start(t)
 //		store, err := redisstore.New(srv.Client(), redisstore.Options{EncryptionKeys: [][]byte{key}})
 //		...
-//		srv.Stop() // Redis down: the replicas work alone
-//		...
-//		if err := srv.Restart(ctx); err != nil { // back, empty
-//			t.Fatal(err)
-//		}
 //	}
+//
+// [Server.Stop] takes Redis down and [Server.Restart] brings it back, empty,
+// on the same address.
 //
 // A program, or a TestMain sharing one server between tests, calls [Run]
 // and [Server.Close]; Run returns [ErrNotInstalled] when redis-server is
