@@ -171,8 +171,10 @@ func TestUsersNeverShareCredentials(t *testing.T) {
 }
 
 func TestHerdOfOneUserMakesOneCall(t *testing.T) {
-	f := newFixture(t)
+	client := countingClient{dataStarted: make(chan struct{}, 1)}
+	f := newFixture(t, func(o *accessgrants.Options) { o.DataAccessClient = &client })
 	env := f.env
+	client.next = s3control.NewFromConfig(env.Config())
 	env.AWS.Grant(env.Bucket, "alice/", env.AWS.UserID("alice"), tiptest.AccessReadWrite)
 	ctx := f.as(t, "alice")
 	env.AWS.SetFault("GetDataAccess", tiptest.Fault{Latency: 200 * time.Millisecond})
@@ -203,8 +205,9 @@ func TestHerdOfOneUserMakesOneCall(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	w := accessgrants.Prefix(env.Bucket, "alice/", types.PermissionWrite)
+	<-client.dataStarted // the herd's call
 	go func() { _, err := f.grants.GetDataAccess(impatient, w); errc <- err }()
-	time.Sleep(5 * time.Millisecond)
+	<-client.dataStarted // the impatient caller's call is under way: the patient one joins it
 	if _, err := f.grants.GetDataAccess(ctx, w); err != nil {
 		t.Fatalf("the patient caller: %v", err)
 	}
@@ -482,15 +485,22 @@ func TestAccountFromSTS(t *testing.T) {
 	}
 }
 
-// countingClient passes calls to the SDK's client and counts them.
+// countingClient passes calls to the SDK's client and counts them; a
+// GetDataAccess starting sends a value on dataStarted unless it is full
+// (or nil).
 type countingClient struct {
-	next *s3control.Client
-	data atomic.Int32
-	list atomic.Int32
+	next        *s3control.Client
+	data        atomic.Int32
+	list        atomic.Int32
+	dataStarted chan struct{}
 }
 
 func (c *countingClient) GetDataAccess(ctx context.Context, in *s3control.GetDataAccessInput, optFns ...func(*s3control.Options)) (*s3control.GetDataAccessOutput, error) {
 	c.data.Add(1)
+	select {
+	case c.dataStarted <- struct{}{}:
+	default:
+	}
 	return c.next.GetDataAccess(ctx, in, optFns...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,9 @@ import (
 
 	"github.com/tipkit/tipkit/benchmarks/internal/fixture"
 	"github.com/tipkit/tipkit/benchmarks/internal/fleet"
-	"github.com/tipkit/tipkit/benchmarks/internal/redisserver"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -38,7 +39,7 @@ const missPoolSize = 1024
 var (
 	fleetOnce  sync.Once
 	fleetEnv   *tiptest.Env
-	fleetRedis *redisserver.Server
+	fleetRedis *redistest.Server
 	fleetErr   error
 	fleetKey   = []byte("tipkit benchmarks: fleet key 32B")
 
@@ -58,16 +59,16 @@ var (
 // theFleet returns the fleet benchmarks' tiptest environment and
 // redis-server. It skips b when redis-server is not installed (fails it
 // when TIPKIT_REQUIRE_REDIS is 1).
-func theFleet(tb testing.TB) (*tiptest.Env, *redisserver.Server) {
+func theFleet(tb testing.TB) (*tiptest.Env, *redistest.Server) {
 	tb.Helper()
 	fleetOnce.Do(func() {
-		if fleetRedis, fleetErr = redisserver.Start(); fleetErr != nil {
+		if fleetRedis, fleetErr = redistest.Run(context.Background()); fleetErr != nil {
 			return
 		}
 		fleetEnv, fleetErr = tiptest.NewEnv()
 	})
 	switch {
-	case errors.Is(fleetErr, redisserver.ErrNotInstalled) && !redisserver.Required():
+	case errors.Is(fleetErr, redistest.ErrNotInstalled) && os.Getenv(redistest.RequireEnv) != "1":
 		tb.Skip(fleetErr.Error())
 	case fleetErr != nil:
 		tb.Fatal(fleetErr)
@@ -81,7 +82,7 @@ func closeFleet() {
 		_ = fleetEnv.Close()
 	}
 	if fleetRedis != nil {
-		_ = fleetRedis.Close()
+		fleetRedis.Close()
 	}
 }
 

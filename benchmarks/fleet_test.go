@@ -8,7 +8,7 @@ import (
 
 	"github.com/tipkit/tipkit/benchmarks/internal/fixture"
 	"github.com/tipkit/tipkit/benchmarks/internal/fleet"
-	"github.com/tipkit/tipkit/benchmarks/internal/redisserver"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -44,7 +44,7 @@ func fleetTestUsers() int {
 // redis-server; both stop when t ends.
 func newTestFleet(t *testing.T, n int) (*tiptest.Env, *fleet.Fleet) {
 	t.Helper()
-	srv := redisserver.ForTest(t)
+	srv := redistest.Start(t)
 	env := tiptest.New(t)
 	fixture.SetLatency(env, fleetTestLatency)
 	f, err := fleet.New(env, fleet.Options{Replicas: n, RedisAddr: srv.Addr(), StoreTimeout: fleetTestTimeout})

@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
-	"github.com/tipkit/tipkit/internal/redistest"
 	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -70,7 +70,7 @@ func TestCacheStoreTokenExchangedOnce(t *testing.T) {
 
 	// The session leaves Redis (evicted, say); the token's mark stays. A
 	// new replica cannot serve alice, and does not send her spent token.
-	rdb := r.srv.Client(t)
+	rdb := r.srv.Client()
 	keys, err := rdb.Keys(context.Background(), "*:s").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("session keys %v, %v", keys, err)
@@ -146,5 +146,7 @@ func TestCacheStoreDownWorksAlone(t *testing.T) {
 	if st := a.Stats(); st.StoreFailures == 0 {
 		t.Fatalf("no store failure counted: %+v", st)
 	}
-	r.srv.Start()
+	if err := r.srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -89,9 +89,7 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 	impatient, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := c.Credentials(impatient, key(env, "alice"), tok); errc <- err }()
-	for env.AWS.Calls("AssumeRole") == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the impatient caller's AssumeRole", func() bool { return env.AWS.Calls("AssumeRole") != 0 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) || !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("the cancelled caller got %v", err)
@@ -332,9 +330,17 @@ func TestCacheRefusalIsPerToken(t *testing.T) {
 // settle waits until c has no exchange or renewal under way.
 func settle(t testing.TB, c *exchange.Cache) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); c.Stats().InFlight != 0; time.Sleep(time.Millisecond) {
+	eventually(t, "no exchange or renewal under way", func() bool { return c.Stats().InFlight == 0 })
+}
+
+// eventually polls cond until it holds, failing t after 10 s: the one
+// wait of these tests for what the code under test does on goroutines of
+// its own.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d exchanges or renewals still under way after 10 s", c.Stats().InFlight)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

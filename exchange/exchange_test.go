@@ -599,9 +599,7 @@ func TestProviderCallerGivingUpDoesNotFailOthers(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { _, err := p.Retrieve(impatient); errc <- err }()
-	for env.AWS.Calls("CreateTokenWithIAM") == 0 {
-		time.Sleep(time.Millisecond) // the impatient caller's exchange is under way
-	}
+	eventually(t, "the impatient caller's exchange", func() bool { return env.AWS.Calls("CreateTokenWithIAM") != 0 })
 	c, err := p.Retrieve(context.Background())
 	if err != nil {
 		t.Fatalf("the patient caller failed: %v", err)

@@ -84,9 +84,7 @@ func TestCacheCloseIsFinal(t *testing.T) {
 		_, _, err := c.Credentials(ctx, key(env, "alice"), env.IdP.Token("alice"))
 		done <- err
 	}()
-	for c.Stats().InFlight == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "alice's flight", func() bool { return c.Stats().InFlight != 0 })
 	cancel() // the request gives up; its flight goes on
 	if err := <-done; !errors.Is(err, exchange.ErrUnavailable) {
 		t.Fatalf("the request that gave up: %v", err)

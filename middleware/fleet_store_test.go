@@ -13,9 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
-	"github.com/tipkit/tipkit/internal/redistest"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -101,7 +101,7 @@ func TestFleetLeaseAnsweredLate(t *testing.T) {
 		t.Fatal("no lease was answered late")
 	}
 	a.check(t, "alice", false)
-	leases, err := f.redis.Client(t).Keys(context.Background(), "*}:l").Result()
+	leases, err := f.redis.Client().Keys(context.Background(), "*}:l").Result()
 	if err != nil || len(leases) != 0 {
 		t.Fatalf("leases left in Redis: %v, %v; want none", leases, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,9 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
-	"github.com/tipkit/tipkit/internal/redistest"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -37,6 +38,11 @@ type replica struct {
 	m     *middleware.Middleware
 	h     http.Handler
 	store *redisstore.Store
+
+	// serving is read-locked by each request the replica serves; stopped
+	// is set, under the write lock, once it serves no more.
+	serving sync.RWMutex
+	stopped bool
 }
 
 func newFleet(t *testing.T, n int, edit ...func(*middleware.Options)) *fleet {
@@ -79,14 +85,28 @@ func (f *fleet) start(i int) *replica {
 }
 
 // restart replaces replica i by a new process: memory lost, Store kept.
+// As a server's graceful shutdown does, the old one finishes the requests
+// it is serving before it stops; requests that arrive meanwhile reach the
+// new one.
 func (f *fleet) restart(i int) {
 	old := f.replicas[i].Swap(f.start(i))
+	old.serving.Lock()
+	old.stopped = true
+	old.serving.Unlock()
 	_ = old.m.Close()
 }
 
 // get sends token to replica i.
 func (f *fleet) get(i int, token string) answer {
-	w := serve(f.replicas[i%len(f.replicas)].Load().h, request(token))
+	var w *httptest.ResponseRecorder
+	for w == nil {
+		r := f.replicas[i%len(f.replicas)].Load()
+		r.serving.RLock()
+		if !r.stopped {
+			w = serve(r.h, request(token))
+		}
+		r.serving.RUnlock()
+	}
 	a := answer{code: w.Code}
 	var body map[string]string
 	if json.Unmarshal(w.Body.Bytes(), &body) == nil {
@@ -165,6 +185,7 @@ func TestFleetRollingRestartUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var served atomic.Int64
+	progress := make(chan struct{}, 1) // a signal after each answer served
 	for u := range users {
 		wg.Go(func() {
 			for n := 0; ; n++ {
@@ -175,15 +196,31 @@ func TestFleetRollingRestartUnderLoad(t *testing.T) {
 				}
 				if f.get(u+n, tokens[u]).check(t, fmt.Sprintf("user%02d", u), false) {
 					served.Add(1)
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
 				}
 			}
 		})
 	}
+	// underLoad waits until the fleet has served as many answers again as
+	// there are users, spread over the replicas.
+	underLoad := func() {
+		t.Helper()
+		for target := served.Load() + users; served.Load() < target; {
+			select {
+			case <-progress:
+			case <-time.After(waitLimit):
+				t.Fatalf("%d answers served, want %d", served.Load(), target)
+			}
+		}
+	}
 	for i := range f.replicas {
-		time.Sleep(50 * time.Millisecond)
+		underLoad()
 		f.restart(i)
 	}
-	time.Sleep(50 * time.Millisecond)
+	underLoad()
 	close(stop)
 	wg.Wait()
 	if got := f.calls("CreateTokenWithIAM"); got != before {
@@ -236,8 +273,10 @@ func TestFleetRedisOutage(t *testing.T) {
 	}
 	t.Logf("during the outage: %d served, %d asked for a fresh token, %d store failures", ok, fresh, failures)
 
-	f.redis.Start()
-	time.Sleep(1100 * time.Millisecond) // the replicas leave the store aside for a second after a failure
+	if err := f.redis.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Clock.Advance(1100 * time.Millisecond) // the replicas leave the store aside for a second after a failure
 	before := f.calls("CreateTokenWithIAM")
 	tok := f.env.IdP.Token("after")
 	var wg sync.WaitGroup
@@ -259,7 +298,7 @@ func TestFleetTamperedEntries(t *testing.T) {
 	f.get(0, alice).check(t, "alice", false)
 	f.get(0, bob).check(t, "bob", false)
 	ctx := context.Background()
-	rdb := f.redis.Client(t)
+	rdb := f.redis.Client()
 	keys, err := rdb.Keys(ctx, "*:s").Result()
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("session keys %v, %v", keys, err)

@@ -236,13 +236,9 @@ func TestHalfDoneRefreshSurvivesAssumeRoleFailure(t *testing.T) {
 	eventually(t, "the background renewal", func() bool {
 		return env.AWS.Calls("CreateTokenWithIAM") == 2 && env.AWS.Calls("AssumeRole") >= 2
 	})
-	eventually(t, "the background renewal to end", func() bool {
-		// The refresh grant succeeded; AssumeRole failed (the SDK's 3
-		// attempts); the renewal is over when nothing calls AWS any more.
-		before := env.AWS.Calls("AssumeRole")
-		time.Sleep(50 * time.Millisecond)
-		return env.AWS.Calls("AssumeRole") == before
-	})
+	// The refresh grant succeeded; AssumeRole failed (the SDK's 3
+	// attempts): the renewal ends.
+	settle(t, m)
 	if g := watch.rec.grantTypes(); !slices.Equal(g, []string{"urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token"}) {
 		t.Fatalf("grants %v, want the jwt-bearer grant then one refresh", g)
 	}

@@ -245,11 +245,7 @@ func answerExpiredInFlight(w http.ResponseWriter, env *tiptest.Env, id ctxcreds.
 // renewal signed before a jump of minutes would reach AWS after it).
 func settle(t testing.TB, m *middleware.Middleware) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); m.Stats().InFlight != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d exchanges or renewals still under way after 10 s", m.Stats().InFlight)
-		}
-	}
+	eventually(t, "no exchange or renewal under way", func() bool { return m.Stats().InFlight == 0 })
 }
 
 // checkedWhoAmI is whoAmI that also checks, on every request, that the
@@ -1040,7 +1036,11 @@ func TestBootstrapCredentialsExpire(t *testing.T) {
 func TestIdPFaults(t *testing.T) {
 	t.Run("key set down", func(t *testing.T) {
 		env := tiptest.New(t)
-		m, watch := hardened(t, env, func(o *middleware.Options) { o.Verify.RefreshRateLimit = 50 * time.Millisecond })
+		fetches := &keyFetches{}
+		m, watch := hardened(t, env, func(o *middleware.Options) {
+			o.Verify.RefreshRateLimit = 50 * time.Millisecond
+			o.Verify.HTTPClient = &http.Client{Transport: fetches}
+		})
 		send := sender(m.Handler(checkedWhoAmI(t, env, watch, false)), watch)
 		alice := env.IdP.Token("alice")
 		keyOf(t, env, send(alice), "alice")
@@ -1056,16 +1056,25 @@ func TestIdPFaults(t *testing.T) {
 			t.Fatal("503 without Retry-After")
 		}
 		t.Logf("new kid while the key set is down: 503 temporarily_unavailable (%s)", b.Description)
-		time.Sleep(60 * time.Millisecond)
-		refusal(t, send(dave), http.StatusServiceUnavailable, "temporarily_unavailable")
+		// Once the rate limit lets dave's token refresh the key set again,
+		// the refresh fails too: 503 still.
+		n := fetches.n.Load()
+		eventually(t, "another key set fetch while the IdP is down", func() bool {
+			refusal(t, send(dave), http.StatusServiceUnavailable, "temporarily_unavailable")
+			return fetches.n.Load() > n
+		})
 		keyOf(t, env, send(alice), "alice")
 		env.IdP.SetDown(false)
-		time.Sleep(60 * time.Millisecond)
+		eventually(t, "dave's token accepted once the IdP is back", func() bool { return send(dave).Code == http.StatusOK })
 		keyOf(t, env, send(dave), "dave")
 	})
 	t.Run("key rotation", func(t *testing.T) {
 		env := tiptest.New(t)
-		m, watch := hardened(t, env, func(o *middleware.Options) { o.Verify.RefreshRateLimit = time.Millisecond })
+		fetches := &keyFetches{}
+		m, watch := hardened(t, env, func(o *middleware.Options) {
+			o.Verify.RefreshRateLimit = time.Millisecond
+			o.Verify.HTTPClient = &http.Client{Transport: fetches}
+		})
 		send := sender(m.Handler(checkedWhoAmI(t, env, watch, false)), watch)
 		alice := env.IdP.Token("alice")
 		keyOf(t, env, send(alice), "alice")
@@ -1074,14 +1083,30 @@ func TestIdPFaults(t *testing.T) {
 		keyOf(t, env, send(env.IdP.Token("bob")), "bob") // new kid: one refresh
 		keyOf(t, env, send(alice), "alice")              // old kid, still published
 		env.IdP.RetireOldKeys()
-		time.Sleep(5 * time.Millisecond)
-		refusal(t, send(env.IdP.Token("x", tiptest.WithHeader(map[string]any{"kid": "unknown"}))), http.StatusUnauthorized, "invalid_token") // refreshes
+		unknown := env.IdP.Token("x", tiptest.WithHeader(map[string]any{"kid": "unknown"}))
+		n := fetches.n.Load()
+		eventually(t, "a key set refresh after the retirement", func() bool {
+			refusal(t, send(unknown), http.StatusUnauthorized, "invalid_token") // refreshes, once the rate limit allows
+			return fetches.n.Load() > n
+		})
 		if b := refusal(t, send(alice), http.StatusUnauthorized, "invalid_token"); !strings.Contains(b.Description, "unknown key") {
 			t.Fatalf("token accepted before the retirement: %q", b.Description)
 		}
 		refusal(t, send(unsent), http.StatusUnauthorized, "invalid_token")
 		keyOf(t, env, send(env.IdP.Token("alice")), "alice")
 	})
+}
+
+// keyFetches is the identity provider's HTTP client as seen from the
+// middleware: it counts the key set fetches, those the IdP answers 503
+// included.
+type keyFetches struct{ n atomic.Int64 }
+
+func (k *keyFetches) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "jwks.json") {
+		k.n.Add(1)
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // TestClockSkew runs the middleware's clock (Options.Now) apart from the

@@ -958,7 +958,7 @@ func TestFailedRenewalIsRemembered(t *testing.T) {
 	}
 	eventually(t, "the background renewal", func() bool { return env.AWS.Calls("AssumeRole") == 2 })
 	for range 10 {
-		time.Sleep(20 * time.Millisecond) // leaves time for a renewal the previous request started
+		settle(t, m) // a renewal the previous request started has called AWS
 		if k := keyOf(t, env, get(t, h, tok), "alice"); k != k1 {
 			t.Fatalf("served %s, want the still-valid %s", k, k1)
 		}
@@ -992,7 +992,7 @@ func TestUserEvictedDuringExchange(t *testing.T) {
 	second := make(chan *httptest.ResponseRecorder, 1)
 	go func() { second <- get(t, h, alice) }() // drops bob's pending slot, joins alice's exchange
 	eventually(t, "alice to drop bob", func() bool { return m.Stats().Dropped == 2 })
-	time.Sleep(100 * time.Millisecond) // lets the second request join the exchange under way
+	eventually(t, "alice to join her exchange under way", func() bool { return m.Stats().Joined == 1 })
 	release()
 
 	keyOf(t, env, <-first, "alice")

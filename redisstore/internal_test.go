@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
-	"github.com/tipkit/tipkit/internal/redistest"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 )
 
 // TestSessionOfAnotherUser seals, under alice's name, a session that names
@@ -19,7 +19,7 @@ import (
 func TestSessionOfAnotherUser(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	c := srv.Client(t)
+	c := srv.Client()
 	s, err := New(c, Options{EncryptionKeys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
 	if err != nil {
 		t.Fatal(err)

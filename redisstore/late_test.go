@@ -55,7 +55,7 @@ func (h *lateReply) matches(cmd redis.Cmder) bool {
 // containing suffix is answered after its Timeout.
 func lateStore(t *testing.T, f *fixture, suffix string) (*redisstore.Store, *lateReply) {
 	t.Helper()
-	c := f.server.Client(t)
+	c := f.server.Client()
 	h := &lateReply{suffix: suffix}
 	c.AddHook(h)
 	return newStore(t, c, redisstore.Options{Timeout: 500 * time.Millisecond}), h

@@ -65,6 +65,18 @@ func wantError(t testing.TB, err error, token string, k kind, desc string) *Erro
 	return e
 }
 
+// eventually polls cond until it holds, failing t after 5 s. The first
+// fetch's retry interval and the refresh rate limit run on the wall clock,
+// which tests cannot move.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // mustVerify verifies token and fails the test on error.
 func mustVerify(t testing.TB, v *Verifier, token string) *Claims {
 	t.Helper()

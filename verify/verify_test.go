@@ -300,8 +300,13 @@ func TestVerifierIdPDown(t *testing.T) {
 	wantError(t, err, token, kindUnavailable, "keys are unavailable")
 
 	idp.SetDown(false)
-	time.Sleep(60 * time.Millisecond)
-	mustVerify(t, v, token)
+	eventually(t, "a retry once the retry interval passed", func() bool {
+		_, err := v.Verify(context.Background(), token)
+		if err != nil {
+			wantError(t, err, token, kindUnavailable, "keys are unavailable")
+		}
+		return err == nil
+	})
 
 	idp.SetDown(true)
 	mustVerify(t, v, idp.Token("bob", tiptest.WithAlg("ES256")))
@@ -312,8 +317,11 @@ func TestVerifierIdPDown(t *testing.T) {
 	wantError(t, err, token, kindUnavailable, "keys are unavailable")
 	// Once a refresh succeeds, the same kid is what it is: unknown.
 	idp.SetDown(false)
-	time.Sleep(60 * time.Millisecond)
-	_, err = v.Verify(context.Background(), token)
+	eventually(t, "a refresh once the rate limit allows", func() bool {
+		_, err = v.Verify(context.Background(), token)
+		var e *Error
+		return errors.As(err, &e) && e.kind == kindInvalid
+	})
 	wantError(t, err, token, kindInvalid, "unknown key")
 }
 
@@ -540,11 +548,14 @@ func TestVerifierConcurrentRotation(t *testing.T) {
 	idp := startIdP(t)
 	v := newTestVerifier(t, idp, func(o *Options) { o.RefreshRateLimit = time.Millisecond })
 	var wg sync.WaitGroup
+	verified := make(chan struct{}, 50*3) // a value after each Verify
 	wg.Go(func() {
 		for range 5 {
 			idp.RotateKeys()
 			idp.RetireOldKeys()
-			time.Sleep(2 * time.Millisecond)
+			for range 10 { // the next rotation once ten more Verify calls ended
+				<-verified
+			}
 		}
 	})
 	for i := range 50 {
@@ -552,6 +563,7 @@ func TestVerifierConcurrentRotation(t *testing.T) {
 			token := idp.Token(fmt.Sprint("user", i))
 			for range 3 {
 				_, err := v.Verify(context.Background(), token)
+				verified <- struct{}{}
 				var e *Error
 				if err != nil && (!errors.As(err, &e) || e.Description != "the token was signed with an unknown key") {
 					t.Errorf("Verify: %v", err)
@@ -643,7 +655,12 @@ func TestCheckRedirect(t *testing.T) {
 func TestVerifierMergesConcurrentChecks(t *testing.T) {
 	idp := startIdP(t)
 	release := make(chan struct{})
+	fetching := make(chan struct{}, 1)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case fetching <- struct{}{}:
+		default:
+		}
 		<-release
 		http.Redirect(w, r, idp.JWKSURL(), http.StatusFound)
 	}))
@@ -664,7 +681,7 @@ func TestVerifierMergesConcurrentChecks(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	time.Sleep(100 * time.Millisecond) // every request is waiting on the key fetch
+	<-fetching // the first request's key fetch is under way: the others wait on it
 	close(release)
 	done.Wait()
 	close(errs)

@@ -1,7 +1,6 @@
 package echotip_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,17 +16,13 @@ import (
 	"github.com/tipkit/tipkit/adapters/echotip"
 	"github.com/tipkit/tipkit/internal/answertest"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
 func newMiddleware(t *testing.T, env *tiptest.Env) *middleware.Middleware {
 	t.Helper()
-	m, err := middleware.New(context.Background(), answertest.Options(env))
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return middlewaretest.New(t, env, answertest.WithRealm)
 }
 
 func serve(h http.Handler, path, token string) *httptest.ResponseRecorder {

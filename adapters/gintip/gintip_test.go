@@ -1,7 +1,6 @@
 package gintip_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/tipkit/tipkit/adapters/gintip"
 	"github.com/tipkit/tipkit/internal/answertest"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -22,12 +22,7 @@ func init() { gin.SetMode(gin.TestMode) }
 
 func newMiddleware(t *testing.T, env *tiptest.Env) *middleware.Middleware {
 	t.Helper()
-	m, err := middleware.New(context.Background(), answertest.Options(env))
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return middlewaretest.New(t, env, answertest.WithRealm)
 }
 
 func serve(h http.Handler, token string) *httptest.ResponseRecorder {

@@ -23,6 +23,7 @@ import (
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/internal/answertest"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -98,16 +99,10 @@ var whoDesc = grpc.ServiceDesc{
 // env; edit, when not nil, changes them first.
 func newMiddleware(t *testing.T, env *tiptest.Env, edit func(*middleware.Options)) *middleware.Middleware {
 	t.Helper()
-	o := answertest.Options(env)
-	if edit != nil {
-		edit(&o)
+	if edit == nil {
+		return middlewaretest.New(t, env, answertest.WithRealm)
 	}
-	m, err := middleware.New(context.Background(), o)
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return middlewaretest.New(t, env, answertest.WithRealm, edit)
 }
 
 // serveWho serves whoServer behind the interceptors of m with opts, and

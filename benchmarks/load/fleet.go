@@ -8,13 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tipkit/tipkit/benchmarks/internal/fleet"
-	"github.com/tipkit/tipkit/benchmarks/internal/redisserver"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 )
 
 // fleetResult is one row of the fleet table.
@@ -36,8 +37,8 @@ type fleetResult struct {
 // redis-server on PATH the scenario is skipped, unless
 // TIPKIT_REQUIRE_REDIS is 1.
 func (d *driver) fleetRun(ctx context.Context, rep *report) error {
-	srv, err := redisserver.Start()
-	if errors.Is(err, redisserver.ErrNotInstalled) && !redisserver.Required() {
+	srv, err := redistest.Run(ctx)
+	if errors.Is(err, redistest.ErrNotInstalled) && os.Getenv(redistest.RequireEnv) != "1" {
 		rep.FleetSkipped = err.Error()
 		d.progress("fleet: skipped: %v", err)
 		return nil

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tipkit/tipkit/internal/redistest"
+	"github.com/tipkit/tipkit/redisstore/redistest"
 )
 
 // runFleet runs the example with c and checks that it passed and printed
@@ -48,7 +48,7 @@ func TestFleetEmbedded(t *testing.T) {
 // behind.
 func TestFleetExistingRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	rdb := srv.Client(t)
+	rdb := srv.Client()
 	ctx := context.Background()
 	if err := rdb.Set(ctx, "someone:else", "kept", 0).Err(); err != nil {
 		t.Fatal(err)

@@ -1,27 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-)
 
-// How long a started redis-server has to answer PING, and to exit after
-// SIGTERM before it is killed.
-const (
-	redisStartTimeout = 10 * time.Second
-	redisStopTimeout  = 5 * time.Second
+	"github.com/tipkit/tipkit/redisstore/redistest"
 )
 
 // redisServer is the Redis the replicas share.
@@ -50,9 +40,9 @@ func startRedis(ctx context.Context, c config) (*redisServer, error) {
 	}
 	why := "chosen by -embedded"
 	if !c.embedded {
-		path, err := exec.LookPath("redis-server")
-		if err == nil {
-			return startRedisServer(ctx, path)
+		rs, err := startRedisServer(ctx)
+		if !errors.Is(err, redistest.ErrNotInstalled) {
+			return rs, err
 		}
 		why = "no redis-server on PATH"
 	}
@@ -137,99 +127,22 @@ func (rs *redisServer) clean(prefix string) {
 	}
 }
 
-// startRedisServer starts the redis-server at path on a free loopback port,
-// without persistence, in a temporary directory, and waits until it
+// startRedisServer starts a redis-server from PATH on a free loopback
+// port, without persistence, in a temporary directory, and waits until it
 // answers.
-func startRedisServer(ctx context.Context, path string) (*redisServer, error) {
-	dir, err := os.MkdirTemp("", "tipkit-fleet-redis-")
+func startRedisServer(ctx context.Context) (*redisServer, error) {
+	srv, err := redistest.Run(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// A free port may be taken by another process between the probe and
-	// the server's bind: try again on another.
-	var last error
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, err
-		}
-		rs, err := runRedisServer(ctx, path, dir, port)
-		if err == nil {
-			return rs, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			break
-		}
+	rs := newRedisServer(srv.Addr(), srv.Close)
+	version, err := rs.version(ctx)
+	if err != nil {
+		rs.stop()
+		return nil, fmt.Errorf("redis-server on %s: %w", srv.Addr(), err)
 	}
-	_ = os.RemoveAll(dir)
-	return nil, fmt.Errorf("redis-server did not start: %w", last)
-}
-
-// runRedisServer runs one redis-server on port and waits until it answers.
-func runRedisServer(ctx context.Context, path, dir string, port int) (*redisServer, error) {
-	cmd := exec.Command(path,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", dir,
-		"--daemonize", "no",
-		"--loglevel", "warning",
-	)
-	cmd.Dir = dir
-	var out bytes.Buffer // read only once the process has exited
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	halt := func() {
-		if cmd.Process.Signal(syscall.SIGTERM) != nil {
-			_ = cmd.Process.Kill()
-		}
-		select {
-		case <-done:
-		case <-time.After(redisStopTimeout):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	rs := newRedisServer(addr, func() {
-		halt()
-		_ = os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(redisStartTimeout)
-	for {
-		// Dial first: go-redis logs each dial it fails.
-		if reachable(ctx, addr) == nil {
-			if version, err := rs.version(ctx); err == nil {
-				rs.about = fmt.Sprintf("redis-server %s on %s, started for this run without persistence", version, addr)
-				return rs, nil
-			}
-		}
-		select {
-		case <-done:
-			_ = rs.rdb.Close()
-			return nil, fmt.Errorf("it exited: %s", strings.TrimSpace(out.String()))
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			_ = rs.rdb.Close()
-			halt()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, errors.New("it did not answer PING in time")
-		}
-	}
+	rs.about = fmt.Sprintf("redis-server %s on %s, started for this run without persistence", version, srv.Addr())
+	return rs, nil
 }
 
 // reachable returns nil when a TCP connection to addr opens within a
@@ -241,14 +154,4 @@ func reachable(ctx context.Context, addr string) error {
 		return err
 	}
 	return conn.Close()
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -23,7 +23,6 @@ package answertest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,8 +38,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/tipkit/tipkit/ctxcreds"
-	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -93,8 +92,9 @@ type Want struct {
 type Case struct {
 	// Name names the case in test output.
 	Name string
-	// Options, when not nil, changes the middleware's options (see
-	// [Options]) before the middleware is built.
+	// Options, when not nil, changes the middleware's options
+	// (middlewaretest.Options with [WithRealm]) before the middleware is
+	// built.
 	Options func(env *tiptest.Env, o *middleware.Options)
 	// Prepare readies env and returns the request whose answer is checked,
 	// with the secrets (tokens) that no answer may contain. It may send
@@ -108,25 +108,20 @@ type Case struct {
 	HTTPOnly string
 }
 
-// Options returns the options of a middleware that trusts env's identity
-// provider and exchanges tokens with env's AWS through its application
-// role, with [Realm] as realm.
-func Options(env *tiptest.Env) middleware.Options {
-	base := env.Config()
-	base.Credentials = nil
-	return middleware.Options{
-		Issuer:   env.IdP.Issuer(),
-		Audience: []string{env.IdP.Audience()},
-		Exchange: exchange.Options{
-			ApplicationArn:     env.ApplicationArn,
-			AccessRoleArn:      env.AccessRoleArn,
-			ApplicationRoleArn: env.ApplicationRoleArn,
-			Config:             base,
-		},
-		AWSConfig: base,
-		Realm:     Realm,
-		Now:       env.Clock.Now,
-	}
+// WithRealm sets [Realm] as the realm of o. The table's middleware is
+// middlewaretest.New(t, env, WithRealm): it trusts env's identity provider
+// and exchanges tokens with env's AWS through its application role.
+func WithRealm(o *middleware.Options) { o.Realm = Realm }
+
+// newMiddleware returns the table's middleware over env, with the options
+// of c.
+func newMiddleware(t testing.TB, env *tiptest.Env, c Case) *middleware.Middleware {
+	t.Helper()
+	return middlewaretest.New(t, env, WithRealm, func(o *middleware.Options) {
+		if c.Options != nil {
+			c.Options(env, o)
+		}
+	})
 }
 
 // challenge returns the expected WWW-Authenticate prefix for an error code.
@@ -481,15 +476,7 @@ func Next(env *tiptest.Env, reached *bool) http.Handler {
 func Play(t testing.TB, c Case, stack Stack) (Answer, []string) {
 	t.Helper()
 	env := tiptest.New(t)
-	o := Options(env)
-	if c.Options != nil {
-		c.Options(env, &o)
-	}
-	m, err := middleware.New(context.Background(), o)
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := newMiddleware(t, env, c)
 	var reached bool
 	h := stack(m, Next(env, &reached))
 	serve := func(r *http.Request) Answer {

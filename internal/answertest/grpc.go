@@ -292,15 +292,7 @@ func Metadata(r *http.Request) (metadata.MD, error) {
 func PlayGRPC(t testing.TB, c Case, stack GRPCStack, kind string) (GRPCAnswer, []string) {
 	t.Helper()
 	env := tiptest.New(t)
-	o := Options(env)
-	if c.Options != nil {
-		c.Options(env, &o)
-	}
-	m, err := middleware.New(context.Background(), o)
-	if err != nil {
-		t.Fatalf("middleware.New: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := newMiddleware(t, env, c)
 	var reached bool // Next's own mark; the server keeps its own
 	g := startGRPC(t, m, stack, Next(env, &reached))
 	call := func(r *http.Request) (GRPCAnswer, error) {
