@@ -235,6 +235,9 @@ func TestSoak(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	logStart := len(suiteLogs.String())
+	suiteSecrets.Lock()
+	secretsStart, secretsCount := suiteSecrets.bytes, len(suiteSecrets.all)
+	suiteSecrets.Unlock()
 	ignore := goleak.IgnoreCurrent()
 
 	soak(t, d)
@@ -247,13 +250,18 @@ func TestSoak(t *testing.T) {
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	logs := uint64(len(suiteLogs.String()) - logStart) // kept on purpose, for TestMain's check
-	const slack = 16 << 20                             // about 4x the growth seen: what the runtime and the test keep
-	if after.HeapAlloc > before.HeapAlloc+logs+slack {
-		t.Errorf("heap %d MiB after the soak, %d MiB before (%d MiB of logs kept)",
-			after.HeapAlloc>>20, before.HeapAlloc>>20, logs>>20)
+	// The logs and the secrets seen are kept on purpose, for TestMain's
+	// check that no secret appears in any log of the package's tests.
+	logs := uint64(len(suiteLogs.String()) - logStart)
+	suiteSecrets.Lock()
+	secrets := uint64(suiteSecrets.bytes-secretsStart) + uint64(len(suiteSecrets.all)-secretsCount)*16 // with their string headers
+	suiteSecrets.Unlock()
+	const slack = 16 << 20 // about 4x the growth seen: what the runtime and the test keep
+	if after.HeapAlloc > before.HeapAlloc+logs+secrets+slack {
+		t.Errorf("heap %d MiB after the soak, %d MiB before (%d MiB of logs and %d MiB of secrets kept)",
+			after.HeapAlloc>>20, before.HeapAlloc>>20, logs>>20, secrets>>20)
 	}
-	t.Logf("heap: %d KiB before, %d KiB after, %d KiB of logs", before.HeapAlloc>>10, after.HeapAlloc>>10, logs>>10)
+	t.Logf("heap: %d KiB before, %d KiB after, %d KiB of logs, %d KiB of secrets", before.HeapAlloc>>10, after.HeapAlloc>>10, logs>>10, secrets>>10)
 }
 
 // soak is the body of TestSoak: everything it builds is closed and
