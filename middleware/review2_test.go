@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/middleware/middlewaretest"
@@ -103,5 +106,41 @@ func TestLoggedUserHashIsKeyed(t *testing.T) {
 	}
 	if unkeyed := unkeyedUserHash(env.IdP.Issuer(), "alice"); strings.Contains(logs.String(), unkeyed) {
 		t.Fatalf("logs name alice by the unkeyed hash %s", unkeyed)
+	}
+}
+
+// A setting has one name: New refuses options that set one both at the
+// top and in the nested options that verify.New, exchange.New and
+// exchange.NewCache keep for their standalone use, naming both.
+func TestOneNamePerSetting(t *testing.T) {
+	env := tiptest.New(t)
+	clock := env.Clock.Now
+	tp := tracenoop.NewTracerProvider()
+	mp := metricnoop.NewMeterProvider()
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		names [2]string
+		edit  func(*middleware.Options)
+	}{
+		{[2]string{"Now", "Verify.Now"}, func(o *middleware.Options) { o.Now, o.Verify.Now = clock, clock }},
+		{[2]string{"Now", "Exchange.Now"}, func(o *middleware.Options) { o.Now, o.Exchange.Now = clock, clock }},
+		{[2]string{"TracerProvider", "Verify.TracerProvider"}, func(o *middleware.Options) { o.TracerProvider, o.Verify.TracerProvider = tp, tp }},
+		{[2]string{"TracerProvider", "Exchange.TracerProvider"}, func(o *middleware.Options) { o.TracerProvider, o.Exchange.TracerProvider = tp, tp }},
+		{[2]string{"MeterProvider", "Verify.MeterProvider"}, func(o *middleware.Options) { o.MeterProvider, o.Verify.MeterProvider = mp, mp }},
+		{[2]string{"MeterProvider", "Cache.MeterProvider"}, func(o *middleware.Options) { o.MeterProvider, o.Cache.MeterProvider = mp, mp }},
+		{[2]string{"Logger", "Cache.Logger"}, func(o *middleware.Options) { o.Logger, o.Cache.Logger = log, log }},
+	} {
+		o := middlewaretest.Options(env)
+		o.Now, o.Verify.Now, o.Exchange.Now = nil, nil, nil
+		tc.edit(&o)
+		m, err := middleware.New(context.Background(), o)
+		if err == nil {
+			_ = m.Close()
+			t.Errorf("New accepted %s and %s together", tc.names[0], tc.names[1])
+			continue
+		}
+		if !errors.Is(err, middleware.ErrConfig) || !strings.Contains(err.Error(), tc.names[0]) || !strings.Contains(err.Error(), tc.names[1]) {
+			t.Errorf("%s and %s: %v, want ErrConfig naming both", tc.names[0], tc.names[1], err)
+		}
 	}
 }
