@@ -1,0 +1,2 @@
+// Package dynamostore implements [exchange.Store] on a DynamoDB table.
+package dynamostore
