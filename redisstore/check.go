@@ -43,7 +43,7 @@ func (s *Store) Check(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, checkTimeout)
 		defer cancel()
 	}
-	name := s.names.prefix + ":check:{" + randomHex() + "}"
+	name := s.names.Prefix + ":check:{" + randomHex() + "}"
 	value := randomHex()
 	const ttl = 10_000 // milliseconds
 	steps := []struct {
@@ -101,7 +101,7 @@ func (s *Store) explain(what string, err error) error {
 	case redis.IsAuthError(err) || redis.HasErrorPrefix(err, "ERR invalid password") || redis.HasErrorPrefix(err, "ERR AUTH"):
 		cause = "Redis refused the client's credentials (Username and Password, or CredentialsProvider)"
 	case redis.IsPermissionError(err) || strings.Contains(err.Error(), "can't run this command"):
-		cause = "the Redis user may not run a command, or use a key, that the store needs: it runs GET, SET, DEL, STRLEN, EVAL and EVALSHA on keys matching " + s.names.prefix + ":*"
+		cause = "the Redis user may not run a command, or use a key, that the store needs: it runs GET, SET, DEL, STRLEN, EVAL and EVALSHA on keys matching " + s.names.Prefix + ":*"
 	case redis.HasErrorPrefix(err, "READONLY"):
 		cause = "the address is a read-only replica: use the primary endpoint"
 	case redis.IsOOMError(err):

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/seal"
 	"github.com/tipkit/tipkit/redisstore/redistest"
 )
 
@@ -29,7 +30,7 @@ func TestSessionOfAnotherUser(t *testing.T) {
 		"another subject": {Issuer: "https://idp.example.com", Subject: "bob"},
 		"another issuer":  {Issuer: "https://other.example.com", Subject: "alice"},
 	} {
-		plain, err := encodeSession(&exchange.Session{
+		plain, err := seal.EncodeSession(&exchange.Session{
 			Credentials: aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", CanExpire: true, Expires: time.Now().Add(time.Hour)},
 			Issuer:      user.Issuer,
 			Subject:     user.Subject,
@@ -37,8 +38,8 @@ func TestSessionOfAnotherUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := s.names.session(alice)
-		if err := c.Set(context.Background(), name, s.seal.sealed(name, plain), time.Hour).Err(); err != nil {
+		name := s.names.Session(alice)
+		if err := c.Set(context.Background(), name, s.sealer.Seal(name, plain), time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.Load(context.Background(), alice); got != nil || err != nil {
@@ -57,17 +58,17 @@ func TestSessionSealedBeforeUserIDs(t *testing.T) {
 	old := `{"access_key_id":"ASIAOLD","secret_access_key":"secret","session_token":"token","source":"tipkit","can_expire":true,` +
 		`"expires":"2030-01-02T03:04:05Z","identity_context":"context","context_expires":"2030-01-02T04:04:05Z",` +
 		`"issuer":"https://idp.example.com","subject":"alice"}`
-	s, ok := decodeSession([]byte(old))
+	s, ok := seal.DecodeSession([]byte(old))
 	if !ok || s.Credentials.AccessKeyID != "ASIAOLD" || s.Subject != "alice" || s.IdentityContext != "context" ||
 		s.UserID != "" || s.IdentityStoreID != "" {
 		t.Fatalf("decodeSession = %+v, %t", s, ok)
 	}
 	s.UserID, s.IdentityStoreID = "94482488-3041-7026-18f3-be45837cd0e4", "d-1234567890"
-	b, err := encodeSession(s)
+	b, err := seal.EncodeSession(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, ok := decodeSession(b); !ok || again.UserID != s.UserID || again.IdentityStoreID != s.IdentityStoreID {
+	if again, ok := seal.DecodeSession(b); !ok || again.UserID != s.UserID || again.IdentityStoreID != s.IdentityStoreID {
 		t.Fatalf("round trip = %+v, %t", again, ok)
 	}
 }
@@ -82,21 +83,21 @@ func TestSealOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed := s.seal.sealed("a", []byte("plain"))
-	id := keyIDOf(k)
-	if sealed[0] != formatVersion || !bytes.Equal(sealed[1:5], id[:]) {
+	sealed := s.sealer.Seal("a", []byte("plain"))
+	id := seal.KeyIDOf(k)
+	if sealed[0] != seal.FormatVersion || !bytes.Equal(sealed[1:5], id[:]) {
 		t.Fatalf("header % x, want version 1 and the key's ID", sealed[:5])
 	}
 	if len(sealed) != 1+4+12+len("plain")+16 {
 		t.Fatalf("sealed length %d", len(sealed))
 	}
-	if plain, ok := s.seal.opened("a", sealed); !ok || string(plain) != "plain" {
+	if plain, ok := s.sealer.Open("a", sealed); !ok || string(plain) != "plain" {
 		t.Fatalf("opened = %q, %t", plain, ok)
 	}
-	if _, ok := s.seal.opened("b", sealed); ok {
+	if _, ok := s.sealer.Open("b", sealed); ok {
 		t.Fatal("a value opened under another name")
 	}
-	if again := s.seal.sealed("a", []byte("plain")); bytes.Equal(again[5:17], sealed[5:17]) {
+	if again := s.sealer.Seal("a", []byte("plain")); bytes.Equal(again[5:17], sealed[5:17]) {
 		t.Fatal("two seals with one nonce")
 	}
 }

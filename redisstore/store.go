@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/seal"
 )
 
 var _ exchange.Store = (*Store)(nil)
@@ -44,11 +43,6 @@ const (
 // [Stats].Rejected), and [Store.Save] refuses a session that seals to more.
 // A sealed session takes a few KiB.
 const MaxSealedSize = 64 << 10
-
-// minSessionTTL is the shortest time a saved session that has not expired
-// is kept. Load returns a session whatever its expiries, as the Cache's own
-// memory does: its caller checks them.
-const minSessionTTL = time.Second
 
 // Options configures a [Store]. Only EncryptionKeys is required.
 type Options struct {
@@ -128,8 +122,8 @@ type Store struct {
 	client          redis.UniversalClient
 	timeout         time.Duration
 	refreshTokenTTL time.Duration
-	names           namer
-	seal            sealer
+	names           seal.Namer
+	sealer          *seal.Sealer
 	c               counters
 	log             *slog.Logger   // nil: nothing logged
 	logRejected     rate.Sometimes // of rejection warnings
@@ -145,36 +139,13 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 	if len(o.EncryptionKeys) == 0 {
 		return nil, errEncryptionKey
 	}
-	seal := sealer{open: make(map[keyID]cipher.AEAD, len(o.EncryptionKeys))}
-	for i, k := range o.EncryptionKeys {
-		if len(k) != 32 {
-			return nil, fmt.Errorf("%w: key %d is %d bytes long", errEncryptionKey, i, len(k))
-		}
-		id := keyIDOf(k)
-		if _, dup := seal.open[id]; dup {
-			return nil, fmt.Errorf("%w: key %d is listed twice", errEncryptionKey, i)
-		}
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", errEncryptionKey, i, err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", errEncryptionKey, i, err)
-		}
-		seal.open[id] = aead
-		if i == 0 {
-			seal.id, seal.aead = id, aead
-		}
+	sealer, err := seal.NewSealer(o.EncryptionKeys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", errEncryptionKey, err)
 	}
-	nameKey := o.NameKey
-	switch {
-	case nameKey == nil:
-		nameKey = derivedNameKey(o.EncryptionKeys[0])
-	case len(nameKey) < 32:
-		return nil, fmt.Errorf("%w: it is %d bytes long", errNameKey, len(nameKey))
-	default:
-		nameKey = append([]byte(nil), nameKey...)
+	nameKey, err := seal.NameKey(o.NameKey, o.EncryptionKeys[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", errNameKey, err)
 	}
 	prefix := o.Prefix
 	if prefix == "" {
@@ -190,8 +161,8 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		client:          client,
 		timeout:         o.Timeout,
 		refreshTokenTTL: o.RefreshTokenTTL,
-		names:           namer{key: nameKey, prefix: prefix},
-		seal:            seal,
+		names:           seal.Namer{Key: nameKey, Prefix: prefix},
+		sealer:          sealer,
 		log:             o.Logger,
 		logRejected:     rate.Sometimes{Interval: time.Second},
 	}
@@ -252,7 +223,7 @@ func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Sess
 	s.c.loads.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	name := s.names.session(key)
+	name := s.names.Session(key)
 	v, err := loadScript.Run(ctx, s.client, []string{name}, MaxSealedSize).Result()
 	if errors.Is(err, redis.Nil) {
 		s.c.misses.Add(1)
@@ -276,12 +247,12 @@ func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Sess
 		s.rejected("an unexpected answer of Redis")
 		return nil, nil
 	}
-	plain, ok := s.seal.opened(name, sealed)
+	plain, ok := s.sealer.Open(name, sealed)
 	if !ok {
 		s.rejected("a value that does not open (altered, moved from another key, truncated, another format, or sealed by a key not in EncryptionKeys)")
 		return nil, nil
 	}
-	sess, ok := decodeSession(plain)
+	sess, ok := seal.DecodeSession(plain)
 	if !ok || sess.Issuer != key.User.Issuer || sess.Subject != key.User.Subject {
 		s.rejected("a sealed value that does not hold this key's user")
 		return nil, nil
@@ -330,15 +301,15 @@ func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.
 	if sess.Issuer != key.User.Issuer || sess.Subject != key.User.Subject {
 		return errors.New("redisstore: Save: the session's issuer and subject are not the key's user")
 	}
-	name := s.names.session(key)
-	ttl := s.sessionTTL(sess, time.Now())
+	name := s.names.Session(key)
+	ttl := seal.KeepFor(sess, time.Now(), s.refreshTokenTTL)
 	var sealed []byte
 	if ttl > 0 {
-		plain, err := encodeSession(sess)
+		plain, err := seal.EncodeSession(sess)
 		if err != nil {
 			return fmt.Errorf("redisstore: Save: %w", err)
 		}
-		sealed = s.seal.sealed(name, plain)
+		sealed = s.sealer.Seal(name, plain)
 		if len(sealed) > MaxSealedSize {
 			return fmt.Errorf("redisstore: Save: the sealed session is %d bytes long, over MaxSealedSize (%d)", len(sealed), MaxSealedSize)
 		}
@@ -358,25 +329,6 @@ func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.
 	return nil
 }
 
-// sessionTTL returns how long to keep sess saved at now, or 0 when it has
-// expired.
-func (s *Store) sessionTTL(sess *exchange.Session, now time.Time) time.Duration {
-	end := sess.Credentials.Expires
-	if sess.ContextExpires.After(end) {
-		end = sess.ContextExpires
-	}
-	if sess.RefreshToken != "" {
-		if kept := now.Add(s.refreshTokenTTL); kept.After(end) {
-			end = kept
-		}
-	}
-	ttl := end.Sub(now)
-	if ttl <= 0 {
-		return 0
-	}
-	return max(ttl, minSessionTTL)
-}
-
 // ceilMillis rounds d up to a whole number of milliseconds, the precision
 // of Redis's PX: a key never expires before its time.
 func ceilMillis(d time.Duration) time.Duration {
@@ -393,7 +345,7 @@ func (s *Store) ClaimToken(ctx context.Context, key exchange.StoreKey, id, claim
 		return false, errors.New("redisstore: ClaimToken: the claim is empty")
 	}
 	ttl := max(time.Until(until), time.Millisecond)
-	ours, err := s.setOwn(ctx, s.names.token(key, id), claim, ttl)
+	ours, err := s.setOwn(ctx, s.names.Token(key, id), claim, ttl)
 	if err != nil {
 		return false, s.failed("ClaimToken", err)
 	}
@@ -408,7 +360,7 @@ func (s *Store) ClaimToken(ctx context.Context, key exchange.StoreKey, id, claim
 // ReleaseToken removes the mark of the token named id for key's user if
 // it holds claim; it does nothing otherwise.
 func (s *Store) ReleaseToken(ctx context.Context, key exchange.StoreKey, id, claim string) error {
-	if err := s.deleteOwn(ctx, s.names.token(key, id), claim); err != nil {
+	if err := s.deleteOwn(ctx, s.names.Token(key, id), claim); err != nil {
 		return s.failed("ReleaseToken", err)
 	}
 	return nil
@@ -426,7 +378,7 @@ func (s *Store) Acquire(ctx context.Context, key exchange.StoreKey, lease string
 	if lease == "" {
 		return false, errors.New("redisstore: Acquire: the lease is empty")
 	}
-	held, err := s.setOwn(ctx, s.names.lease(key), lease, ttl)
+	held, err := s.setOwn(ctx, s.names.Lease(key), lease, ttl)
 	if err != nil {
 		return false, s.failed("Acquire", err)
 	}
@@ -441,7 +393,7 @@ func (s *Store) Acquire(ctx context.Context, key exchange.StoreKey, lease string
 // Release gives key's lease back if it still holds the value lease; it
 // does nothing otherwise, nor when lease is "".
 func (s *Store) Release(ctx context.Context, key exchange.StoreKey, lease string) error {
-	if err := s.deleteOwn(ctx, s.names.lease(key), lease); err != nil {
+	if err := s.deleteOwn(ctx, s.names.Lease(key), lease); err != nil {
 		return s.failed("Release", err)
 	}
 	return nil
