@@ -351,7 +351,15 @@ type flight struct {
 	done chan struct{} // closed when st and err are set
 	st   *userState
 	err  error
+	// deadline is when the flight's Timeout ends, on the wall clock. A
+	// flight may outlive it (a call on a connection that went dead while
+	// a Lambda instance was frozen may ignore its context): no caller
+	// waits on it beyond, and a later caller starts a new flight.
+	deadline time.Time
 }
+
+// stale reports whether f ran past its Timeout without ending.
+func (f *flight) stale() bool { return time.Now().After(f.deadline) }
 
 // errOtherUser fails a flight whose session names another user than the
 // entry's key: the token given with the key was another user's.
@@ -367,7 +375,7 @@ var errClosed = &Error{kind: kindUnavailable, Op: "Exchange", Code: "CacheClosed
 // background is set. After Close no flight starts.
 func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, led bool, err error) {
 	c.mu.Lock()
-	if f = c.flights[e.key]; f != nil {
+	if f = c.flights[e.key]; f != nil && !f.stale() {
 		c.mu.Unlock()
 		return f, false, nil
 	}
@@ -375,7 +383,7 @@ func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, 
 		c.mu.Unlock()
 		return nil, false, errClosed
 	}
-	f = &flight{done: make(chan struct{})}
+	f = &flight{done: make(chan struct{}), deadline: time.Now().Add(c.o.Timeout)}
 	c.flights[e.key] = f
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -390,7 +398,9 @@ func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, 
 		defer c.wg.Done()
 		f.st, f.err = c.renew(ctx, e, link, background)
 		c.mu.Lock()
-		delete(c.flights, e.key)
+		if c.flights[e.key] == f { // not replaced after running stale
+			delete(c.flights, e.key)
+		}
 		c.mu.Unlock()
 		c.stats.inFlight.Add(-1)
 		close(f.done)
@@ -402,7 +412,8 @@ func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, 
 func (c *Cache) flying(key UserKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.flights[key] != nil
+	f := c.flights[key]
+	return f != nil && !f.stale()
 }
 
 // wait joins (or starts) the user's flight and waits for it within ctx.
@@ -418,11 +429,18 @@ func (c *Cache) wait(ctx context.Context, e *entry) (*userState, error) {
 			span.AddEvent("tipkit.exchange.joined") // the leader's request span holds the exchange span
 		}
 	}
+	// Bounded by the flight's Timeout even when the flight is not: a call
+	// stuck on a dead connection must not hold the user's requests.
+	stuck := time.NewTimer(time.Until(f.deadline))
+	defer stuck.Stop()
 	select {
 	case <-f.done:
 	case <-ctx.Done():
 		c.stats.abandoned.Add(1)
 		return nil, &Error{kind: kindUnavailable, Op: "Exchange", Err: ctx.Err()}
+	case <-stuck.C:
+		c.stats.abandoned.Add(1)
+		return nil, &Error{kind: kindUnavailable, Op: "Exchange", Code: "FlightTimeout", Err: context.DeadlineExceeded}
 	}
 	if f.err != nil {
 		return nil, f.err
@@ -522,7 +540,8 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 			keep = &merged
 		}
 		st := &userState{sess: keep, err: err, errUntil: now.Add(max(c.failureTTL(err), c.o.UnavailableTTL))}
-		e.cur.Store(st)
+		// A flight that ran stale leaves alone what a later one stored.
+		e.cur.CompareAndSwap(prev, st)
 		return st, nil
 	}
 	st := &userState{err: err, errUntil: now.Add(c.failureTTL(err))}
@@ -537,7 +556,7 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 			st.sess = sess
 		}
 	}
-	e.cur.Store(st)
+	e.cur.CompareAndSwap(prev, st)
 	return nil, err
 }
 
