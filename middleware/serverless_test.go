@@ -210,10 +210,11 @@ func TestServerlessStuckFlightBoundedByTimeout(t *testing.T) {
 			hc := &heldClient{next: env.AWS.HTTPClient(), held: make(chan struct{}, 16), release: make(chan struct{})}
 			var once sync.Once
 			t.Cleanup(func() { once.Do(func() { close(hc.release) }) })
-			h := newMiddleware(t, env, func(o *middleware.Options) {
+			m := newMiddleware(t, env, func(o *middleware.Options) {
 				o.Cache.Timeout = timeout
 				o.Exchange.Config.HTTPClient = hc // the handler's own calls are not held
-			}).Handler(credsHandler())
+			})
+			h := m.Handler(credsHandler())
 			tok := env.IdP.Token("alice")
 
 			firstDone := make(chan served, 1)
@@ -256,10 +257,11 @@ func TestServerlessStuckFlightBoundedByTimeout(t *testing.T) {
 				t.Errorf("requests behind a stuck flight answered after %v, want within about Cache.Timeout (%v)", took, timeout)
 			}
 
-			// AWS answers again: once the failure is no longer remembered,
-			// the user is served.
+			// AWS answers again: once the stuck flight has ended and its
+			// failure is no longer remembered, the user is served.
 			hc.armed.Store(false)
 			once.Do(func() { close(hc.release) })
+			eventually(t, "the stuck flight to end", func() bool { return m.Stats().InFlight == 0 })
 			env.Clock.Advance(exchange.DefaultUnavailableTTL + time.Second)
 			serveCreds(env, h, env.IdP.Token("alice")).valid(t, env, "alice")
 		})
