@@ -351,10 +351,11 @@ type flight struct {
 	done chan struct{} // closed when st and err are set
 	st   *userState
 	err  error
-	// deadline is when the flight's Timeout ends, on the wall clock. A
-	// flight may outlive it (a call on a connection that went dead while
-	// a Lambda instance was frozen may ignore its context): no caller
-	// waits on it beyond, and a later caller starts a new flight.
+	// deadline is when the flight's Timeout ends, on the wall clock, plus
+	// half the Timeout for a flight that honours its context to record its
+	// outcome. A flight may outlive it (a call on a connection that went
+	// dead while a Lambda instance was frozen may ignore its context): no
+	// caller waits on it beyond, and a later caller starts a new flight.
 	deadline time.Time
 }
 
@@ -383,7 +384,7 @@ func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, 
 		c.mu.Unlock()
 		return nil, false, errClosed
 	}
-	f = &flight{done: make(chan struct{}), deadline: time.Now().Add(c.o.Timeout)}
+	f = &flight{done: make(chan struct{}), deadline: time.Now().Add(c.o.Timeout + c.o.Timeout/2)}
 	c.flights[e.key] = f
 	c.wg.Add(1)
 	c.mu.Unlock()
