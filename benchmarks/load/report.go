@@ -27,7 +27,7 @@ type report struct {
 	RefreshBackground  uint64 // background renewals of the refresh scenario
 	RefreshMoves       int    // clock moves done
 	Fleet              []fleetResult
-	FleetSkipped       string // why the fleet scenario did not run
+	FleetSkipped       []string // the stores the fleet scenario left out, and why
 }
 
 // byName returns the result named name, or nil.
