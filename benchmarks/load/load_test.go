@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tipkit/tipkit/benchmarks/internal/fleet"
 )
 
 // TestQuickRun runs the driver as CI does and checks what must hold
@@ -135,5 +138,26 @@ func TestFlags(t *testing.T) {
 	}
 	if c.memUsers != 1000 || c.churnUsers != 150 || c.herdUsers != 100 || c.herdPerUser != 10 {
 		t.Errorf("quick config %+v", c)
+	}
+}
+
+// TestChart: the chart has a group of bars for every scenario measured,
+// the fleet's included, and there is no chart when nothing was measured.
+func TestChart(t *testing.T) {
+	if got := (&report{}).svg(); got != "" {
+		t.Errorf("a run that measured nothing has a chart:\n%s", got)
+	}
+	rep := &report{Fleet: []fleetResult{
+		{Store: "redis", Name: "herd", Replicas: 3, Outcome: fleet.Outcome{Requests: 2, Lat: []time.Duration{time.Millisecond, 2 * time.Millisecond}}},
+		{Store: "dynamodb", Name: "cold start", Replicas: 6, Outcome: fleet.Outcome{Requests: 1, Lat: []time.Duration{3 * time.Millisecond}}},
+	}}
+	svg := rep.svg()
+	if n := strings.Count(svg, "<title>"); n != 8 {
+		t.Errorf("%d bars for 2 fleet scenarios, want 8:\n%s", n, svg)
+	}
+	for _, label := range []string{"redis herd x3", "dynamodb cold start x6"} {
+		if !strings.Contains(svg, label) {
+			t.Errorf("no %q in the chart", label)
+		}
 	}
 }
