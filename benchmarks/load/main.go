@@ -12,7 +12,8 @@
 // herd, memory, churn, refresh, fleet (several replicas sharing sessions
 // through a redis-server it starts; -scenario picks some). Progress goes to stderr, a Markdown table
 // to stdout; with -out DIR the table is also written to DIR/load.md, with
-// an SVG chart of the latency percentiles in DIR/latency.svg. Every
+// an SVG chart of the latency percentiles of every scenario measured, the
+// fleet's included, in DIR/latency.svg (not written when none was). Every
 // scenario is bounded by -duration and -requests.
 package main
 
@@ -240,10 +241,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report,
 		if err := os.WriteFile(filepath.Join(c.out, "load.md"), []byte(table), 0o644); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(c.out, "latency.svg"), []byte(rep.svg()), 0o644); err != nil {
-			return nil, err
+		wrote := []string{filepath.Join(c.out, "load.md")}
+		if chart := rep.svg(); chart != "" { // no chart when no scenario measured latencies
+			if err := os.WriteFile(filepath.Join(c.out, "latency.svg"), []byte(chart), 0o644); err != nil {
+				return nil, err
+			}
+			wrote = append(wrote, filepath.Join(c.out, "latency.svg"))
 		}
-		fmt.Fprintf(stderr, "wrote %s and %s\n", filepath.Join(c.out, "load.md"), filepath.Join(c.out, "latency.svg"))
+		fmt.Fprintf(stderr, "wrote %s\n", strings.Join(wrote, " and "))
 	}
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"html"
 	"math"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ type report struct {
 	RefreshBackground  uint64 // background renewals of the refresh scenario
 	RefreshMoves       int    // clock moves done
 	Fleet              []fleetResult
-	FleetSkipped       string // why the fleet scenario did not run
+	FleetSkipped       []string // the stores the fleet scenario left out, and why
 }
 
 // byName returns the result named name, or nil.
@@ -122,21 +123,55 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
-// svg returns a chart of the latency percentiles of each scenario: one
-// group of bars (p50, p90, p99, max) per scenario, on a log scale.
+// bar is one group of bars of the chart: a scenario's percentiles.
+type bar struct {
+	label              string
+	p50, p90, p99, max time.Duration
+}
+
+// bars returns a group for every scenario the run measured: the
+// single-server scenarios, then each fleet row (store, drive, replicas).
+func (r *report) bars() []bar {
+	var bars []bar
+	for _, x := range r.Results {
+		if x.Requests == 0 {
+			continue
+		}
+		bars = append(bars, bar{strings.TrimSuffix(x.Name, " (no AWS latency)"), x.P50, x.P90, x.P99, x.Max})
+	}
+	for _, x := range r.Fleet {
+		if x.Requests == 0 {
+			continue
+		}
+		bars = append(bars, bar{fmt.Sprintf("%s %s x%d", x.Store, x.Name, x.Replicas),
+			x.Percentile(50), x.Percentile(90), x.Percentile(99), x.Percentile(100)})
+	}
+	return bars
+}
+
+// svg returns a chart of the latency percentiles of each scenario the run
+// measured: one group of bars (p50, p90, p99, max) per scenario, on a log
+// scale; "" when it measured none.
 func (r *report) svg() string {
+	bars := r.bars()
+	if len(bars) == 0 {
+		return ""
+	}
 	const (
-		w, h            = 760, 360
 		left, right     = 60, 20
-		top, bottom     = 30, 60
-		plotW, plotH    = w - left - right, h - top - bottom
+		top, bottom     = 30, 130
+		plotH           = 300
 		minMS, barWidth = 0.01, 12
+		groupW          = 64
 	)
+	w := max(760, left+right+groupW*len(bars))
+	h := top + plotH + bottom
+	plotW := w - left - right
 	names := []string{"p50", "p90", "p99", "max"}
 	colors := []string{"#4e79a7", "#59a14f", "#f28e2b", "#e15759"}
 	maxMS := 1.0
-	for _, x := range r.Results {
-		maxMS = max(maxMS, float64(x.Max)/float64(time.Millisecond))
+	for _, x := range bars {
+		maxMS = max(maxMS, float64(x.max)/float64(time.Millisecond))
 	}
 	hi := math.Pow(10, math.Ceil(math.Log10(maxMS)))
 	y := func(v float64) float64 {
@@ -151,17 +186,19 @@ func (r *report) svg() string {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n",
 			left, w-right, y(v), y(v), left-6, y(v)+4, v)
 	}
-	group := float64(plotW) / float64(max(len(r.Results), 1))
-	for i, x := range r.Results {
-		vals := []time.Duration{x.P50, x.P90, x.P99, x.Max}
+	base := float64(top + plotH)
+	group := float64(plotW) / float64(len(bars))
+	for i, x := range bars {
+		vals := []time.Duration{x.p50, x.p90, x.p99, x.max}
 		x0 := float64(left) + group*float64(i) + (group-float64(len(vals)*barWidth))/2
 		for j, v := range vals {
 			top := y(float64(v) / float64(time.Millisecond))
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s %s %s ms</title></rect>`+"\n",
-				x0+float64(j*barWidth), top, barWidth-1, float64(h-bottom)-top, colors[j], x.Name, names[j], ms(v))
+				x0+float64(j*barWidth), top, barWidth-1, base-top, colors[j], html.EscapeString(x.label), names[j], ms(v))
 		}
-		label := strings.TrimSuffix(x.Name, " (no AWS latency)")
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", float64(left)+group*(float64(i)+0.5), h-bottom+16, label)
+		cx := float64(left) + group*(float64(i)+0.5)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" transform="rotate(-35 %.1f %.1f)">%s</text>`+"\n",
+			cx, base+14, cx, base+14, html.EscapeString(x.label))
 	}
 	for j, n := range names {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",

@@ -151,7 +151,7 @@ func (c *counter) done() Outcome {
 		SharedHits:    after.SharedHits - c.stats.SharedHits,
 		Joined:        after.Joined - c.stats.Joined,
 		StoreFailures: after.StoreFailures - c.stats.StoreFailures,
-		RedisLoads:    after.RedisLoads - c.stats.RedisLoads,
+		StoreLoads:    after.StoreLoads - c.stats.StoreLoads,
 		LeasesBusy:    after.LeasesBusy - c.stats.LeasesBusy,
 		ClaimsRefused: after.ClaimsRefused - c.stats.ClaimsRefused,
 	}
@@ -196,7 +196,7 @@ func Herd(ctx context.Context, env *tiptest.Env, f *Fleet, send Send, tokens []s
 // users whose tokens are given (users the fleet already serves), each
 // request to the next replica, while every replica is restarted in turn,
 // gap apart (and gap before the first and after the last). A restarted
-// replica has lost its memory: it finds its users' sessions in Redis.
+// replica has lost its memory: it finds its users' sessions in the store.
 func RollingRestart(ctx context.Context, env *tiptest.Env, f *Fleet, send Send, tokens []string, clients int, gap time.Duration) (Outcome, error) {
 	c := newCounter(env, f)
 	stop := make(chan struct{})
@@ -234,4 +234,36 @@ func RollingRestart(ctx context.Context, env *tiptest.Env, f *Fleet, send Send, 
 	close(stop)
 	wg.Wait()
 	return c.done(), restartErr
+}
+
+// ColdStart restarts every replica (not timed: new processes, memory
+// lost), then has clients concurrent clients send one request for each
+// token, of users whose sessions the store holds, user u to replica
+// (u+1) mod f.Len(): each is a fresh replica's first request of the user,
+// to be served from the store without an exchange.
+func ColdStart(ctx context.Context, env *tiptest.Env, f *Fleet, send Send, tokens []string, clients int) (Outcome, error) {
+	for i := range f.Len() {
+		if err := f.Restart(i); err != nil {
+			return Outcome{}, err
+		}
+	}
+	c := newCounter(env, f)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			var lat []time.Duration
+			var errs []error
+			for u := int(next.Add(1)) - 1; u < len(tokens); u = int(next.Add(1)) - 1 {
+				took, err := send(ctx, (u+1)%f.Len(), tokens[u])
+				lat = append(lat, took)
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+			c.record(lat, errs)
+		})
+	}
+	wg.Wait()
+	return c.done(), nil
 }

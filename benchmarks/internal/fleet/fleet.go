@@ -1,7 +1,8 @@
 // Package fleet runs several replicas of a tipkit server in one process,
 // as separate processes would run them: each replica has its own
-// middleware (its own memory) and its own Redis client and Store, and all
-// share one tiptest environment and one Redis. It also drives them: the
+// middleware (its own memory) and its own Store client, and all share one
+// tiptest environment and one store: Redis or a DynamoDB table (the
+// Options' NewStore). It also drives them: the
 // first requests of many users spread over every replica at once (Herd),
 // and a rolling restart of every replica under load (RollingRestart).
 //
@@ -17,14 +18,12 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/benchmarks/internal/fixture"
 	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/middleware"
-	"github.com/tipkit/tipkit/redisstore"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -32,12 +31,11 @@ import (
 type Options struct {
 	// Replicas is the number of replicas, at least 1.
 	Replicas int
-	// RedisAddr is the address of the Redis every replica shares.
-	RedisAddr string
-	// StoreTimeout is redisstore's Options.Timeout; 0 is its default
-	// (100 ms). Under the race detector on a small machine a herd needs
-	// about 2 s, or replicas give up on Redis and work alone.
-	StoreTimeout time.Duration
+	// NewStore opens each replica's Store on the store every replica
+	// shares: Redis or DynamoDB. Its timeout is the Store's (100 ms by
+	// default): under the race detector on a small machine a herd needs
+	// about 2 s, or replicas give up on the store and work alone.
+	NewStore NewStore
 	// Edit, when set, changes each replica's middleware options (after
 	// the Store is set).
 	Edit func(*middleware.Options)
@@ -57,10 +55,9 @@ type Fleet struct {
 
 // replica is one process of the fleet.
 type replica struct {
-	m      *middleware.Middleware
-	h      http.Handler
-	store  *redisstore.Store
-	client *redis.Client
+	m     *middleware.Middleware
+	h     http.Handler
+	store *Store
 
 	// gate lets requests in (read-locked) until the replica is retired:
 	// a restart waits for the requests under way, as a graceful shutdown
@@ -78,11 +75,14 @@ func NewClient(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
 }
 
-// New starts o.Replicas replicas over env and the Redis at o.RedisAddr,
+// New starts o.Replicas replicas over env and o.NewStore's store,
 // sharing one random encryption key, as a fleet's replicas share theirs.
 func New(env *tiptest.Env, o Options) (*Fleet, error) {
 	if o.Replicas < 1 {
 		return nil, errors.New("fleet: at least one replica")
+	}
+	if o.NewStore == nil {
+		return nil, errors.New("fleet: no NewStore")
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // crypto/rand.Read never fails
@@ -101,25 +101,23 @@ func New(env *tiptest.Env, o Options) (*Fleet, error) {
 // Len returns the number of replicas.
 func (f *Fleet) Len() int { return len(f.replicas) }
 
-// start builds a new replica: new memory, a new Redis client.
+// start builds a new replica: new memory, a new Store client.
 func (f *Fleet) start() (*replica, error) {
-	client := NewClient(f.o.RedisAddr)
-	store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{f.key}, Timeout: f.o.StoreTimeout})
+	store, err := f.o.NewStore(f.key)
 	if err != nil {
-		_ = client.Close()
 		return nil, err
 	}
 	m, err := fixture.New(f.env, func(o *middleware.Options) {
-		o.Cache.Store = store
+		o.Cache.Store = store.Store
 		if f.o.Edit != nil {
 			f.o.Edit(o)
 		}
 	})
 	if err != nil {
-		_ = client.Close()
+		_ = store.Close()
 		return nil, err
 	}
-	return &replica{m: m, h: m.Handler(OwnCredentials(f.env)), store: store, client: client}, nil
+	return &replica{m: m, h: m.Handler(OwnCredentials(f.env)), store: store}, nil
 }
 
 // Handler returns the handler of replica i: whichever process of the
@@ -140,8 +138,8 @@ func (f *Fleet) Handler(i int) http.Handler {
 	})
 }
 
-// Restart replaces replica i by a new process: its memory is lost, Redis
-// keeps what it held. New requests reach the new process at once; the old
+// Restart replaces replica i by a new process: its memory is lost, the
+// store keeps what it held. New requests reach the new process at once; the old
 // one finishes the requests under way, then closes.
 func (f *Fleet) Restart(i int) error {
 	r, err := f.start()
@@ -161,7 +159,7 @@ func (f *Fleet) retire(old *replica) error {
 	f.mu.Lock()
 	f.retired.add(st)
 	f.mu.Unlock()
-	return errors.Join(old.m.Close(), old.client.Close())
+	return errors.Join(old.m.Close(), old.store.Close())
 }
 
 // Close closes every replica.
@@ -169,7 +167,7 @@ func (f *Fleet) Close() error {
 	var errs []error
 	for i := range f.replicas {
 		if r := f.replicas[i].Swap(nil); r != nil {
-			errs = append(errs, r.m.Close(), r.client.Close())
+			errs = append(errs, r.m.Close(), r.store.Close())
 		}
 	}
 	return errors.Join(errs...)
@@ -181,10 +179,10 @@ type Stats struct {
 	Requests      uint64 // requests the middlewares saw
 	Exchanges     uint64 // tokens the middlewares exchanged
 	Renewals      uint64
-	SharedHits    uint64 // sessions a replica took from Redis, obtained by another one
+	SharedHits    uint64 // sessions a replica took from the store, obtained by another one
 	Joined        uint64 // requests that joined an exchange under way in their replica
 	StoreFailures uint64 // Store calls that failed (the flight then worked alone)
-	RedisLoads    uint64 // sessions looked up in Redis
+	StoreLoads    uint64 // sessions looked up in the store
 	LeasesBusy    uint64 // lease requests that found another replica holding it
 	ClaimsRefused uint64 // tokens another replica had claimed already
 }
@@ -196,7 +194,7 @@ func (s *Stats) add(o Stats) {
 	s.SharedHits += o.SharedHits
 	s.Joined += o.Joined
 	s.StoreFailures += o.StoreFailures
-	s.RedisLoads += o.RedisLoads
+	s.StoreLoads += o.StoreLoads
 	s.LeasesBusy += o.LeasesBusy
 	s.ClaimsRefused += o.ClaimsRefused
 }
@@ -206,7 +204,7 @@ func statsOf(r *replica) Stats {
 	return Stats{
 		Requests: m.Requests, Exchanges: m.Exchanges, Renewals: m.Renewals,
 		SharedHits: m.SharedHits, Joined: m.Joined, StoreFailures: m.StoreFailures,
-		RedisLoads: s.Loads, LeasesBusy: s.LeasesBusy, ClaimsRefused: s.ClaimsRefused,
+		StoreLoads: s.Loads, LeasesBusy: s.LeasesBusy, ClaimsRefused: s.ClaimsRefused,
 	}
 }
 
