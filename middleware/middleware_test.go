@@ -27,7 +27,7 @@ func newMiddleware(t testing.TB, env *tiptest.Env, edit ...func(*middleware.Opti
 }
 
 // whoAmI is a handler that calls STS GetCallerIdentity as the caller and
-// answers with the access key it used.
+// answers with the access key it used and when its credentials expire.
 func whoAmI(env *tiptest.Env) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg, ok := ctxcreds.Config(r.Context())
@@ -45,7 +45,7 @@ func whoAmI(env *tiptest.Env) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject()})
+		_ = json.NewEncoder(w).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject(), "expires": creds.Expires.Format(time.RFC3339Nano)})
 	})
 }
 

@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/tipkit/tipkit/ctxcreds"
 	"github.com/tipkit/tipkit/dynamostore"
 	"github.com/tipkit/tipkit/dynamostore/dynamotest"
 	"github.com/tipkit/tipkit/exchange"
@@ -32,29 +30,6 @@ type served struct {
 	expires time.Time
 	body    string
 	retry   string
-}
-
-// credsHandler calls STS GetCallerIdentity with the caller's credentials
-// and answers with their access key and expiry.
-func credsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg, ok := ctxcreds.Config(r.Context())
-		if !ok {
-			http.Error(w, "no config", http.StatusInternalServerError)
-			return
-		}
-		id, _ := ctxcreds.IdentityFrom(r.Context())
-		creds, err := cfg.Credentials.Retrieve(r.Context())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(r.Context(), &sts.GetCallerIdentityInput{}); err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"key": creds.AccessKeyID, "sub": id.Subject(), "expires": creds.Expires.Format(time.RFC3339Nano)})
-	})
 }
 
 func serveCreds(env *tiptest.Env, h http.Handler, token string) served {
@@ -124,7 +99,7 @@ func newDynamo(t *testing.T, table string) (*dynamotest.Server, []byte) {
 // own credentials, valid now; never the expired ones.
 func TestServerlessThawRenewsOnRequest(t *testing.T) {
 	env := tiptest.New(t)
-	h := newMiddleware(t, env).Handler(credsHandler())
+	h := newMiddleware(t, env).Handler(whoAmI(env))
 	tok := env.IdP.Token("alice")
 	first := serveCreds(env, h, tok)
 	first.valid(t, env, "alice")
@@ -153,7 +128,7 @@ func TestServerlessThawLoadsSharedSession(t *testing.T) {
 	env := tiptest.New(t)
 	instance := func() http.Handler {
 		store := dynamoStore(t, srv, "tipkit-thaw", key)
-		return newMiddleware(t, env, func(o *middleware.Options) { o.Cache.Store = store }).Handler(credsHandler())
+		return newMiddleware(t, env, func(o *middleware.Options) { o.Cache.Store = store }).Handler(whoAmI(env))
 	}
 	frozen, other := instance(), instance()
 	tok := env.IdP.Token("alice")
@@ -214,7 +189,7 @@ func TestServerlessStuckFlightBoundedByTimeout(t *testing.T) {
 				o.Cache.Timeout = timeout
 				o.Exchange.Config.HTTPClient = hc // the handler's own calls are not held
 			})
-			h := m.Handler(credsHandler())
+			h := m.Handler(whoAmI(env))
 			tok := env.IdP.Token("alice")
 
 			firstDone := make(chan served, 1)
@@ -311,7 +286,7 @@ func TestServerlessDynamoDown(t *testing.T) {
 	srv, key := newDynamo(t, "tipkit-down")
 	env := tiptest.New(t)
 	store := &countingStore{Store: dynamoStore(t, srv, "tipkit-down", key)}
-	h := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.Store = store }).Handler(credsHandler())
+	h := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.Store = store }).Handler(whoAmI(env))
 	known := []string{"alice", "bob"}
 	tokens := map[string]string{}
 	for _, u := range known {
