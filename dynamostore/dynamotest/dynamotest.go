@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
@@ -169,6 +170,11 @@ func (s *Server) Client() *dynamodb.Client {
 		BaseEndpoint:     aws.String(s.Endpoint()),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDDYNAMOTEST", "dynamotest-secret", ""),
 		RetryMaxAttempts: 1,
+		// A connection per call: dynalite (Node.js) closes idle
+		// keep-alive connections on its own schedule, and a call that
+		// reused one as it closed failed in CI with "use of closed
+		// network connection" (the client does not retry).
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true }),
 	})
 }
 
