@@ -116,9 +116,9 @@ type Cache struct {
 const (
 	DefaultMaxUsers                = 10_000
 	DefaultBackgroundRefreshWindow = 5 * time.Minute
-	DefaultRefusedTTL              = 30 * time.Second
+	defaultRefusedTTL              = 30 * time.Second
 	DefaultUnavailableTTL          = time.Second
-	DefaultMaxInFlight             = 100
+	defaultMaxInFlight             = 100
 )
 
 // NewCache returns a Cache that exchanges and renews through x.
@@ -144,9 +144,9 @@ func NewCache(x *Exchanger, o CacheOptions) (*Cache, error) {
 	}
 	o.MaxUsers = cmp.Or(o.MaxUsers, DefaultMaxUsers)
 	o.BackgroundRefreshWindow = cmp.Or(o.BackgroundRefreshWindow, DefaultBackgroundRefreshWindow)
-	o.RefusedTTL = cmp.Or(o.RefusedTTL, DefaultRefusedTTL)
+	o.RefusedTTL = cmp.Or(o.RefusedTTL, defaultRefusedTTL)
 	o.UnavailableTTL = cmp.Or(o.UnavailableTTL, DefaultUnavailableTTL)
-	o.MaxInFlight = cmp.Or(o.MaxInFlight, DefaultMaxInFlight)
+	o.MaxInFlight = cmp.Or(o.MaxInFlight, defaultMaxInFlight)
 	o.Timeout = cmp.Or(o.Timeout, callTimeout)
 	if o.BackgroundRefreshWindow >= x.o.Duration {
 		return nil, &configError{"CacheOptions.BackgroundRefreshWindow must be shorter than Options.Duration, the credentials' lifetime"}

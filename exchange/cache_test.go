@@ -180,7 +180,7 @@ func TestCacheRemembersRefusal(t *testing.T) {
 		t.Fatalf("%d calls for a refused token within the negative TTL, want 1", n)
 	}
 	env.AWS.AddUser("mallory")
-	env.Clock.Advance(exchange.DefaultRefusedTTL + time.Second)
+	env.Clock.Advance(30*time.Second /* RefusedTTL default */ + time.Second)
 	if _, _, err := c.Credentials(context.Background(), key(env, "mallory"), env.IdP.Token("mallory")); err != nil {
 		t.Fatalf("after the TTL, with the user restored: %v", err)
 	}

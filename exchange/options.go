@@ -134,8 +134,8 @@ type Options struct {
 // Defaults and limits.
 const (
 	DefaultDuration                = 15 * time.Minute
-	DefaultCredentialsExpiryWindow = 2 * time.Minute
-	DefaultMaxAttempts             = 4
+	defaultCredentialsExpiryWindow = 2 * time.Minute
+	defaultMaxAttempts             = 4
 
 	minHashKey       = 32
 	minDuration      = 15 * time.Minute
@@ -162,10 +162,10 @@ func (o Options) withDefaults() Options {
 		o.Duration = DefaultDuration
 	}
 	if o.CredentialsExpiryWindow == 0 {
-		o.CredentialsExpiryWindow = DefaultCredentialsExpiryWindow
+		o.CredentialsExpiryWindow = defaultCredentialsExpiryWindow
 	}
 	if o.MaxAttempts == 0 {
-		o.MaxAttempts = DefaultMaxAttempts
+		o.MaxAttempts = defaultMaxAttempts
 	}
 	if o.Now == nil {
 		o.Now = time.Now

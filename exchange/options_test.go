@@ -123,7 +123,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x.o.Duration != DefaultDuration || x.o.CredentialsExpiryWindow != DefaultCredentialsExpiryWindow || x.o.MaxAttempts != DefaultMaxAttempts {
+	if x.o.Duration != DefaultDuration || x.o.CredentialsExpiryWindow != defaultCredentialsExpiryWindow || x.o.MaxAttempts != defaultMaxAttempts {
 		t.Fatalf("defaults not applied: %+v", x.o)
 	}
 	s := &Session{Issuer: "https://idp.example.com", Subject: "alice"}
