@@ -95,6 +95,9 @@ type Cache struct {
 
 	mu     sync.Mutex
 	closed bool                      // no flight starts once set
+	// lastDeadline is the latest deadline of the flights started: Close
+	// waits no longer.
+	lastDeadline time.Time
 	users  map[UserKey]*list.Element // of *entry, in held or pending
 	held   list.List                 // users that obtained credentials; front: most recently used
 	// pending holds users that never obtained credentials: first exchange
@@ -386,6 +389,9 @@ func (c *Cache) fly(ctx context.Context, e *entry, background bool) (f *flight, 
 	}
 	f = &flight{done: make(chan struct{}), deadline: time.Now().Add(c.o.Timeout + c.o.Timeout/2)}
 	c.flights[e.key] = f
+	if f.deadline.After(c.lastDeadline) {
+		c.lastDeadline = f.deadline
+	}
 	c.wg.Add(1)
 	c.mu.Unlock()
 	c.stats.inFlight.Add(1)
@@ -666,14 +672,30 @@ func (e *entry) getToken() string {
 // Close ends the Cache: no exchange, renewal or Store call starts once it
 // returns. Flights under way finish first (each within Timeout), so that
 // the requests waiting on them, as in a graceful shutdown, are answered;
-// none starts meanwhile. Credentials still serves the credentials held in
-// memory while they are valid; a miss after Close fails with an error
-// matching [ErrUnavailable].
+// none starts meanwhile. Close waits for a flight no longer than its
+// callers do, one and a half Timeouts from its start: a flight stuck in a
+// call that ignores its context (a connection that went dead while a
+// Lambda instance was frozen) is left behind, its context already past its
+// deadline, so that none of its later AWS calls is sent (a Store lease it
+// holds is released, or expires with Timeout). Credentials still
+// serves the credentials held in memory while they are valid; a miss after
+// Close fails with an error matching [ErrUnavailable].
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	deadline := c.lastDeadline
 	c.mu.Unlock()
-	c.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	stuck := time.NewTimer(time.Until(deadline))
+	defer stuck.Stop()
+	select {
+	case <-done:
+	case <-stuck.C:
+	}
 	return c.tel.reg.Unregister()
 }
 

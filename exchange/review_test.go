@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssooidc"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/tipkit/tipkit/exchange"
@@ -159,5 +161,66 @@ func TestUserHashIsKeyed(t *testing.T) {
 		return o
 	}()); !errors.Is(err, exchange.ErrConfig) {
 		t.Fatalf("a short HashKey: %v, want ErrConfig", err)
+	}
+}
+
+// stuckOIDC is an SSO OIDC client whose calls ignore their context until
+// released, as a call on a connection that went dead while a Lambda
+// instance was frozen may.
+type stuckOIDC struct {
+	exchange.SSOOIDCClient
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckOIDC) CreateTokenWithIAM(ctx context.Context, in *ssooidc.CreateTokenWithIAMInput, optFns ...func(*ssooidc.Options)) (*ssooidc.CreateTokenWithIAMOutput, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.SSOOIDCClient.CreateTokenWithIAM(ctx, in, optFns...)
+}
+
+// Close waits for a flight stuck in a call that ignores its context no
+// longer than the flight's callers do: it returns, and the stuck flight's
+// later AWS calls are not sent once its context is past its deadline.
+func TestCacheCloseLeavesAStuckFlight(t *testing.T) {
+	env := tiptest.New(t)
+	stuck := &stuckOIDC{SSOOIDCClient: ssooidc.NewFromConfig(env.Config()), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	var once sync.Once
+	unstick := func() { once.Do(func() { close(stuck.release) }) }
+	t.Cleanup(unstick)
+	x := newExchanger(t, env, false, func(o *exchange.Options) { o.SSOOIDCClient = stuck })
+	c, err := exchange.NewCache(x, exchange.CacheOptions{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := c.Credentials(context.Background(), key(env, "alice"), env.IdP.Token("alice"))
+		answered <- err
+	}()
+	<-stuck.entered
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close still waiting for a stuck flight after a minute (Timeout 200ms)")
+	}
+	if err := <-answered; !errors.Is(err, exchange.ErrUnavailable) {
+		t.Fatalf("the request behind the stuck flight: %v, want ErrUnavailable", err)
+	}
+	if c.Stats().InFlight != 1 {
+		t.Fatalf("%d flights under way, want the stuck one", c.Stats().InFlight)
+	}
+	// Released after its deadline, the flight sends nothing more: the
+	// CreateTokenWithIAM it was stuck in goes out on a context past its
+	// deadline, and no AssumeRole follows.
+	unstick()
+	eventually(t, "the stuck flight to end", func() bool { return c.Stats().InFlight == 0 })
+	if n := env.AWS.Calls("AssumeRole"); n != 0 {
+		t.Fatalf("%d AssumeRole calls after Close, want 0", n)
 	}
 }
