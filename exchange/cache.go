@@ -94,12 +94,12 @@ type Cache struct {
 	wg      sync.WaitGroup // flights under way
 
 	mu     sync.Mutex
-	closed bool                      // no flight starts once set
+	closed bool // no flight starts once set
 	// lastDeadline is the latest deadline of the flights started: Close
 	// waits no longer.
 	lastDeadline time.Time
-	users  map[UserKey]*list.Element // of *entry, in held or pending
-	held   list.List                 // users that obtained credentials; front: most recently used
+	users        map[UserKey]*list.Element // of *entry, in held or pending
+	held         list.List                 // users that obtained credentials; front: most recently used
 	// pending holds users that never obtained credentials: first exchange
 	// under way, or failed. Bounded apart, so that identities AWS refuses
 	// cannot evict users who hold credentials.
