@@ -24,7 +24,10 @@ import (
 //   - A replica that finds the lease taken polls for the holder's result,
 //     within the flight's Timeout; a holder that dies releases by expiry.
 //   - A call that timed out (a slow reply: Redis may have applied it) is
-//     made again a few times within the flight. The lease and the claims
+//     made again a few times within the flight, while the Store answers
+//     (this flight's earlier calls, or other flights' calls meanwhile): a
+//     Store that answers nothing is down, and costs a new user one
+//     timeout. The lease and the claims
 //     carry values of their own (the flight's lease, the Exchanger's
 //     claim), so that a call made again finds its own lease or mark
 //     rather than reading it as another replica's.
@@ -55,6 +58,10 @@ type storeFlight struct {
 	down bool
 	// leased: an Acquire took the lease, or timed out and may have.
 	leased bool
+	// alive: a Store call of the flight was answered. start: when the
+	// flight's last Store call was made.
+	alive bool
+	start time.Time
 	// claimed: a ClaimToken set the mark, or timed out and may have.
 	claimed bool
 }
@@ -70,10 +77,30 @@ func newStoreValue() string {
 // usable reports whether the flight may call the Store.
 func (f *storeFlight) usable() bool { return !f.down && f.c.storeUsable() }
 
-// failed counts err, an error of a Store call of the flight.
+// begin notes that the flight makes a Store call now.
+func (f *storeFlight) begin() { f.start = time.Now() }
+
+// answered notes that the Store answered a call of the flight.
+func (f *storeFlight) answered() {
+	f.alive = true
+	f.c.storeAnswered()
+}
+
+// slowNotDown reports whether the Store, whose last call of the flight
+// timed out, answers all the same: it answered an earlier call of the
+// flight, or a call of any flight since this one was made. A Store that
+// answers nothing (an endpoint that swallows requests) is down, not slow.
+func (f *storeFlight) slowNotDown() bool {
+	return f.alive || f.c.lastAnswer.Load() > f.start.UnixNano()
+}
+
+// failed counts err, an error of the flight's last Store call. A call that
+// timed out while the Store answered nothing else counts as the Store
+// being down.
 func (f *storeFlight) failed(err error) {
-	f.c.storeFailed(f.key.User, err)
-	if !isTimeout(err) {
+	down := !isTimeout(err) || !f.slowNotDown()
+	f.c.storeFailed(f.key.User, err, down)
+	if down {
 		f.down = true
 	}
 }
@@ -90,9 +117,10 @@ func (f *storeFlight) retry(ctx context.Context, err error) bool {
 // Exchanger's own mark (true).
 func (f *storeFlight) claim(ctx context.Context, info tokenInfo, until time.Time) bool {
 	for f.usable() {
+		f.begin()
 		ok, err := f.c.o.Store.ClaimToken(ctx, f.key, tokenID(info), f.c.x.spent.storeClaim(), until)
 		if err == nil {
-			f.c.storeAnswered()
+			f.answered()
 			f.claimed = ok
 			return ok
 		}
@@ -110,12 +138,13 @@ func (f *storeFlight) release(ctx context.Context, info tokenInfo) {
 	if !f.claimed || f.down {
 		return
 	}
+	f.begin()
 	if err := f.c.o.Store.ReleaseToken(ctx, f.key, tokenID(info), f.c.x.spent.storeClaim()); err != nil {
 		f.failed(err)
 		return
 	}
 	f.claimed = false
-	f.c.storeAnswered()
+	f.answered()
 }
 
 // releaseLease gives back the lease the flight holds or may hold, on a
@@ -126,12 +155,13 @@ func (f *storeFlight) releaseLease(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.c.o.Timeout)
 	defer cancel()
+	f.begin()
 	if err := f.c.o.Store.Release(rctx, f.key, f.lease); err != nil {
 		f.failed(err)
 		return
 	}
 	f.leased = false
-	f.c.storeAnswered()
+	f.answered()
 }
 
 // alone ends the flight's use of the Store, giving back a lease that an
@@ -169,15 +199,16 @@ func (c *Cache) storeUsable() bool {
 }
 
 // storeFailed counts a Store failure and logs it (at most once per
-// storeRetry). After storeFailuresAside failures in a row that are not
-// timeouts (refused connections, a Redis that answers with errors), the
-// Store is left aside for storeRetry. Timeouts do not count: a Store slow
+// storeRetry). After storeFailuresAside failures in a row of a Store that
+// is down (refused connections, a Redis that answers with errors, timeouts
+// while nothing is answered), the Store is left aside for storeRetry.
+// Timeouts of a Store that answers other calls do not count: a Store slow
 // under a burst is retried within the flight (retrySlow) rather than left
 // aside, since every replica working alone would send tokens another
 // replica is exchanging.
-func (c *Cache) storeFailed(user UserKey, err error) {
+func (c *Cache) storeFailed(user UserKey, err error, down bool) {
 	c.stats.storeFailures.Add(1)
-	if !isTimeout(err) && c.storeFailing.Add(1) >= storeFailuresAside {
+	if down && c.storeFailing.Add(1) >= storeFailuresAside {
 		c.storeDownUntil.Store(c.x.o.Now().Add(storeRetry).UnixNano())
 	}
 	c.storeWarn.Do(func() { c.observe(cacheEvent{user: user, op: "store", err: err}) })
@@ -186,6 +217,7 @@ func (c *Cache) storeFailed(user UserKey, err error) {
 // storeAnswered notes that the Store answered: failures are consecutive no
 // more.
 func (c *Cache) storeAnswered() {
+	c.lastAnswer.Store(time.Now().UnixNano())
 	if c.storeFailing.Load() != 0 {
 		c.storeFailing.Store(0)
 	}
@@ -216,6 +248,7 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 			c.stats.sharedHits.Add(1)
 			return sharedResult{sess: s, adopted: true}
 		}
+		f.begin()
 		held, err := c.o.Store.Acquire(ctx, f.key, f.lease, c.o.Timeout)
 		if err != nil {
 			f.failed(err)
@@ -225,7 +258,7 @@ func (c *Cache) shared(ctx context.Context, e *entry, prev *Session, token strin
 			}
 			return f.alone(ctx)
 		}
-		c.storeAnswered()
+		f.answered()
 		f.leased = held
 		if held {
 			return c.underLease(ctx, f, prev, token)
@@ -294,10 +327,11 @@ func (c *Cache) underLease(ctx context.Context, f *storeFlight, prev *Session, t
 	}
 	sess, err := c.call(ctx, base, token, f)
 	if sess != nil && sess.IdentityContext != "" && (err == nil || sess != base) && f.usable() {
+		f.begin()
 		if serr := c.o.Store.Save(ctx, f.key, sess); serr != nil {
 			f.failed(serr)
 		} else {
-			c.storeAnswered()
+			f.answered()
 		}
 	}
 	return sharedResult{sess: sess, err: err}
@@ -306,12 +340,13 @@ func (c *Cache) underLease(ctx context.Context, f *storeFlight, prev *Session, t
 // load returns the user's shared session, nil when there is none or when
 // it names another user.
 func (f *storeFlight) load(ctx context.Context) (*Session, error) {
+	f.begin()
 	s, err := f.c.o.Store.Load(ctx, f.key)
 	if err != nil {
 		f.failed(err)
 		return nil, err
 	}
-	f.c.storeAnswered()
+	f.answered()
 	if s == nil || s.Issuer != f.key.User.Issuer || s.Subject != f.key.User.Subject {
 		return nil, nil
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,5 +150,66 @@ func TestCacheStoreDownWorksAlone(t *testing.T) {
 	}
 	if err := r.srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// swallowingStore is a Store behind an endpoint that takes requests and
+// never answers: each call fails after its timeout.
+type swallowingStore struct {
+	timeout time.Duration
+	calls   atomic.Int64
+}
+
+func (s *swallowingStore) wait(ctx context.Context) error {
+	s.calls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	<-ctx.Done()
+	return fmt.Errorf("store: %w", ctx.Err())
+}
+
+func (s *swallowingStore) Load(ctx context.Context, _ exchange.StoreKey) (*exchange.Session, error) {
+	return nil, s.wait(ctx)
+}
+func (s *swallowingStore) Save(ctx context.Context, _ exchange.StoreKey, _ *exchange.Session) error {
+	return s.wait(ctx)
+}
+func (s *swallowingStore) ClaimToken(ctx context.Context, _ exchange.StoreKey, _, _ string, _ time.Time) (bool, error) {
+	return false, s.wait(ctx)
+}
+func (s *swallowingStore) ReleaseToken(ctx context.Context, _ exchange.StoreKey, _, _ string) error {
+	return s.wait(ctx)
+}
+func (s *swallowingStore) Acquire(ctx context.Context, _ exchange.StoreKey, _ string, _ time.Duration) (bool, error) {
+	return false, s.wait(ctx)
+}
+func (s *swallowingStore) Release(ctx context.Context, _ exchange.StoreKey, _ string) error {
+	return s.wait(ctx)
+}
+
+// A Store that answers nothing is down, not slow: a new user's first
+// exchange costs one Store call (one timeout), not a retry per call, and
+// after a few such calls the Store is left aside, so that the next new
+// users cost none.
+func TestCacheStoreSwallowingCostsOneTimeout(t *testing.T) {
+	env := tiptest.New(t)
+	store := &swallowingStore{timeout: 50 * time.Millisecond}
+	c := newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.Store = store })
+	for i, want := range []int64{1, 1, 1, 0, 0} {
+		user := fmt.Sprintf("user%d", i)
+		before := store.calls.Load()
+		cfg, _, err := c.Credentials(context.Background(), key(env, user), env.IdP.Token(user))
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		if got, _ := owner(t, env, cfg); got != user {
+			t.Fatalf("%s was given the credentials of %q", user, got)
+		}
+		if n := store.calls.Load() - before; n != want {
+			t.Errorf("new user %s: %d Store calls, want %d", user, n, want)
+		}
+	}
+	if n := env.AWS.Calls("CreateTokenWithIAM"); n != 5 {
+		t.Errorf("%d CreateTokenWithIAM calls for 5 users, want 5", n)
 	}
 }
