@@ -36,7 +36,7 @@ var (
 // The defaults of [Options].
 const (
 	defaultPrefix          = "tipkit"
-	defaultTimeout         = 100 * time.Millisecond
+	defaultTimeout         = time.Second
 	defaultRefreshTokenTTL = 8 * time.Hour
 )
 
@@ -78,7 +78,14 @@ type Options struct {
 	// applications can share a table. Default "tipkit".
 	Prefix string
 	// Timeout bounds each method's call to DynamoDB, retries of the client
-	// included. Default 100 milliseconds.
+	// included. Default 1 second: longer than redisstore's 100 ms, since a
+	// call may open a TLS connection (an instance's first call, as on a
+	// Lambda cold start, takes tens of milliseconds, more on a small
+	// function's share of a CPU), and a first call that times out makes a
+	// fresh instance work alone: it then sends its user's token to IAM
+	// Identity Center again, and that token, spent by another instance, is
+	// answered 401. A table that answers nothing costs a new user one
+	// Timeout (see [exchange.Cache]).
 	Timeout time.Duration
 	// RefreshTokenTTL is how long a session holding a refresh token is
 	// kept after it is saved, when that is later than both its credentials'

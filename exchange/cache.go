@@ -112,7 +112,7 @@ type Cache struct {
 	ns             string         // the Exchanger's namespace in the Store
 	storeDownUntil atomic.Int64   // Unix nanoseconds: the Store is left aside until then
 	storeFailing   atomic.Int32   // Store failures in a row
-	lastAnswer     atomic.Int64   // Unix nanoseconds, wall clock: when the Store last answered a call
+	silentSince    atomic.Int64   // Unix nanoseconds, wall clock: the start of the first call that timed out since the Store last answered; 0 when it answered
 	storeWarn      rate.Sometimes // of "store" events
 }
 

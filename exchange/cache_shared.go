@@ -24,10 +24,10 @@ import (
 //   - A replica that finds the lease taken polls for the holder's result,
 //     within the flight's Timeout; a holder that dies releases by expiry.
 //   - A call that timed out (a slow reply: Redis may have applied it) is
-//     made again a few times within the flight, while the Store answers
-//     (this flight's earlier calls, or other flights' calls meanwhile): a
-//     Store that answers nothing is down, and costs a new user one
-//     timeout. The lease and the claims
+//     made again a few times within the flight, unless the Store has
+//     answered neither the flight nor any call for storeSilence: a Store
+//     that swallows requests is down, left aside, and costs a new user one
+//     timeout (more for the flights under way when it went silent). The lease and the claims
 //     carry values of their own (the flight's lease, the Exchanger's
 //     claim), so that a call made again finds its own lease or mark
 //     rather than reading it as another replica's.
@@ -45,6 +45,9 @@ const (
 
 	storeRetry         = time.Second
 	storeFailuresAside = 3
+	// storeSilence is how long a Store that answers no call, while calls
+	// time out, is slow before it counts as down.
+	storeSilence = time.Second
 )
 
 // storeFlight is one flight's use of the Store for one user.
@@ -58,10 +61,10 @@ type storeFlight struct {
 	down bool
 	// leased: an Acquire took the lease, or timed out and may have.
 	leased bool
-	// alive: a Store call of the flight was answered. start: when the
-	// flight's last Store call was made.
-	alive bool
+	// start is when the flight's last Store call was made; alive: the
+	// Store answered a call of the flight.
 	start time.Time
+	alive bool
 	// claimed: a ClaimToken set the mark, or timed out and may have.
 	claimed bool
 }
@@ -86,19 +89,14 @@ func (f *storeFlight) answered() {
 	f.c.storeAnswered()
 }
 
-// slowNotDown reports whether the Store, whose last call of the flight
-// timed out, answers all the same: it answered an earlier call of the
-// flight, or a call of any flight since this one was made. A Store that
-// answers nothing (an endpoint that swallows requests) is down, not slow.
-func (f *storeFlight) slowNotDown() bool {
-	return f.alive || f.c.lastAnswer.Load() > f.start.UnixNano()
-}
-
 // failed counts err, an error of the flight's last Store call. A call that
-// timed out while the Store answered nothing else counts as the Store
-// being down.
+// timed out is a slow reply (a Store busy under a burst, or stalled after
+// it applied the call) when the Store answered an earlier call of the
+// flight, or answered any call within storeSilence; otherwise (an endpoint
+// that swallows requests) it counts as the Store being down.
 func (f *storeFlight) failed(err error) {
-	down := !isTimeout(err) || !f.slowNotDown()
+	silent := isTimeout(err) && f.c.storeSilent(f.start)
+	down := !isTimeout(err) || silent && !f.alive
 	f.c.storeFailed(f.key.User, err, down)
 	if down {
 		f.down = true
@@ -214,10 +212,21 @@ func (c *Cache) storeFailed(user UserKey, err error, down bool) {
 	c.storeWarn.Do(func() { c.observe(cacheEvent{user: user, op: "store", err: err}) })
 }
 
+// storeSilent notes that a Store call made at start timed out, and
+// reports whether the Store has answered no call since storeSilence
+// before now (wall clock: a Store's silence is real time).
+func (c *Cache) storeSilent(start time.Time) bool {
+	c.silentSince.CompareAndSwap(0, start.UnixNano())
+	since := c.silentSince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= storeSilence
+}
+
 // storeAnswered notes that the Store answered: failures are consecutive no
 // more.
 func (c *Cache) storeAnswered() {
-	c.lastAnswer.Store(time.Now().UnixNano())
+	if c.silentSince.Load() != 0 {
+		c.silentSince.Store(0)
+	}
 	if c.storeFailing.Load() != 0 {
 		c.storeFailing.Store(0)
 	}

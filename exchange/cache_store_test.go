@@ -187,13 +187,14 @@ func (s *swallowingStore) Release(ctx context.Context, _ exchange.StoreKey, _ st
 	return s.wait(ctx)
 }
 
-// A Store that answers nothing is down, not slow: a new user's first
-// exchange costs one Store call (one timeout), not a retry per call, and
-// after a few such calls the Store is left aside, so that the next new
+// A Store that has answered nothing for a second is down, not slow: with
+// calls that time out after a second (dynamostore's default), a new user's
+// first exchange costs one Store call (one timeout), not a retry per call,
+// and after a few such calls the Store is left aside, so that the next new
 // users cost none.
 func TestCacheStoreSwallowingCostsOneTimeout(t *testing.T) {
 	env := tiptest.New(t)
-	store := &swallowingStore{timeout: 50 * time.Millisecond}
+	store := &swallowingStore{timeout: time.Second}
 	c := newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.Store = store })
 	for i, want := range []int64{1, 1, 1, 0, 0} {
 		user := fmt.Sprintf("user%d", i)

@@ -376,7 +376,7 @@ func (r *report) fleetMarkdown() string {
 
 func storeTimeout(d time.Duration) string {
 	if d == 0 {
-		return "100ms, redisstore's default"
+		return "each store's default: 100ms for redisstore, 1s for dynamostore"
 	}
 	return d.String()
 }

@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.fleetPerUser, "fleet-concurrency", 6, "concurrent first requests of each fleet herd user, spread over the replicas")
 	replicas := fs.String("fleet-replicas", "1,3,6", "comma-separated replica counts of the fleet herd")
 	fs.IntVar(&c.restartReplicas, "restart-replicas", 3, "replicas of the fleet's rolling restart")
-	fs.DurationVar(&c.storeTimeout, "store-timeout", 0, "redisstore's Timeout for the fleet's replicas; 0 is its default (100ms)")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 0, "the Store Timeout of the fleet's replicas; 0 is each store's default (redisstore 100ms, dynamostore 1s)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
