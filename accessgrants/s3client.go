@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -310,10 +311,15 @@ func HTTPStatus(err error) int {
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return http.StatusServiceUnavailable
 	}
-	var agErr *Error
-	if errors.As(err, &agErr) || ae == nil {
-		// S3 Access Grants or STS failed otherwise, or no answer came
-		// (a timeout, a connection refused).
+	var (
+		agErr   *Error
+		sendErr *smithyhttp.RequestSendError
+		netErr  net.Error
+	)
+	if errors.As(err, &agErr) || ae == nil && (errors.As(err, &sendErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// S3 Access Grants or STS failed otherwise, or no answer came (a
+		// timeout, a connection refused).
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
