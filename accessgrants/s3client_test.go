@@ -383,7 +383,10 @@ func TestS3ClientRefusesUnmappedOperations(t *testing.T) {
 	client := f.grants.S3Client(base(env), pathStyle)
 	b := aws.String(env.Bucket)
 	for op, call := range map[string]func() error{
-		"CreateBucket":    func() error { _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("other-bucket")}); return err },
+		"CreateBucket": func() error {
+			_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("other-bucket")})
+			return err
+		},
 		"DeleteBucket":    func() error { _, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: b}); return err },
 		"GetBucketPolicy": func() error { _, err := client.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: b}); return err },
 		"PutObjectAcl": func() error {
@@ -545,7 +548,10 @@ func TestHTTPStatus(t *testing.T) {
 	}
 	ctx := f.as(t, "alice")
 	client := f.grants.S3Client(base(env), pathStyle, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
-	read := func(ctx context.Context, key string) error { _, err := s3Read(ctx, client, env.Bucket, key); return err }
+	read := func(ctx context.Context, key string) error {
+		_, err := s3Read(ctx, client, env.Bucket, key)
+		return err
+	}
 	head := func(key string) error {
 		_, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(key)})
 		return err
