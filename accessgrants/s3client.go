@@ -63,7 +63,25 @@ import (
 // single call that replaces the client's Credentials replaces the
 // caller's too.
 func (c *Cache) S3Client(base aws.Config, optFns ...func(*s3.Options)) *s3.Client {
-	return s3.NewFromConfig(base, append(slices.Clone(optFns), c.asCallerS3)...)
+	fns := append(slices.Clone(optFns), c.asCallerS3)
+	client := s3.NewFromConfig(base, fns...)
+	if _, ok := client.Options().Credentials.(operationCredentials); !ok {
+		// The SDK wrapped the provider (in a cache shared by every call,
+		// which would hand one caller's credentials to the next): the
+		// client refuses every operation rather than sign it so.
+		return s3.NewFromConfig(base, append(fns, refuseAll)...)
+	}
+	return client
+}
+
+// refuseAll makes every operation of an S3 client fail before it is sent.
+func refuseAll(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("tipkit.accessgrants.Refuse",
+			func(context.Context, middleware.InitializeInput, middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("%w: this version of the AWS SDK caches the client's credentials across calls, so S3Client cannot give each operation its caller's", ErrUnsupported)
+			}), middleware.Before)
+	})
 }
 
 // asCallerS3 makes every operation of an S3 client ask c for the caller's
