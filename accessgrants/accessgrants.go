@@ -371,8 +371,10 @@ func caller(ctx context.Context) (user, aws.Config, error) {
 // same Privilege and Duration and not within DataAccessExpiryWindow of their
 // expiry, serve without a call; otherwise one S3 Control GetDataAccess is
 // made with the caller's credentials, shared by the caller's concurrent
-// identical requests, and what it vends is held for the caller's later
-// requests. A refusal is not held: the next request asks again. The
+// identical requests and by those its matched grant turns out to cover
+// (a request of the caller that misses while a call of the caller is
+// under way waits for it first), and what it vends is held for the
+// caller's later requests. A refusal is not held: the next request asks again. The
 // credentials of the returned configuration do not renew themselves:
 // they last at least DataAccessExpiryWindow from the call (unless S3 Access Grants
 // vended them shorter), and a handler that runs longer asks again.
