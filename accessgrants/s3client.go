@@ -153,10 +153,10 @@ func (c *Cache) forOperation(ctx context.Context, op string, params any) (aws.Cr
 // or for a copy the source's READ and the destination's WRITE).
 func (c *Cache) signer(ctx context.Context, u user, cfg aws.Config, op string, reqs []Request) (aws.CredentialsProvider, error) {
 	first, err := c.obtain(ctx, u, cfg, reqs[0])
-	if err != nil || len(reqs) == 1 {
-		if err != nil {
-			return nil, err
-		}
+	switch {
+	case err != nil:
+		return nil, err
+	case len(reqs) == 1:
 		return first.provider, nil
 	}
 	second, err := c.obtain(ctx, u, cfg, reqs[1])
