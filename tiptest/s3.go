@@ -46,12 +46,12 @@ type Access int
 
 // The access levels of an access grant, as S3 Access Grants names them.
 const (
-	// AccessRead allows GetObject, HeadObject, and ListObjectsV2 of a
-	// prefix within the grant's prefix.
+	// AccessRead allows GetObject, HeadObject, ListObjectsV2 of a prefix
+	// within the grant's prefix, and reading the source of a CopyObject.
 	AccessRead Access = 1
 	// AccessWrite allows PutObject, DeleteObject, DeleteObjects, and
-	// CopyObject into the grant's prefix (the source needs READ with the
-	// same credentials).
+	// writing the destination of a CopyObject (whose source needs READ
+	// with the same credentials).
 	AccessWrite Access = 2
 	// AccessReadWrite allows both.
 	AccessReadWrite = AccessRead | AccessWrite
