@@ -586,3 +586,41 @@ func TestHTTPStatus(t *testing.T) {
 	check("a cancelled request", read(cancelled, "alice/other"), http.StatusServiceUnavailable)
 	check("another error", errors.New("something else"), http.StatusInternalServerError)
 }
+
+// GetDataAccess for five objects under one grant of a user, at once: one
+// call, whose credentials serve the five; another user's concurrent
+// requests wait for no call of the first's and get their own.
+func TestConcurrentRequestsWithinOneGrantShareOneCall(t *testing.T) {
+	f := newFixture(t)
+	env := f.env
+	env.AWS.Grant(env.Bucket, "alice/", env.AWS.UserID("alice"), tiptest.AccessRead)
+	env.AWS.Grant(env.Bucket, "alice/", env.AWS.UserID("bob"), tiptest.AccessRead)
+	ctxs := map[string]context.Context{"alice": f.as(t, "alice"), "bob": f.as(t, "bob")}
+	env.AWS.SetFault("GetDataAccess", tiptest.Fault{Latency: 100 * time.Millisecond})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	keys := map[string]map[string]bool{"alice": {}, "bob": {}}
+	for _, u := range []string{"alice", "bob"} {
+		for i := range 5 {
+			wg.Go(func() {
+				cfg, err := f.grants.GetDataAccess(ctxs[u], accessgrants.Object(env.Bucket, fmt.Sprintf("alice/%d", i), types.PermissionRead))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				key, owner := f.key(t, cfg)
+				if owner != u {
+					t.Errorf("%s got credentials of %q", u, owner)
+				}
+				mu.Lock()
+				keys[u][key] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	f.calls(t, 2)
+	if len(keys["alice"]) != 1 || len(keys["bob"]) != 1 {
+		t.Fatalf("sets of credentials per user: alice %d, bob %d; want 1 each", len(keys["alice"]), len(keys["bob"]))
+	}
+}
