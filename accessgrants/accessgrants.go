@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +68,17 @@ type Options struct {
 	// Now tells the time that decides whether held credentials still
 	// serve. Default time.Now; with tiptest, its Env.Clock.Now.
 	Now func() time.Time
+	// Fallback, when set, signs an operation of the client of
+	// [Cache.S3Client] that S3 Access Grants refuses the caller (an error
+	// matching [ErrDenied]: no grant of the caller covers it, or a copy
+	// spans two grants), as the Java plugin's enableFallback does. Off by
+	// default, and a risk: the fallback is the server's own identity, not
+	// the caller's, so any caller reaches whatever it allows, and S3 logs
+	// the server, not the user. Give it only credentials that reach data
+	// every caller may see. It is wrapped in an aws.CredentialsCache
+	// unless it is one. It is never used without a caller ([ErrNoCaller])
+	// nor for an operation the client does not map ([ErrUnsupported]).
+	Fallback aws.CredentialsProvider
 }
 
 // Defaults of [Options].
@@ -100,6 +110,10 @@ var (
 	// target that is not an S3 URI, a permission other than READ, WRITE
 	// and READWRITE, a duration outside 15 minutes to 12 hours.
 	ErrRequest = errors.New("accessgrants: invalid request")
+	// ErrUnsupported means the client of [Cache.S3Client] was asked for
+	// an S3 operation it has no S3 Access Grants permission for: it is
+	// refused before anything is sent.
+	ErrUnsupported = errors.New("accessgrants: the S3 operation has no S3 Access Grants permission")
 	// ErrConfig means New was given Options it cannot work with.
 	ErrConfig = errors.New("accessgrants: invalid options")
 )
@@ -260,7 +274,6 @@ func (sc path) covers(p path) bool {
 // server and keeps them per user. It is safe for concurrent use.
 type Cache struct {
 	o       Options
-	flight  singleflight.Group // GetDataAccess calls, by request of a user
 	account struct {
 		flight singleflight.Group
 		id     atomic.Pointer[string]
@@ -273,6 +286,18 @@ type Cache struct {
 	// matched grant scope is known: they serve any request of the user
 	// within that scope.
 	scopes map[user][]*entry
+	// flights holds, per user, the GetDataAccess calls under way.
+	flights map[user][]*flight
+}
+
+// flight is a GetDataAccess call under way for a request of a user; done
+// is closed when it ends, with e or err set.
+type flight struct {
+	key  entryKey
+	path path
+	done chan struct{}
+	e    *entry
+	err  error
 }
 
 // user names one user: issuer and subject of the verified token.
@@ -314,7 +339,12 @@ func New(o Options) (*Cache, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Cache{o: o, entries: map[entryKey]*list.Element{}, scopes: map[user][]*entry{}}, nil
+	if o.Fallback != nil {
+		if _, ok := o.Fallback.(*aws.CredentialsCache); !ok {
+			o.Fallback = aws.NewCredentialsCache(o.Fallback)
+		}
+	}
+	return &Cache{o: o, entries: map[entryKey]*list.Element{}, scopes: map[user][]*entry{}, flights: map[user][]*flight{}}, nil
 }
 
 // accountPattern is an AWS account ID.
@@ -341,8 +371,10 @@ func caller(ctx context.Context) (user, aws.Config, error) {
 // same Privilege and Duration and not within DataAccessExpiryWindow of their
 // expiry, serve without a call; otherwise one S3 Control GetDataAccess is
 // made with the caller's credentials, shared by the caller's concurrent
-// identical requests, and what it vends is held for the caller's later
-// requests. A refusal is not held: the next request asks again. The
+// identical requests and by those its matched grant turns out to cover
+// (a request of the caller that misses while a call of the caller is
+// under way waits for it first), and what it vends is held for the
+// caller's later requests. A refusal is not held: the next request asks again. The
 // credentials of the returned configuration do not renew themselves:
 // they last at least DataAccessExpiryWindow from the call (unless S3 Access Grants
 // vended them shorter), and a handler that runs longer asks again.
@@ -356,55 +388,107 @@ func (c *Cache) GetDataAccess(ctx context.Context, r Request) (aws.Config, error
 	if err != nil {
 		return aws.Config{}, err
 	}
-	p, err := r.check()
+	e, err := c.obtain(ctx, u, cfg, r)
 	if err != nil {
 		return aws.Config{}, err
-	}
-	k := entryKey{user: u, target: r.Target, targetType: r.TargetType, permission: r.Permission, privilege: r.Privilege, duration: r.Duration}
-	if k.privilege == types.PrivilegeDefault {
-		k.privilege = ""
-	}
-	e := c.lookup(k, p, c.o.Now())
-	if e == nil {
-		if e, err = c.wait(ctx, cfg, k, r); err != nil {
-			return aws.Config{}, err
-		}
 	}
 	cfg.Credentials = e.provider
 	return cfg, nil
 }
 
-// wait joins, or starts, the call of GetDataAccess for k, and waits for it
-// within ctx. The call runs on a context of its own, detached from ctx,
-// so that the caller giving up does not fail the others waiting on it.
-func (c *Cache) wait(ctx context.Context, cfg aws.Config, k entryKey, r Request) (*entry, error) {
-	ch := c.flight.DoChan(flightKey(k), func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
-		defer cancel()
-		return c.fetch(ctx, cfg, k, r)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+// obtain returns credentials of u, whose configuration is cfg, for r:
+// held ones that serve r, else those of a call of GetDataAccess.
+//
+// Concurrent requests of one user share calls: a request that misses
+// joins the call under way for the same request, or else waits for one
+// call under way of the user that may cover it (same bucket, privilege
+// Default, same duration, a permission that gives r's) and takes its
+// credentials when the grant they matched covers r's target; otherwise it
+// makes its own call. So the first requests of a user for many objects
+// under one grant cost one call, and a request outside that grant waits
+// for at most one call of another before its own.
+func (c *Cache) obtain(ctx context.Context, u user, cfg aws.Config, r Request) (*entry, error) {
+	p, err := r.check()
+	if err != nil {
+		return nil, err
+	}
+	k := entryKey{user: u, target: r.Target, targetType: r.TargetType, permission: r.Permission, privilege: r.Privilege, duration: r.Duration}
+	if k.privilege == types.PrivilegeDefault {
+		k.privilege = ""
+	}
+	if e := c.lookup(k, p, c.o.Now()); e != nil {
+		return e, nil
+	}
+	var waited *flight
+	for {
+		f, e, leader := c.join(k, p, waited)
+		if e != nil {
+			return e, nil
 		}
-		return res.Val.(*entry), nil
-	case <-ctx.Done():
-		return nil, &Error{Op: "GetDataAccess", Err: ctx.Err()}
+		if leader {
+			go c.run(ctx, cfg, f, r)
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, &Error{Op: "GetDataAccess", Err: ctx.Err()}
+		}
+		if f.key == k {
+			return f.e, f.err
+		}
+		if e := f.e; f.err == nil && e.scoped && e.scope.covers(p) && gives(e.key.permission, k.permission) && c.fresh(e, c.o.Now()) {
+			return e, nil
+		}
+		waited = f
 	}
 }
 
-// flightKey names the flight of k: each field length-prefixed, so that
-// two different requests never share a key.
-func flightKey(k entryKey) string {
-	var b strings.Builder
-	for _, s := range []string{k.user.issuer, k.user.subject, k.target, string(k.targetType), string(k.permission), string(k.privilege)} {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
+// join returns held credentials that serve k (whose target is p), else
+// the flight to wait for: the one of k, or (unless the request already
+// waited for one) one that may cover it, or a new flight of k, which the
+// caller runs (leader).
+func (c *Cache) join(k entryKey, p path, waited *flight) (f *flight, e *entry, leader bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.lookupLocked(k, p, c.o.Now()); e != nil {
+		return nil, e, false
 	}
-	b.WriteString(strconv.FormatInt(int64(k.duration), 10))
-	return b.String()
+	flights := c.flights[k.user]
+	for _, f := range flights {
+		if f.key == k {
+			return f, nil, false
+		}
+	}
+	if waited == nil && k.privilege == "" {
+		for _, f := range flights {
+			if f.key.privilege == "" && f.key.duration == k.duration && f.path.bucket == p.bucket && gives(f.key.permission, k.permission) {
+				return f, nil, false
+			}
+		}
+	}
+	f = &flight{key: k, path: p, done: make(chan struct{})}
+	c.flights[k.user] = append(flights, f)
+	return f, nil, true
+}
+
+// run makes the call of f on a context of its own, detached from ctx, so
+// that the request giving up does not fail the others waiting on it.
+func (c *Cache) run(ctx context.Context, cfg aws.Config, f *flight, r Request) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.Timeout)
+	defer cancel()
+	f.e, f.err = c.fetch(ctx, cfg, f.key, r)
+	c.mu.Lock()
+	flights := c.flights[f.key.user]
+	if i := slices.Index(flights, f); i >= 0 {
+		flights = slices.Delete(flights, i, i+1)
+	}
+	if len(flights) == 0 {
+		delete(c.flights, f.key.user)
+	} else {
+		c.flights[f.key.user] = flights
+	}
+	c.mu.Unlock()
+	close(f.done)
 }
 
 // userAgent tags the calls of a Cache as tipkit's other AWS calls are.
@@ -524,6 +608,11 @@ func (c *Cache) fresh(e *entry, now time.Time) bool {
 func (c *Cache) lookup(k entryKey, p path, now time.Time) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.lookupLocked(k, p, now)
+}
+
+// lookupLocked is lookup with c.mu held.
+func (c *Cache) lookupLocked(k entryKey, p path, now time.Time) *entry {
 	if el, ok := c.entries[k]; ok {
 		e := el.Value.(*entry)
 		if c.fresh(e, now) {

@@ -10,14 +10,17 @@
 // credentials scoped to the matching grant, which then call S3. A [Cache]
 // does that for a server of many users: it keeps the vended credentials of
 // each user until shortly before they expire, serves a later request of
-// the same user within the same grant from them, merges concurrent
-// identical requests into one call, and holds a bounded number of
+// the same user within the same grant from them, merges a user's
+// concurrent requests within one grant into one call, and holds a bounded number of
 // credentials, the least recently used dropped first. Credentials are
 // kept per user (the issuer and subject of the caller's verified token,
 // [ctxcreds.IdentityFrom]) and are never handed to another user; a
 // context without an identity is refused.
 //
-// Behind tipkit's middleware, a handler reads an object of the caller's:
+// Behind tipkit's middleware, one S3 client, built once, serves every
+// caller: each operation is signed with the caller's credentials for its
+// own target and permission ([Cache.S3Client]), and [HTTPStatus] answers
+// its errors:
 //
 //	grants, err := accessgrants.New(accessgrants.Options{
 //		AccountID: "111122223333", // the account of the S3 Access Grants instance
@@ -25,24 +28,15 @@
 //	if err != nil {
 //		log.Fatal(err)
 //	}
+//	client := grants.S3Client(cfg) // cfg: region, endpoint, HTTP client; its credentials are never used
 //	mux := http.NewServeMux()
 //	mux.HandleFunc("GET /files/{key...}", func(w http.ResponseWriter, r *http.Request) {
-//		key := r.PathValue("key")
-//		cfg, err := grants.GetDataAccess(r.Context(), accessgrants.Object("amzn-s3-demo-bucket", key, types.PermissionRead))
-//		switch {
-//		case errors.Is(err, accessgrants.ErrDenied):
-//			http.Error(w, "no grant of yours covers "+key, http.StatusForbidden)
-//			return
-//		case err != nil:
-//			http.Error(w, "S3 Access Grants is unavailable", http.StatusServiceUnavailable)
-//			return
-//		}
-//		obj, err := s3.NewFromConfig(cfg).GetObject(r.Context(), &s3.GetObjectInput{
+//		obj, err := client.GetObject(r.Context(), &s3.GetObjectInput{
 //			Bucket: aws.String("amzn-s3-demo-bucket"),
-//			Key:    aws.String(key),
+//			Key:    aws.String(r.PathValue("key")),
 //		})
 //		if err != nil {
-//			http.Error(w, "S3 refused the read", http.StatusBadGateway)
+//			http.Error(w, http.StatusText(accessgrants.HTTPStatus(err)), accessgrants.HTTPStatus(err))
 //			return
 //		}
 //		defer obj.Body.Close()
@@ -50,8 +44,11 @@
 //	})
 //	log.Fatal(http.ListenAndServe(":8080", mw.Handler(mux))) // mw: tipkit's middleware
 //
-// (types is github.com/aws/aws-sdk-go-v2/service/s3control/types.) The
-// access role needs s3:GetDataAccess (and s3:ListCallerAccessGrants to
+// [Cache.GetDataAccess] is the step beneath: an aws.Config with the
+// caller's credentials for one [Request] ([Object], [Prefix]), for an S3
+// client of the handler's own or another SDK.
+//
+// The access role needs s3:GetDataAccess (and s3:ListCallerAccessGrants to
 // list) on the instance, arn:aws:s3:REGION:ACCOUNT:access-grants/default,
 // and the grants name the users by their IAM Identity Center user ID,
 // which [ctxcreds.Identity.AWSUserID] tells a handler.
@@ -59,6 +56,7 @@
 //
 // Errors a caller branches on: [ErrDenied] (S3 Access Grants refused the
 // caller: no grant covers the request), [ErrNoCaller] (the context holds
-// no caller) and [ErrRequest]. Other failures are an [*Error] wrapping the
+// no caller), [ErrRequest] and [ErrUnsupported] (an S3 operation the
+// client of S3Client does not sign). Other failures are an [*Error] wrapping the
 // AWS SDK's error. No error holds a credential.
 package accessgrants

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/ctxcreds"
@@ -94,6 +95,55 @@ func Example() {
 	// 200 content of alice/notes.txt
 	// 200 content of bob/plan.txt
 	// 403 no grant of yours covers alice/notes.txt
+}
+
+// One S3 client for every user, built once: each operation is signed with
+// the caller's credentials of S3 Access Grants for its own target and
+// permission, obtained once per user and grant.
+func ExampleCache_S3Client() {
+	env, mw, grants := localServer()
+	defer env.Close()
+	defer mw.Close()
+
+	cfg := env.Config() // region, endpoint, HTTP client; its credentials are never used
+	client := grants.S3Client(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+
+	h := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		obj, err := client.GetObject(r.Context(), &s3.GetObjectInput{
+			Bucket: aws.String(env.Bucket),
+			Key:    aws.String(strings.TrimPrefix(r.URL.Path, "/files/")),
+		})
+		if err != nil {
+			http.Error(w, "refused", accessgrants.HTTPStatus(err))
+			return
+		}
+		defer obj.Body.Close()
+		_, _ = io.Copy(w, obj.Body)
+	}))
+	fmt.Println(get(env, h, "alice", "/files/alice/notes.txt"))
+	fmt.Println(get(env, h, "alice", "/files/alice/todo.txt"))
+	fmt.Println(get(env, h, "alice", "/files/alice/none.txt"))
+	fmt.Println(get(env, h, "bob", "/files/alice/notes.txt"))
+	fmt.Println("GetDataAccess calls:", env.AWS.Calls("GetDataAccess"))
+	// Output:
+	// 200 content of alice/notes.txt
+	// 200 content of alice/todo.txt
+	// 404 refused
+	// 403 refused
+	// GetDataAccess calls: 2
+}
+
+// An S3 error, or a refusal of S3 Access Grants, as an HTTP status.
+func ExampleHTTPStatus() {
+	fmt.Println(accessgrants.HTTPStatus(accessgrants.ErrNoCaller))
+	fmt.Println(accessgrants.HTTPStatus(fmt.Errorf("reading: %w", accessgrants.ErrDenied)))
+	fmt.Println(accessgrants.HTTPStatus(&smithy.GenericAPIError{Code: "NoSuchKey"}))
+	fmt.Println(accessgrants.HTTPStatus(&smithy.GenericAPIError{Code: "SlowDown"}))
+	// Output:
+	// 401
+	// 403
+	// 404
+	// 503
 }
 
 // The credentials of one object reach the whole grant that matched it:

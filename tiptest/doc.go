@@ -4,8 +4,8 @@
 // reads of the application's setup, awsJson1_1), AWS STS
 // (AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, awsQuery),
 // IAM (GetRole, awsQuery), S3 Access Grants (S3 Control GetDataAccess and
-// ListCallerAccessGrants, restXml) and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject and PutObject,
-// restXml), so that code using trusted identity propagation can be tested
+// ListCallerAccessGrants, restXml) and a small Amazon S3 (path-style ListObjectsV2, GetObject, HeadObject, PutObject,
+// DeleteObject, DeleteObjects and CopyObject, restXml), so that code using trusted identity propagation can be tested
 // with the unmodified aws-sdk-go-v2 clients and no AWS account.
 //
 // The local services are as strict as the real ones: every signed request
@@ -52,7 +52,10 @@
 // identity-enhanced session itself get S3's 403 AccessDenied, as on AWS
 // without a bucket policy that names them. A listing needs READ on a scope
 // that holds its prefix (listing the bucket root needs a grant of the
-// whole bucket). Tests seed and check data with AWS.CreateBucket,
+// whole bucket). DeleteObjects authorises each key on its own and answers
+// the refused ones in its result, as S3 does; CopyObject needs READ on
+// the source and WRITE on the destination with the request's one set of
+// credentials. Tests seed and check data with AWS.CreateBucket,
 // AWS.PutObject and AWS.Object, which need no grant; NewEnv creates the
 // empty bucket Env.Bucket.
 //

@@ -21,6 +21,9 @@ const (
 	opGetObject     = "GetObject"
 	opPutObject     = "PutObject"
 	opHeadObject    = "HeadObject"
+	opDeleteObject  = "DeleteObject"
+	opDeleteObjects = "DeleteObjects"
+	opCopyObject    = "CopyObject"
 )
 
 // S3 limits.
@@ -43,10 +46,12 @@ type Access int
 
 // The access levels of an access grant, as S3 Access Grants names them.
 const (
-	// AccessRead allows GetObject, HeadObject, and ListObjectsV2 of a
-	// prefix within the grant's prefix.
+	// AccessRead allows GetObject, HeadObject, ListObjectsV2 of a prefix
+	// within the grant's prefix, and reading the source of a CopyObject.
 	AccessRead Access = 1
-	// AccessWrite allows PutObject.
+	// AccessWrite allows PutObject, DeleteObject, DeleteObjects, and
+	// writing the destination of a CopyObject (whose source needs READ
+	// with the same credentials).
 	AccessWrite Access = 2
 	// AccessReadWrite allows both.
 	AccessReadWrite = AccessRead | AccessWrite
@@ -259,6 +264,19 @@ func (s *s3Store) store(bucket, key string, obj *s3Object) bool {
 		return false
 	}
 	b.objects[key] = obj
+	return true
+}
+
+// remove deletes the object key of bucket, if any, and reports whether
+// the bucket exists.
+func (s *s3Store) remove(bucket, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[bucket]
+	if b == nil {
+		return false
+	}
+	delete(b.objects, key)
 	return true
 }
 

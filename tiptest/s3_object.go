@@ -3,7 +3,6 @@ package tiptest
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -141,25 +140,7 @@ func (a *AWS) putObject(w http.ResponseWriter, c *s3Call) *apiError {
 	if aerr != nil {
 		return aerr
 	}
-	var meta map[string]string
-	for name, values := range c.r.Header {
-		if suffix, ok := strings.CutPrefix(name, s3MetaHeader); ok && len(values) > 0 {
-			if meta == nil {
-				meta = map[string]string{}
-			}
-			meta[strings.ToLower(suffix)] = strings.Join(values, ",")
-		}
-	}
-	var stored http.Header
-	for _, name := range s3StoredHeaders {
-		if v := c.r.Header.Values(name); len(v) > 0 {
-			if stored == nil {
-				stored = http.Header{}
-			}
-			stored[name] = slices.Clone(v)
-		}
-	}
-	obj := newS3Object(c.body, c.r.Header.Get("Content-Type"), check, meta, stored, a.clock.Now())
+	obj := newS3Object(c.body, c.r.Header.Get("Content-Type"), check, requestMetadata(c.r), requestStoredHeaders(c.r), a.clock.Now())
 	if !a.s3.store(c.bucket, c.key, obj) {
 		return s3Err("NoSuchBucket", "The specified bucket does not exist", "BucketName", c.bucket)
 	}

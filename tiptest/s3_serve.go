@@ -38,7 +38,9 @@ var s3Subresources = []string{
 // rather than served as if the header were absent.
 var s3UnsupportedHeaders = []string{
 	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
-	"X-Amz-Copy-Source", "X-Amz-Server-Side-Encryption-Customer-Algorithm",
+	"X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-Modified-Since", "X-Amz-Copy-Source-If-None-Match",
+	"X-Amz-Copy-Source-If-Unmodified-Since", "X-Amz-Copy-Source-Range",
+	"X-Amz-Copy-Source-Server-Side-Encryption-Customer-Algorithm", "X-Amz-Server-Side-Encryption-Customer-Algorithm",
 	"X-Amz-Write-Offset-Bytes",
 }
 
@@ -86,8 +88,15 @@ func newS3Call(r *http.Request) *s3Call {
 		}
 	}
 	c.op, c.supported = s3Operation(r.Method, c.bucket, c.key, query)
-	if subresource != "" {
+	switch {
+	case subresource == "delete" && r.Method == http.MethodPost && c.bucket != "" && c.key == "":
+		c.op, c.supported = opDeleteObjects, true
+	case subresource != "":
 		c.op, c.supported = c.op+"?"+subresource, false
+	case c.op == opPutObject && r.Header.Get("X-Amz-Copy-Source") != "":
+		c.op = opCopyObject
+	case r.Header.Get("X-Amz-Copy-Source") != "":
+		c.supported = false
 	}
 	for _, h := range s3UnsupportedHeaders {
 		if r.Header.Get(h) != "" {
@@ -129,7 +138,7 @@ func s3Operation(method, bucket, key string, query url.Values) (string, bool) {
 		case http.MethodPut:
 			return opPutObject, true
 		case http.MethodDelete:
-			return "DeleteObject", false
+			return opDeleteObject, true
 		}
 	}
 	if key == "" {
@@ -215,6 +224,12 @@ func (a *AWS) runS3(w http.ResponseWriter, c *s3Call) *apiError {
 		return a.listObjectsV2(w, c)
 	case opGetObject, opHeadObject:
 		return a.getObject(w, c)
+	case opDeleteObject:
+		return a.deleteObject(w, c)
+	case opDeleteObjects:
+		return a.deleteObjects(w, c)
+	case opCopyObject:
+		return a.copyObject(w, c)
 	default:
 		return a.putObject(w, c)
 	}

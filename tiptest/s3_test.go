@@ -722,7 +722,10 @@ func TestS3Wire(t *testing.T) {
 		{"PUT bad Content-MD5", "PUT", path, sha256Hex([]byte("new")), []byte("new"), func(r *http.Request) {
 			r.Header.Set("Content-Md5", "nope")
 		}, 400, "InvalidDigest"},
-		{"DeleteObject", "DELETE", path + "?x-id=DeleteObject", empty, nil, nil, 501, "NotImplemented"},
+		{"DeleteObject of a missing key", "DELETE", path + "-missing?x-id=DeleteObject", empty, nil, nil, 204, ""},
+		{"UploadPartCopy", "PUT", path + "?partNumber=1&uploadId=u", empty, nil, func(r *http.Request) {
+			r.Header.Set("X-Amz-Copy-Source", "/"+env.Bucket+"/alice/k")
+		}, 501, "NotImplemented"},
 		{"GetObjectAcl", "GET", path + "?acl", empty, nil, nil, 501, "NotImplemented"},
 		{"ListObjects v1", "GET", "/" + env.Bucket, empty, nil, nil, 501, "NotImplemented"},
 		{"ListBuckets", "GET", "/", empty, nil, nil, 501, "NotImplemented"},

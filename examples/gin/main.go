@@ -1,11 +1,11 @@
 // Command gin is a small file server on Gin where each user reaches only
 // their own files in S3, through the same server and the same IAM role:
 // gintip runs tipkit's middleware, which verifies the user's token and puts
-// the user's identity-enhanced aws.Config in the request context; with it,
-// the handlers ask S3 Access Grants (S3 Control GetDataAccess, through
-// package accessgrants) for credentials for the prefix or key they need,
-// which S3 Access Grants vends only within the user's grants, and call S3
-// with those.
+// the user's identity-enhanced aws.Config in the request context; the
+// handlers call S3 with one client shared by every user (accessgrants'
+// Cache.S3Client), which signs each operation with the credentials S3
+// Access Grants (S3 Control GetDataAccess) vends the caller for the prefix
+// or key it names, only within the user's grants.
 //
 //	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
 //	GET /files/*key            reads a file (GetDataAccess READ, GetObject)
@@ -28,10 +28,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 	"github.com/gin-gonic/gin"
 
-	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/adapters/gintip"
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
@@ -43,7 +41,7 @@ func newRouter(app demo.App) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
-	f := files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options}
+	f := files{bucket: app.Bucket, s3: app.S3}
 	api := r.Group("/files", gintip.New(app.Middleware))
 	api.GET("", f.list)
 	api.GET("/*key", f.get)
@@ -52,28 +50,12 @@ func newRouter(app demo.App) http.Handler {
 }
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
-// them: the request context carries the caller, and S3 Access Grants
-// decides what the user may reach.
+// them: the request context carries the caller, the S3 client signs each
+// operation with the caller's credentials of S3 Access Grants, and S3
+// Access Grants decides what the user may reach.
 type files struct {
-	bucket    string
-	grants    *accessgrants.Cache
-	s3Options []func(*s3.Options)
-}
-
-// client returns an S3 client acting as the caller of c's request, with
-// credentials of S3 Access Grants for perm on path (a key, or with prefix
-// a prefix); when there is none, it returns nil and the answer to give.
-func (f files) client(c *gin.Context, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, int, demo.Problem) {
-	req := accessgrants.Object(f.bucket, path, perm)
-	if prefix {
-		req = accessgrants.Prefix(f.bucket, path, perm)
-	}
-	cfg, err := f.grants.GetDataAccess(c.Request.Context(), req)
-	if err != nil {
-		status, problem := demo.S3Problem(err)
-		return nil, status, problem
-	}
-	return s3.NewFromConfig(cfg, f.s3Options...), 0, demo.Problem{}
+	bucket string
+	s3     *s3.Client
 }
 
 // key returns the key of c's route, without the leading slash of Gin's
@@ -82,17 +64,12 @@ func key(c *gin.Context) string { return strings.TrimPrefix(c.Param("key"), "/")
 
 func (f files) list(c *gin.Context) {
 	prefix := c.Query("prefix")
-	client, status, problem := f.client(c, prefix, true, s3ctypes.PermissionRead)
-	if client == nil {
-		c.JSON(status, problem)
-		return
-	}
 	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
-	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
+	pages := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(c.Request.Context())
 		if err != nil {
-			c.JSON(demo.S3Problem(err))
+			c.JSON(demo.ErrorProblem(err))
 			return
 		}
 		for _, o := range page.Contents {
@@ -107,14 +84,9 @@ func (f files) get(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, demo.BadKey)
 		return
 	}
-	client, status, problem := f.client(c, key(c), false, s3ctypes.PermissionRead)
-	if client == nil {
-		c.JSON(status, problem)
-		return
-	}
-	obj, err := client.GetObject(c.Request.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key(c))})
+	obj, err := f.s3.GetObject(c.Request.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key(c))})
 	if err != nil {
-		c.JSON(demo.S3Problem(err))
+		c.JSON(demo.ErrorProblem(err))
 		return
 	}
 	defer obj.Body.Close()
@@ -128,11 +100,6 @@ func (f files) get(c *gin.Context) {
 func (f files) put(c *gin.Context) {
 	if key(c) == "" {
 		c.JSON(http.StatusBadRequest, demo.BadKey)
-		return
-	}
-	client, status, problem := f.client(c, key(c), false, s3ctypes.PermissionWrite)
-	if client == nil {
-		c.JSON(status, problem)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, demo.MaxUpload))
@@ -149,9 +116,9 @@ func (f files) put(c *gin.Context) {
 	if ct := c.ContentType(); ct != "" {
 		in.ContentType = aws.String(ct)
 	}
-	out, err := client.PutObject(c.Request.Context(), in)
+	out, err := f.s3.PutObject(c.Request.Context(), in)
 	if err != nil {
-		c.JSON(demo.S3Problem(err))
+		c.JSON(demo.ErrorProblem(err))
 		return
 	}
 	c.JSON(http.StatusOK, demo.Written{Bucket: f.bucket, Key: key(c), ETag: aws.ToString(out.ETag), Size: len(body)})

@@ -3,11 +3,11 @@
 // files in S3, through the same server and the same IAM role. tipkit's
 // interceptors (adapters/grpctip) verify the token of each call's
 // "authorization: Bearer TOKEN" metadata and hand the handlers the user's
-// identity-enhanced aws.Config in their context; with it, the handlers ask
-// S3 Access Grants (S3 Control GetDataAccess, through package
-// accessgrants) for credentials for the prefix or key they need, which S3
-// Access Grants vends only within the user's grants, and call S3 with
-// those.
+// identity-enhanced aws.Config in their context; the handlers call S3
+// with one client shared by every user (accessgrants' Cache.S3Client),
+// which signs each operation with the credentials S3 Access Grants (S3
+// Control GetDataAccess) vends the caller for the prefix or key it names,
+// only within the user's grants.
 //
 //	List(prefix)            lists keys (GetDataAccess READ, ListObjectsV2)
 //	Get(key)                streams a file (GetDataAccess READ, GetObject)
@@ -35,7 +35,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -43,7 +42,6 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
-	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/adapters/grpctip"
 	"github.com/tipkit/tipkit/examples/grpc/filespb"
 	"github.com/tipkit/tipkit/examples/internal/demo"
@@ -67,48 +65,29 @@ func newServer(app demo.App) *grpc.Server {
 		grpc.ChainUnaryInterceptor(grpctip.UnaryServerInterceptor(app.Middleware, noCaller)),
 		grpc.ChainStreamInterceptor(grpctip.StreamServerInterceptor(app.Middleware, noCaller)),
 	)
-	filespb.RegisterFilesServer(srv, &files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options})
+	filespb.RegisterFilesServer(srv, &files{bucket: app.Bucket, s3: app.S3})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	reflection.Register(srv)
 	return srv
 }
 
 // files serves one S3 bucket. Its methods know nothing about who calls
-// them: the call's context carries the caller, and S3 Access Grants
-// decides what the user may reach.
+// them: the call's context carries the caller, the S3 client signs each
+// operation with the caller's credentials of S3 Access Grants, and S3
+// Access Grants decides what the user may reach.
 type files struct {
 	filespb.UnimplementedFilesServer
-	bucket    string
-	grants    *accessgrants.Cache
-	s3Options []func(*s3.Options)
+	bucket string
+	s3     *s3.Client
 }
 
 // chunkSize is the most data one GetResponse carries.
 const chunkSize = 64 << 10
 
-// client returns an S3 client acting as the caller of ctx, with
-// credentials of S3 Access Grants for perm on path (a key, or with prefix
-// a prefix).
-func (f *files) client(ctx context.Context, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, error) {
-	req := accessgrants.Object(f.bucket, path, perm)
-	if prefix {
-		req = accessgrants.Prefix(f.bucket, path, perm)
-	}
-	cfg, err := f.grants.GetDataAccess(ctx, req)
-	if err != nil {
-		return nil, s3Status(err)
-	}
-	return s3.NewFromConfig(cfg, f.s3Options...), nil
-}
-
 func (f *files) List(ctx context.Context, req *filespb.ListRequest) (*filespb.ListResponse, error) {
 	prefix := req.GetPrefix()
-	client, err := f.client(ctx, prefix, true, s3ctypes.PermissionRead)
-	if err != nil {
-		return nil, err
-	}
 	out := &filespb.ListResponse{Bucket: f.bucket, Prefix: prefix}
-	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
+	pages := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -127,11 +106,7 @@ func (f *files) Get(req *filespb.GetRequest, stream grpc.ServerStreamingServer[f
 		return status.Error(codes.InvalidArgument, demo.BadKey.Description)
 	}
 	ctx := stream.Context()
-	client, err := f.client(ctx, key, false, s3ctypes.PermissionRead)
-	if err != nil {
-		return err
-	}
-	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
+	obj, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
 	if err != nil {
 		return s3Status(err)
 	}
@@ -167,15 +142,11 @@ func (f *files) Put(ctx context.Context, req *filespb.PutRequest) (*filespb.PutR
 	case len(req.GetData()) > demo.MaxUpload:
 		return nil, status.Error(codes.ResourceExhausted, demo.TooLarge.Description)
 	}
-	client, err := f.client(ctx, key, false, s3ctypes.PermissionWrite)
-	if err != nil {
-		return nil, err
-	}
 	in := &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key), Body: bytes.NewReader(req.GetData())}
 	if ct := req.GetContentType(); ct != "" {
 		in.ContentType = aws.String(ct)
 	}
-	out, err := client.PutObject(ctx, in)
+	out, err := f.s3.PutObject(ctx, in)
 	if err != nil {
 		return nil, s3Status(err)
 	}
@@ -183,21 +154,22 @@ func (f *files) Put(ctx context.Context, req *filespb.PutRequest) (*filespb.PutR
 }
 
 // s3Status is the status of a failed S3 call: the HTTP examples' answer
-// (demo.S3Problem) with the matching code.
+// (demo.ErrorProblem, from accessgrants.HTTPStatus) with the matching
+// code.
 func s3Status(err error) error {
-	httpStatus, problem := demo.S3Problem(err)
-	code := codes.Unavailable // 502: S3 answered with an error, or could not be reached
+	httpStatus, problem := demo.ErrorProblem(err)
+	code := codes.Internal
 	switch httpStatus {
+	case http.StatusUnauthorized: // no caller in the context
+		code = codes.Unauthenticated
 	case http.StatusForbidden:
 		code = codes.PermissionDenied
 	case http.StatusNotFound:
 		code = codes.NotFound
-	case http.StatusGatewayTimeout:
-		code = codes.DeadlineExceeded
 	case http.StatusBadRequest:
 		code = codes.InvalidArgument
-	case http.StatusInternalServerError: // no caller in the context
-		code = codes.Internal
+	case http.StatusServiceUnavailable:
+		code = codes.Unavailable
 	}
 	return status.Error(code, problem.Description)
 }

@@ -1,11 +1,11 @@
 // Command nethttp is a small file server on plain net/http where each user
 // reaches only their own files in S3, through the same server and the same
 // IAM role: tipkit's middleware verifies the user's token and puts the
-// user's identity-enhanced aws.Config in the request context; with it, the
-// handlers ask S3 Access Grants (S3 Control GetDataAccess, through
-// package accessgrants) for credentials for the prefix or key they need,
-// which S3 Access Grants vends only within the user's grants, and call S3
-// with those.
+// user's identity-enhanced aws.Config in the request context; the handlers
+// call S3 with one client shared by every user (accessgrants'
+// Cache.S3Client), which signs each operation with the credentials S3
+// Access Grants (S3 Control GetDataAccess) vends the caller for the prefix
+// or key it names, only within the user's grants.
 //
 //	GET /files?prefix=alice/   lists keys (GetDataAccess READ, ListObjectsV2)
 //	GET /files/{key...}        reads a file (GetDataAccess READ, GetObject)
@@ -42,9 +42,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
-	"github.com/tipkit/tipkit/accessgrants"
 	"github.com/tipkit/tipkit/examples/internal/demo"
 )
 
@@ -79,7 +77,7 @@ func example(tel *telemetry) demo.Example {
 // in a server span, and /metrics beside it, outside the middleware: a
 // scrape needs no token, and is not counted as a request of the API.
 func newHandler(app demo.App, tel *telemetry) http.Handler {
-	f := files{bucket: app.Bucket, grants: app.Grants, s3Options: app.S3Options}
+	f := files{bucket: app.Bucket, s3: app.S3}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /files", f.list)
 	api.HandleFunc("GET /files/{key...}", f.get)
@@ -91,38 +89,18 @@ func newHandler(app demo.App, tel *telemetry) http.Handler {
 }
 
 // files serves one S3 bucket. Its handlers know nothing about who calls
-// them: the request context carries the caller, and S3 Access Grants
-// decides what the user may reach.
+// them: the request context carries the caller, the S3 client signs each
+// operation with the caller's credentials of S3 Access Grants, and S3
+// Access Grants decides what the user may reach.
 type files struct {
-	bucket    string
-	grants    *accessgrants.Cache
-	s3Options []func(*s3.Options)
-}
-
-// client returns an S3 client acting as the caller of r, with credentials
-// of S3 Access Grants for perm on path (a key, or with prefix a prefix). It
-// answers the request itself when it returns false.
-func (f files) client(w http.ResponseWriter, r *http.Request, path string, prefix bool, perm s3ctypes.Permission) (*s3.Client, bool) {
-	req := accessgrants.Object(f.bucket, path, perm)
-	if prefix {
-		req = accessgrants.Prefix(f.bucket, path, perm)
-	}
-	cfg, err := f.grants.GetDataAccess(r.Context(), req)
-	if err != nil {
-		writeS3Error(w, err)
-		return nil, false
-	}
-	return s3.NewFromConfig(cfg, f.s3Options...), true
+	bucket string
+	s3     *s3.Client
 }
 
 func (f files) list(w http.ResponseWriter, r *http.Request) {
 	prefix := r.URL.Query().Get("prefix")
-	client, ok := f.client(w, r, prefix, true, s3ctypes.PermissionRead)
-	if !ok {
-		return
-	}
 	out := demo.Listing{Bucket: f.bucket, Prefix: prefix, Keys: []string{}}
-	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
+	pages := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(r.Context())
 		if err != nil {
@@ -142,11 +120,7 @@ func (f files) get(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, demo.BadKey)
 		return
 	}
-	client, ok := f.client(w, r, key, false, s3ctypes.PermissionRead)
-	if !ok {
-		return
-	}
-	obj, err := client.GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
+	obj, err := f.s3.GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
 	if err != nil {
 		writeS3Error(w, err)
 		return
@@ -165,10 +139,6 @@ func (f files) put(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, demo.BadKey)
 		return
 	}
-	client, ok := f.client(w, r, key, false, s3ctypes.PermissionWrite)
-	if !ok {
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, demo.MaxUpload))
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -183,7 +153,7 @@ func (f files) put(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		in.ContentType = aws.String(ct)
 	}
-	out, err := client.PutObject(r.Context(), in)
+	out, err := f.s3.PutObject(r.Context(), in)
 	if err != nil {
 		writeS3Error(w, err)
 		return
@@ -192,7 +162,7 @@ func (f files) put(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeS3Error(w http.ResponseWriter, err error) {
-	status, problem := demo.S3Problem(err)
+	status, problem := demo.ErrorProblem(err)
 	writeJSON(w, status, problem)
 }
 

@@ -1,11 +1,7 @@
 package demo
 
 import (
-	"context"
-	"errors"
 	"net/http"
-
-	"github.com/aws/smithy-go"
 
 	"github.com/tipkit/tipkit/accessgrants"
 )
@@ -35,38 +31,26 @@ type Written struct {
 // MaxUpload is the largest body PUT /files/{key} accepts.
 const MaxUpload = 1 << 20
 
-// S3Problem maps an error of an S3 call, or of accessgrants asking S3
-// Access Grants for the call's credentials, to an HTTP status and body:
-// AccessDenied → 403, NoSuchKey and NoSuchBucket → 404, a key or prefix
-// S3 Access Grants cannot take → 400, a request without a caller → 500
-// (NoConfig), a cancelled or timed-out request → 504, anything else → 502.
-// The body never holds the caller's credentials, only S3's error code.
-func S3Problem(err error) (int, Problem) {
-	switch {
-	case errors.Is(err, accessgrants.ErrDenied):
-		return http.StatusForbidden, Problem{"access_denied", "no S3 access grant of the signed-in user covers this request"}
-	case errors.Is(err, accessgrants.ErrRequest):
-		return http.StatusBadRequest, Problem{"invalid_request", "the key or prefix is not one S3 Access Grants can grant"}
-	case errors.Is(err, accessgrants.ErrNoCaller):
-		return http.StatusInternalServerError, NoConfig
+// ErrorProblem answers err, an error of the S3 client of
+// accessgrants.Cache.S3Client: the status is accessgrants.HTTPStatus's
+// (401 no caller, 403 refused, 404 no such key, 400 a key S3 Access Grants
+// cannot take, 503 throttling or unavailable, 500 otherwise), and the
+// body says which, never the caller's credentials nor S3's message.
+func ErrorProblem(err error) (int, Problem) {
+	status := accessgrants.HTTPStatus(err)
+	switch status {
+	case http.StatusUnauthorized:
+		return status, NoConfig
+	case http.StatusForbidden:
+		return status, Problem{"access_denied", "no S3 access grant of the signed-in user covers this request"}
+	case http.StatusNotFound:
+		return status, Problem{"not_found", "no such key"}
+	case http.StatusBadRequest:
+		return status, Problem{"invalid_request", "the key or prefix is not one S3 Access Grants can grant"}
+	case http.StatusServiceUnavailable:
+		return status, Problem{"temporarily_unavailable", "S3 or S3 Access Grants is unavailable; try again"}
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch code := ae.ErrorCode(); code {
-		case "AccessDenied", "Forbidden":
-			return http.StatusForbidden, Problem{"access_denied", "S3 refused this request for the signed-in user"}
-		case "NoSuchKey", "NotFound":
-			return http.StatusNotFound, Problem{"not_found", "no such key"}
-		case "NoSuchBucket":
-			return http.StatusNotFound, Problem{"not_found", "no such bucket"}
-		default:
-			return http.StatusBadGateway, Problem{"s3_error", "S3 answered " + code}
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return http.StatusGatewayTimeout, Problem{"timeout", "S3 did not answer in time"}
-	}
-	return http.StatusBadGateway, Problem{"s3_error", "S3 could not be reached"}
+	return status, Problem{"server_error", "the request could not be served"}
 }
 
 // NoConfig is the answer when a handler finds no AWS configuration in its

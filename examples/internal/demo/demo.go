@@ -6,11 +6,12 @@
 //
 // Each example calls [Main] with a function that builds its router from an
 // [App], or runs an [Example], which adds flags, middleware options and
-// self-test checks of its own. The router's handlers ask S3 Access Grants
-// for credentials for the prefix or key they need, with the public
-// package github.com/tipkit/tipkit/accessgrants (S3 Control GetDataAccess
-// with the caller's aws.Config from the request context), and call S3
-// with those.
+// self-test checks of its own. The router's handlers call S3 with the
+// App's one client, from accessgrants.Cache.S3Client of the public package
+// github.com/tipkit/tipkit/accessgrants: each operation is signed with the
+// credentials S3 Access Grants (S3 Control GetDataAccess, with the
+// caller's aws.Config from the request context) vends for its prefix or
+// key.
 package demo
 
 import (
@@ -27,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tipkit/tipkit/accessgrants"
@@ -42,23 +44,22 @@ type App struct {
 	Middleware *middleware.Middleware
 	// Bucket is the S3 bucket of the files.
 	Bucket string
-	// Grants obtains, for the caller of a request, credentials of S3
-	// Access Grants for a prefix or a key of the bucket.
-	Grants *accessgrants.Cache
-	// S3Options are the options of the handlers' S3 clients: path-style
-	// addressing against the local stand-in, none against AWS.
-	S3Options []func(*s3.Options)
+	// S3 is one S3 client for every caller (accessgrants.Cache.S3Client):
+	// each operation is signed with the caller's credentials of S3 Access
+	// Grants for its own key or prefix, taken from the request context.
+	S3 *s3.Client
 }
 
 // AWSApp returns the App of an example served against AWS by mw, with s's
 // bucket, and the account of s's S3 Access Grants instance (when empty,
-// the account of the callers' access role, asked of STS once).
+// the account of the callers' access role, asked of STS once). The S3
+// client is in s's region; it has no credentials of its own.
 func AWSApp(mw *middleware.Middleware, s Settings) (App, error) {
 	grants, err := accessgrants.New(accessgrants.Options{AccountID: s.AccountID})
 	if err != nil {
 		return App{}, err
 	}
-	return App{Middleware: mw, Bucket: s.Bucket, Grants: grants}, nil
+	return App{Middleware: mw, Bucket: s.Bucket, S3: grants.S3Client(aws.Config{Region: s.Region})}, nil
 }
 
 // Router builds an example's HTTP handler from an App.

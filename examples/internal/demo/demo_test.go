@@ -93,7 +93,7 @@ func TestRunIncompleteEnvironment(t *testing.T) {
 	}
 }
 
-func TestS3Problem(t *testing.T) {
+func TestErrorProblem(t *testing.T) {
 	tests := []struct {
 		err    error
 		status int
@@ -102,18 +102,18 @@ func TestS3Problem(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "AccessDenied"}, http.StatusForbidden, "access_denied"},
 		{fmt.Errorf("operation error S3: GetObject: %w", &smithy.GenericAPIError{Code: "NoSuchKey"}), http.StatusNotFound, "not_found"},
 		{&smithy.GenericAPIError{Code: "NoSuchBucket"}, http.StatusNotFound, "not_found"},
-		{&smithy.GenericAPIError{Code: "SlowDown"}, http.StatusBadGateway, "s3_error"},
-		{fmt.Errorf("request: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "timeout"},
-		{errors.New("dial tcp: connection refused"), http.StatusBadGateway, "s3_error"},
-		{&accessgrants.Error{Op: "GetDataAccess", Code: "AccessDenied", Err: &smithy.GenericAPIError{Code: "AccessDenied"}}, http.StatusForbidden, "access_denied"},
-		{&accessgrants.Error{Op: "GetDataAccess", Code: "InternalError", Err: &smithy.GenericAPIError{Code: "InternalError"}}, http.StatusBadGateway, "s3_error"},
+		{&smithy.GenericAPIError{Code: "SlowDown"}, http.StatusServiceUnavailable, "temporarily_unavailable"},
+		{fmt.Errorf("request: %w", context.DeadlineExceeded), http.StatusServiceUnavailable, "temporarily_unavailable"},
+		{errors.New("something else"), http.StatusInternalServerError, "server_error"},
+		{fmt.Errorf("op: %w", accessgrants.ErrDenied), http.StatusForbidden, "access_denied"},
+		{&accessgrants.Error{Op: "GetDataAccess", Code: "InternalError", Err: &smithy.GenericAPIError{Code: "InternalError"}}, http.StatusServiceUnavailable, "temporarily_unavailable"},
 		{fmt.Errorf("%w: target", accessgrants.ErrRequest), http.StatusBadRequest, "invalid_request"},
-		{accessgrants.ErrNoCaller, http.StatusInternalServerError, NoConfig.Error},
+		{accessgrants.ErrNoCaller, http.StatusUnauthorized, NoConfig.Error},
 	}
 	for _, tt := range tests {
-		status, p := S3Problem(tt.err)
+		status, p := ErrorProblem(tt.err)
 		if status != tt.status || p.Error != tt.code {
-			t.Errorf("S3Problem(%v) = %d %q, want %d %q", tt.err, status, p.Error, tt.status, tt.code)
+			t.Errorf("ErrorProblem(%v) = %d %q, want %d %q", tt.err, status, p.Error, tt.status, tt.code)
 		}
 	}
 }

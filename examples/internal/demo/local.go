@@ -129,11 +129,11 @@ func startLocal(ctx context.Context, realm string, adjust func(*middleware.Optio
 	return l, nil
 }
 
-// App returns what a router needs to serve the local bucket: path-style
-// S3 clients, as the local S3 needs.
+// App returns what a router needs to serve the local bucket: an S3 client
+// of the local S3, path-style as it needs.
 func (l *Local) App() App {
-	return App{Middleware: l.Middleware, Bucket: l.Bucket, Grants: l.Grants,
-		S3Options: []func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}}
+	return App{Middleware: l.Middleware, Bucket: l.Bucket,
+		S3: l.Grants.S3Client(l.Env.Config(), func(o *s3.Options) { o.UsePathStyle = true })}
 }
 
 // Close stops the middleware and the local services.
