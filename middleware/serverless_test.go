@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/tipkit/tipkit/dynamostore"
 	"github.com/tipkit/tipkit/dynamostore/dynamotest"
@@ -318,6 +322,77 @@ func TestServerlessDynamoDown(t *testing.T) {
 		}
 		if n := store.n.Load() - calls; n > 1 {
 			t.Errorf("new user %s with DynamoDB stopped: %d store calls, want at most 1", user, n)
+		}
+	}
+}
+
+// swallow listens on loopback and takes every request without ever
+// answering, as a DynamoDB endpoint behind a black-holing network does.
+func swallow(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// With a DynamoDB endpoint that takes requests and never answers, each
+// call of the store fails as a timeout after dynamostore's default Timeout
+// (1 s), and the middleware serves every new user: the first ones after
+// one store call (one timeout) each, then, the store left aside, with none.
+func TestServerlessDynamoSwallowing(t *testing.T) {
+	client := dynamodb.New(dynamodb.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(swallow(t)),
+		Credentials:      aws.AnonymousCredentials{},
+		RetryMaxAttempts: 1,
+	})
+	ds, err := dynamostore.New(client, dynamostore.Options{Table: "tipkit-swallowed", EncryptionKeys: [][]byte{make([]byte, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.Load(context.Background(), exchange.StoreKey{Namespace: "n", User: exchange.UserKey{Issuer: "https://idp.example", Subject: "s"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Load from an endpoint that never answers: %v, want an error matching context.DeadlineExceeded", err)
+	}
+	env := tiptest.New(t)
+	store := &countingStore{Store: ds}
+	h := newMiddleware(t, env, func(o *middleware.Options) { o.Cache.Store = store }).Handler(whoAmI(env))
+	for i, want := range []int64{1, 1, 1, 0, 0} {
+		user := fmt.Sprintf("new%d", i)
+		calls := store.n.Load()
+		start := time.Now()
+		s := serveCreds(env, h, env.IdP.Token(user))
+		t.Logf("new user %s, DynamoDB swallowing requests: %d in %v, %d store calls", user, s.code, time.Since(start).Round(time.Millisecond), store.n.Load()-calls)
+		s.valid(t, env, user)
+		if n := store.n.Load() - calls; n != want {
+			t.Errorf("new user %s: %d store calls, want %d", user, n, want)
 		}
 	}
 }
