@@ -80,11 +80,6 @@ const (
 	EnvEncryptionKey = "TIPKIT_ENCRYPTION_KEY" // base64 of the 32-byte key that seals the sessions
 )
 
-// storeTimeout bounds each call of the store to DynamoDB: a table in the
-// function's region answers well within it, even from an instance just
-// thawed.
-const storeTimeout = 500 * time.Millisecond
-
 func main() {
 	selftest := flag.Bool("selftest", false, "run locally (tiptest and dynalite), invoke three instances and a cold one, and exit 0 only if every check held")
 	endpoint := flag.String("dynamodb", "", "with -selftest: the URL of a DynamoDB endpoint to use instead of starting dynalite")
@@ -119,7 +114,7 @@ type settings struct {
 	demo.Settings
 	Table        string
 	Key          []byte
-	StoreTimeout time.Duration // bounds each call of the store to DynamoDB
+	StoreTimeout time.Duration // bounds each call of the store to DynamoDB; 0 is dynamostore's default (1 s)
 }
 
 // settingsFromEnv reads the function's settings through getenv
@@ -133,7 +128,7 @@ func settingsFromEnv(getenv func(string) string) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	out := settings{Settings: s, Table: strings.TrimSpace(getenv(EnvTable)), StoreTimeout: storeTimeout}
+	out := settings{Settings: s, Table: strings.TrimSpace(getenv(EnvTable))}
 	if out.Table == "" {
 		return settings{}, fmt.Errorf("%s is not set: the DynamoDB table of the sessions", EnvTable)
 	}

@@ -50,7 +50,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		EnvEncryptionKey:       base64.StdEncoding.EncodeToString(make([]byte, 32)),
 	}
 	s, err := settingsFromEnv(mapEnv(full))
-	if err != nil || s.Table != "tipkit-sessions" || len(s.Key) != 32 || s.StoreTimeout != storeTimeout {
+	if err != nil || s.Table != "tipkit-sessions" || len(s.Key) != 32 || s.StoreTimeout != 0 {
 		t.Fatalf("settings %+v, err %v", s, err)
 	}
 	with := func(k, v string) map[string]string {
