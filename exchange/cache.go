@@ -113,6 +113,7 @@ type Cache struct {
 	storeDownUntil atomic.Int64   // Unix nanoseconds: the Store is left aside until then
 	storeFailing   atomic.Int32   // Store failures in a row
 	silentSince    atomic.Int64   // Unix nanoseconds, wall clock: the start of the first call that timed out since the Store last answered; 0 when it answered
+	lastAnswer     atomic.Int64   // Unix nanoseconds, wall clock: when the Store last answered a call
 	storeWarn      rate.Sometimes // of "store" events
 }
 

@@ -213,17 +213,19 @@ func (c *Cache) storeFailed(user UserKey, err error, down bool) {
 }
 
 // storeSilent notes that a Store call made at start timed out, and
-// reports whether the Store has answered no call since storeSilence
-// before now (wall clock: a Store's silence is real time).
+// reports whether the Store has answered no call for storeSilence: since
+// the later of its last answer and the start of the first call that timed
+// out after it (wall clock: a Store's silence is real time).
 func (c *Cache) storeSilent(start time.Time) bool {
 	c.silentSince.CompareAndSwap(0, start.UnixNano())
-	since := c.silentSince.Load()
-	return since != 0 && time.Since(time.Unix(0, since)) >= storeSilence
+	since := max(c.silentSince.Load(), c.lastAnswer.Load())
+	return time.Since(time.Unix(0, since)) >= storeSilence
 }
 
 // storeAnswered notes that the Store answered: failures are consecutive no
 // more.
 func (c *Cache) storeAnswered() {
+	c.lastAnswer.Store(time.Now().UnixNano())
 	if c.silentSince.Load() != 0 {
 		c.silentSince.Store(0)
 	}

@@ -33,7 +33,7 @@ func newSharedRedis(t *testing.T) *sharedRedis {
 
 // replica returns a Cache with an Exchanger and a redisstore of its own on
 // the shared Redis, as one process of a fleet has.
-func (r *sharedRedis) replica(t *testing.T, env *tiptest.Env) *exchange.Cache {
+func (r *sharedRedis) replica(t *testing.T, env *tiptest.Env, wraps ...func(exchange.Store) exchange.Store) *exchange.Cache {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: r.srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = client.Close() })
@@ -42,7 +42,11 @@ func (r *sharedRedis) replica(t *testing.T, env *tiptest.Env) *exchange.Cache {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.Store = store })
+	var s exchange.Store = store
+	for _, w := range wraps {
+		s = w(s)
+	}
+	return newCache(t, env, newExchanger(t, env, false), func(o *exchange.CacheOptions) { o.Store = s })
 }
 
 // A token exchanged by one replica is never sent again by another: the
@@ -212,5 +216,78 @@ func TestCacheStoreSwallowingCostsOneTimeout(t *testing.T) {
 	}
 	if n := env.AWS.Calls("CreateTokenWithIAM"); n != 5 {
 		t.Errorf("%d CreateTokenWithIAM calls for 5 users, want 5", n)
+	}
+}
+
+// stalledLoad holds the first Load of one user past the store's timeout,
+// as a Redis slow under a burst answers it.
+type stalledLoad struct {
+	exchange.Store
+	user    string
+	stall   time.Duration
+	started chan struct{}
+	ended   chan struct{}
+	loads   atomic.Int64
+}
+
+func (s *stalledLoad) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Session, error) {
+	if key.User.Subject != s.user {
+		return s.Store.Load(ctx, key)
+	}
+	if s.loads.Add(1) == 1 {
+		close(s.started)
+		time.Sleep(s.stall)
+		close(s.ended)
+		return nil, fmt.Errorf("stalled: %w", context.DeadlineExceeded)
+	}
+	return s.Store.Load(ctx, key)
+}
+
+// A flight whose first Store call timed out while the Store answered other
+// calls meanwhile (a burst, not an outage) makes the call again and shares
+// the user's session: it does not work alone, and another replica serves
+// the user from the Store, without sending the spent token.
+func TestCacheStoreSlowUnderBurstIsRetried(t *testing.T) {
+	env := tiptest.New(t)
+	r := newSharedRedis(t)
+	stalled := &stalledLoad{user: "alice", stall: 1500 * time.Millisecond, started: make(chan struct{}), ended: make(chan struct{})}
+	a := r.replica(t, env, func(s exchange.Store) exchange.Store { stalled.Store = s; return stalled })
+	b := r.replica(t, env)
+	tok := env.IdP.Token("alice")
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := a.Credentials(context.Background(), key(env, "alice"), tok)
+		done <- err
+	}()
+	<-stalled.started
+	// Other users keep the Store answering while alice's Load stalls.
+	for i := 0; ; i++ {
+		select {
+		case <-stalled.ended:
+		default:
+			user := fmt.Sprintf("burst%d", i)
+			if _, _, err := a.Credentials(context.Background(), key(env, user), env.IdP.Token(user)); err != nil {
+				t.Fatalf("%s: %v", user, err)
+			}
+			continue
+		}
+		break
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	if n := stalled.loads.Load(); n < 2 {
+		t.Fatalf("alice's Load made %d times, want it made again after the timeout", n)
+	}
+	before := env.AWS.Calls("CreateTokenWithIAM")
+	cfg, _, err := b.Credentials(context.Background(), key(env, "alice"), tok)
+	if err != nil {
+		t.Fatalf("alice on the other replica: %v (her flight worked alone)", err)
+	}
+	if got, _ := owner(t, env, cfg); got != "alice" {
+		t.Fatalf("credentials of %q", got)
+	}
+	if n := env.AWS.Calls("CreateTokenWithIAM") - before; n != 0 {
+		t.Fatalf("%d CreateTokenWithIAM calls on the other replica, want 0", n)
 	}
 }

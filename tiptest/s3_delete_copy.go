@@ -1,7 +1,6 @@
 package tiptest
 
 import (
-	"bytes"
 	"encoding/xml"
 	"maps"
 	"net/http"
@@ -99,13 +98,7 @@ func (a *AWS) deleteObjects(w http.ResponseWriter, c *s3Call) *apiError {
 			}
 		}
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).Encode(res); err != nil {
-		return s3Err("InternalError", "")
-	}
-	writeBody(w, "application/xml", http.StatusOK, buf.Bytes())
-	return nil
+	return writeS3XML(w, res)
 }
 
 // copyObjectResult is the answer of CopyObject.
@@ -216,14 +209,8 @@ func (a *AWS) copyObject(w http.ResponseWriter, c *s3Call) *apiError {
 	case "SHA256":
 		res.ChecksumSHA256 = obj.checksum.value
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).Encode(res); err != nil {
-		return s3Err("InternalError", "")
-	}
 	w.Header().Set("X-Amz-Server-Side-Encryption", "AES256")
-	writeBody(w, "application/xml", http.StatusOK, buf.Bytes())
-	return nil
+	return writeS3XML(w, res)
 }
 
 // requestMetadata returns the x-amz-meta-* headers of r, without the

@@ -166,13 +166,7 @@ func (a *AWS) listObjectsV2(w http.ResponseWriter, c *s3Call) *apiError {
 	if res.IsTruncated {
 		res.NextContinuationToken = base64.StdEncoding.EncodeToString([]byte(s3ContinuationTag + last))
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).Encode(res); err != nil {
-		return s3Err("InternalError", "")
-	}
-	writeBody(w, "application/xml", http.StatusOK, buf.Bytes())
-	return nil
+	return writeS3XML(w, res)
 }
 
 // encode returns s URL-encoded when the request asked for encoding-type
@@ -201,4 +195,16 @@ func (s *s3Store) snapshot(bucket, prefix string) ([]string, map[string]*s3Objec
 	}
 	sort.Strings(keys)
 	return keys, objects
+}
+
+// writeS3XML answers 200 with v as an XML document, as S3 answers an
+// operation that succeeded.
+func writeS3XML(w http.ResponseWriter, v any) *apiError {
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	if err := xml.NewEncoder(&buf).Encode(v); err != nil {
+		return s3Err("InternalError", "")
+	}
+	writeBody(w, "application/xml", http.StatusOK, buf.Bytes())
+	return nil
 }
