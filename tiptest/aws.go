@@ -195,6 +195,7 @@ type principal struct {
 	userID      string
 	role        string // role name of a role session; empty for the IAM user
 	user        string // Identity Center user of an identity-enhanced session
+	shape       sessionShape
 }
 
 // NewAWS validates o, generates the server user's keys and starts the HTTP
@@ -518,7 +519,13 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // issueCredentials stores and returns new temporary credentials of a
 // session of role.
 func (a *AWS) issueCredentials(role roleModel, session string, d time.Duration, user string) *principal {
+	return a.issueShaped(role, session, d, user, sessionShape{})
+}
+
+// issueShaped is issueCredentials for a session shaped by its AssumeRole.
+func (a *AWS) issueShaped(role roleModel, session string, d time.Duration, user string, shape sessionShape) *principal {
 	p := &principal{
+		shape:       shape,
 		accessKeyID: "ASIA" + randomID(16),
 		secret:      randomSecret(),
 		token:       randomToken("IQoJb3JpZ2luX2Vj", 256),
