@@ -156,8 +156,10 @@ type stsAssumedRoleUser struct {
 }
 
 type assumeRoleResult struct {
-	Credentials     stsCredentials     `xml:"Credentials"`
-	AssumedRoleUser stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	Credentials      stsCredentials     `xml:"Credentials"`
+	AssumedRoleUser  stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	PackedPolicySize *int               `xml:"PackedPolicySize,omitempty"`
+	SourceIdentity   string             `xml:"SourceIdentity,omitempty"`
 }
 
 type assumeRoleWithWebIdentityResult struct {
@@ -385,7 +387,12 @@ func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 	}
 	p := a.issueShaped(a.accessRole, session, d, user, shape)
 	creds, assumed := sessionResult(p)
-	return assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed}, nil
+	res := assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed, SourceIdentity: shape.sourceIdentity}
+	if n := shape.packedSize(); n > 0 {
+		percent := (100*n + stsPackedPolicySize - 1) / stsPackedPolicySize
+		res.PackedPolicySize = &percent
+	}
+	return res, nil
 }
 
 // providedContext is one member of ProvidedContexts.
