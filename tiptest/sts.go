@@ -156,10 +156,9 @@ type stsAssumedRoleUser struct {
 }
 
 type assumeRoleResult struct {
-	Credentials      stsCredentials     `xml:"Credentials"`
-	AssumedRoleUser  stsAssumedRoleUser `xml:"AssumedRoleUser"`
-	PackedPolicySize *int               `xml:"PackedPolicySize,omitempty"`
-	SourceIdentity   string             `xml:"SourceIdentity,omitempty"`
+	Credentials     stsCredentials     `xml:"Credentials"`
+	AssumedRoleUser stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	SourceIdentity  string             `xml:"SourceIdentity,omitempty"`
 }
 
 type assumeRoleWithWebIdentityResult struct {
@@ -387,12 +386,7 @@ func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 	}
 	p := a.issueShaped(a.accessRole, session, d, user, shape)
 	creds, assumed := sessionResult(p)
-	res := assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed, SourceIdentity: shape.sourceIdentity}
-	if n := shape.packedSize(); n > 0 {
-		percent := (100*n + stsPackedPolicySize - 1) / stsPackedPolicySize
-		res.PackedPolicySize = &percent
-	}
-	return res, nil
+	return assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed, SourceIdentity: shape.sourceIdentity}, nil
 }
 
 // providedContext is one member of ProvidedContexts.
