@@ -61,7 +61,7 @@ func session(user exchange.StoreKey) *exchange.Session {
 		Issuer:          user.User.Issuer,
 		Subject:         user.User.Subject,
 		UserID:          "arn:aws:identitystore::123456789012:user/" + user.User.Subject,
-		SessionOptions: exchange.SessionOptions{
+		SessionOptions: &exchange.SessionOptions{
 			Tags:              map[string]string{"qbusiness-dataaccessor:ExternalId": "external-id-of-" + user.User.Subject},
 			TransitiveTagKeys: []string{"qbusiness-dataaccessor:ExternalId"},
 			SourceIdentity:    "source-identity-of-" + user.User.Subject,

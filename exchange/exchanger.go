@@ -43,10 +43,11 @@ type Session struct {
 	// they name a person: they are not logged either.
 	UserID, IdentityStoreID string
 	// SessionOptions is what Options.Session returned for the token that
-	// was exchanged: passed again to every AssumeRole that renews the
-	// session. Its values may come from the user's claims: they are not
-	// logged either.
-	SessionOptions SessionOptions
+	// was exchanged, passed again to every AssumeRole that renews the
+	// session; nil when the session is not shaped. It is shared by the
+	// Sessions renewed from this one: never change it. Its values may come
+	// from the user's claims: they are not logged either.
+	SessionOptions *SessionOptions
 }
 
 // Expires returns when the session's credentials expire.
@@ -395,10 +396,6 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 	if err != nil {
 		return nil, err
 	}
-	// Checked again: a Session may come from a Store or from a caller.
-	if err := s.SessionOptions.check(); err != nil {
-		return nil, err
-	}
 	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String(x.o.AccessRoleArn),
 		RoleSessionName: aws.String(name),
@@ -408,7 +405,13 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 			ContextAssertion: aws.String(s.IdentityContext),
 		}},
 	}
-	s.SessionOptions.applyTo(in)
+	// Checked again: a Session may come from a Store or from a caller.
+	if so := s.SessionOptions; so != nil {
+		if err := so.check(); err != nil {
+			return nil, err
+		}
+		so.applyTo(in)
+	}
 	out, err := x.sts.AssumeRole(ctx, in, x.stsOptions)
 	if err != nil {
 		return nil, classify("AssumeRole", err)

@@ -187,25 +187,34 @@ func (o SessionOptions) clone() SessionOptions {
 
 // shape calls Options.Session with the claims of webToken and returns its
 // SessionOptions, checked: an error of the hook matches ErrRefused, and
-// options STS would refuse match ErrConfig. Without a hook it returns the
-// zero SessionOptions.
-func (x *Exchanger) shape(webToken string) (SessionOptions, error) {
+// options STS would refuse match ErrConfig. Without a hook, or when the
+// hook returns nothing to pass, it returns nil: a Session that is not
+// shaped holds no SessionOptions (a pointer costs a held user nothing).
+func (x *Exchanger) shape(webToken string) (*SessionOptions, error) {
 	if x.o.Session == nil {
-		return SessionOptions{}, nil
+		return nil, nil
 	}
 	var claims map[string]any
 	if err := decodeClaims(webToken, &claims); err != nil || claims == nil {
-		return SessionOptions{}, errMalformed
+		return nil, errMalformed
 	}
 	so, err := x.o.Session(claims)
 	if err != nil {
-		return SessionOptions{}, &Error{kind: kindRefused, Op: opSession, Code: codeSessionRefused, Err: err}
+		return nil, &Error{kind: kindRefused, Op: opSession, Code: codeSessionRefused, Err: err}
 	}
 	so = so.clone()
 	if err := so.check(); err != nil {
-		return SessionOptions{}, err
+		return nil, err
 	}
-	return so, nil
+	if so.empty() {
+		return nil, nil
+	}
+	return &so, nil
+}
+
+// empty reports whether o passes nothing.
+func (o *SessionOptions) empty() bool {
+	return len(o.Tags) == 0 && len(o.TransitiveTagKeys) == 0 && o.SourceIdentity == "" && o.Policy == "" && len(o.PolicyArns) == 0
 }
 
 // applyTo sets o's parts on in, the AssumeRole that carries the identity

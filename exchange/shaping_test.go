@@ -420,3 +420,27 @@ func TestSessionTagsRefusedByTrustPolicy(t *testing.T) {
 	_, creds := owner(t, env, p)
 	wantShaped(t, env, creds, "alice")
 }
+
+// A hook that returns nothing to pass leaves the session unshaped; a
+// Session whose SessionOptions STS would refuse (changed by its holder,
+// say) is refused before AssumeRole when it is renewed.
+func TestSessionUnshapedAndRecheckedOnRenewal(t *testing.T) {
+	env := tiptest.New(t)
+	x := newExchanger(t, env, false, func(o *exchange.Options) {
+		o.Session = func(map[string]any) (exchange.SessionOptions, error) { return exchange.SessionOptions{}, nil }
+	})
+	s, err := x.Exchange(context.Background(), env.IdP.Token("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := env.AWS.Session(s.Credentials.AccessKeyID); s.SessionOptions != nil || info.Tags != nil || info.SourceIdentity != "" {
+		t.Fatalf("unshaped session: %+v, STS reports %+v", s.SessionOptions, info)
+	}
+	bad := *s
+	bad.SessionOptions = &exchange.SessionOptions{SourceIdentity: "not valid"}
+	_, err = x.Renew(context.Background(), &bad, "")
+	if !errors.Is(err, exchange.ErrConfig) || !strings.Contains(err.Error(), "SessionOptions.SourceIdentity:") {
+		t.Fatalf("Renew: %v", err)
+	}
+	wantCalls(t, env, 0, 1, 1)
+}

@@ -57,7 +57,7 @@ func sessionOf(k exchange.StoreKey, sub string) *exchange.Session {
 		Subject:         k.User.Subject,
 		UserID:          "94482488-3041-7026-18f3-be45837cd0e4",
 		IdentityStoreID: "d-1234567890",
-		SessionOptions: exchange.SessionOptions{
+		SessionOptions: &exchange.SessionOptions{
 			Tags:              map[string]string{"qbusiness-dataaccessor:ExternalId": "external-id-" + sub, "team": "team-of-" + sub},
 			TransitiveTagKeys: []string{"team"},
 			SourceIdentity:    "source-identity-" + sub,
@@ -178,7 +178,7 @@ func TestRoundTrip(t *testing.T) {
 	bare := sessionOf(k, "alice")
 	bare.RefreshToken, bare.ContextExpires, bare.IdentityContext = "", time.Time{}, ""
 	bare.UserID, bare.IdentityStoreID = "", ""
-	bare.SessionOptions = exchange.SessionOptions{}
+	bare.SessionOptions = nil
 	mustSave(t, f.store, k, bare)
 	sameSession(t, mustLoad(t, f.store, k), bare)
 

@@ -232,6 +232,9 @@ type record struct {
 // JSON form (a year outside [0,9999]).
 func EncodeSession(s *exchange.Session) ([]byte, error) {
 	c, so := s.Credentials, s.SessionOptions
+	if so == nil {
+		so = &exchange.SessionOptions{}
+	}
 	return json.Marshal(record{
 		AccessKeyID:     c.AccessKeyID,
 		SecretAccessKey: c.SecretAccessKey,
@@ -262,6 +265,16 @@ func DecodeSession(b []byte) (*exchange.Session, bool) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, false
 	}
+	var so *exchange.SessionOptions
+	if len(r.Tags) > 0 || len(r.TransitiveTagKeys) > 0 || r.SourceIdentity != "" || r.Policy != "" || len(r.PolicyArns) > 0 {
+		so = &exchange.SessionOptions{
+			Tags:              r.Tags,
+			TransitiveTagKeys: r.TransitiveTagKeys,
+			SourceIdentity:    r.SourceIdentity,
+			Policy:            r.Policy,
+			PolicyArns:        r.PolicyArns,
+		}
+	}
 	return &exchange.Session{
 		Credentials: aws.Credentials{
 			AccessKeyID:     r.AccessKeyID,
@@ -279,13 +292,7 @@ func DecodeSession(b []byte) (*exchange.Session, bool) {
 		Subject:         r.Subject,
 		UserID:          r.UserID,
 		IdentityStoreID: r.IdentityStoreID,
-		SessionOptions: exchange.SessionOptions{
-			Tags:              r.Tags,
-			TransitiveTagKeys: r.TransitiveTagKeys,
-			SourceIdentity:    r.SourceIdentity,
-			Policy:            r.Policy,
-			PolicyArns:        r.PolicyArns,
-		},
+		SessionOptions:  so,
 	}, true
 }
 
