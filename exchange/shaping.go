@@ -18,11 +18,16 @@ import (
 // [Options.Session] returns, passed to the AssumeRole that carries the
 // user's identity context. The zero value passes nothing.
 //
-// Each part needs a permission in the access role's trust policy, for the
-// role that signs the exchange: Tags and TransitiveTagKeys need
-// sts:TagSession, SourceIdentity needs sts:SetSourceIdentity (Policy and
-// PolicyArns need none). Without it STS refuses the user with
-// AccessDenied, an error matching [ErrRefused].
+// Tags and SourceIdentity need a permission in the access role's trust
+// policy, for the role that signs the exchange: Tags and
+// TransitiveTagKeys need sts:TagSession, SourceIdentity needs
+// sts:SetSourceIdentity (Policy and PolicyArns need none). Without it STS
+// refuses every user with AccessDenied, an error matching [ErrRefused].
+//
+// What breaks the rules below is refused before any call, with an error
+// matching [ErrConfig]. STS also limits the packed size of the tags and
+// policies together, which cannot be told beforehand: over it, STS
+// answers PackedPolicyTooLarge, an error matching [ErrConfig] too.
 type SessionOptions struct {
 	// Tags are the session tags (aws:PrincipalTag/KEY in policies): at most
 	// 50; a key is 1 to 128 characters, a value 0 to 256, of letters,
@@ -119,11 +124,11 @@ func (o *SessionOptions) check() error {
 	}
 	size := utf8.RuneCountInString(o.Policy)
 	for _, a := range o.PolicyArns {
-		if n := utf8.RuneCountInString(a); n < minPolicyArn || !strings.HasPrefix(a, "arn:") {
+		n := utf8.RuneCountInString(a)
+		if n < minPolicyArn || !strings.HasPrefix(a, "arn:") {
 			return shapeError("PolicyArns: an ARN is not an ARN of at least 20 characters")
-		} else {
-			size += n
 		}
+		size += n
 	}
 	if size > maxSessionPolicy {
 		return shapeError("Policy: Policy and PolicyArns are longer than 2048 characters together")
