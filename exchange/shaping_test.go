@@ -444,3 +444,22 @@ func TestSessionUnshapedAndRecheckedOnRenewal(t *testing.T) {
 	}
 	wantCalls(t, env, 0, 1, 1)
 }
+
+// Tags within every plaintext limit may still exceed STS's packed size:
+// STS answers PackedPolicyTooLarge, a configuration error.
+func TestSessionPackedPolicyTooLarge(t *testing.T) {
+	env := tiptest.New(t)
+	tags := map[string]string{}
+	for i := range 50 {
+		tags[strings.Repeat(string(rune('a'+i%26)), 100)+strings.Repeat("k", 28-i/26)] = strings.Repeat("v", 256)
+	}
+	x := newExchanger(t, env, false, func(o *exchange.Options) {
+		o.Session = func(map[string]any) (exchange.SessionOptions, error) { return exchange.SessionOptions{Tags: tags}, nil }
+	})
+	_, err := x.Exchange(context.Background(), env.IdP.Token("alice"))
+	var xe *exchange.Error
+	if !errors.Is(err, exchange.ErrConfig) || !errors.As(err, &xe) || xe.Op != "AssumeRole" || xe.Code != "PackedPolicyTooLarge" {
+		t.Fatalf("Exchange: %v, want STS's PackedPolicyTooLarge", err)
+	}
+	wantCalls(t, env, 0, 1, 1)
+}
