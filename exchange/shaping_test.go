@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/internal/seal"
+	"github.com/tipkit/tipkit/redisstore"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -462,4 +464,39 @@ func TestSessionPackedPolicyTooLarge(t *testing.T) {
 		t.Fatalf("Exchange: %v, want STS's PackedPolicyTooLarge", err)
 	}
 	wantCalls(t, env, 0, 1, 1)
+}
+
+// On a real Redis (redisstore, sealed): a replica renews, 25 minutes
+// later, the session another replica exchanged, with its shape.
+func TestCacheSessionShapeThroughRedis(t *testing.T) {
+	env := tiptest.New(t)
+	r := newSharedRedis(t)
+	var ha, hb tenantShape
+	replica := func(h *tenantShape) *exchange.Cache {
+		client := redis.NewClient(&redis.Options{Addr: r.srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+		t.Cleanup(func() { _ = client.Close() })
+		store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{r.key}, Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, env, newExchanger(t, env, false, func(o *exchange.Options) { o.Session = h.hook }),
+			func(o *exchange.CacheOptions) { o.Store = store })
+	}
+	a, b := replica(&ha), replica(&hb)
+	ctx := context.Background()
+	tok := env.IdP.Token("alice")
+	if _, _, err := a.Credentials(ctx, key(env, "alice"), tok); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(25 * time.Minute)
+	p, _, err := b.Credentials(ctx, key(env, "alice"), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, creds := owner(t, env, p)
+	wantShaped(t, env, creds, "alice")
+	wantCalls(t, env, 0, 1, 2)
+	if ha.calls.Load() != 1 || hb.calls.Load() != 0 {
+		t.Fatalf("hooks called %d and %d times, want 1 and 0", ha.calls.Load(), hb.calls.Load())
+	}
 }

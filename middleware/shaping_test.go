@@ -78,3 +78,27 @@ func shapedKey(t *testing.T, env *tiptest.Env, h http.Handler, tok string) strin
 	}
 	return got["key"]
 }
+
+// Options STS would refuse are the operator's mistake: 500, without any
+// AWS call, and neither the answer nor the log shows the value.
+func TestSessionShapingInvalidOptionsThroughMiddleware(t *testing.T) {
+	env := tiptest.New(t)
+	var logs bytes.Buffer
+	m := newMiddleware(t, env, func(o *middleware.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Exchange.Session = func(claims map[string]any) (exchange.SessionOptions, error) {
+			name, _ := claims["name"].(string)
+			return exchange.SessionOptions{SourceIdentity: name + " (from a claim)"}, nil // a space: refused
+		}
+	})
+	w := get(t, m.Handler(whoAmI(env)), env.IdP.Token("alice"))
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "from a claim") {
+		t.Fatalf("alice: %d %s", w.Code, w.Body.String())
+	}
+	if n := env.AWS.CallCounts(); len(n) != 0 {
+		t.Fatalf("AWS calls: %v", n)
+	}
+	if !strings.Contains(logs.String(), "SessionOptions.SourceIdentity") || strings.Contains(logs.String(), "from a claim") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
