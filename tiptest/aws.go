@@ -127,7 +127,9 @@ type AWSOptions struct {
 //   - the role "tipkit-access" (AccessRoleArn, at most 43200 s), assumable
 //     with AssumeRole, with an Identity Center identity context, by the
 //     server user and by sessions of the application role, whose trust
-//     policy allows sts:AssumeRole and sts:SetContext (GetRole shows it);
+//     policy allows sts:AssumeRole, sts:SetContext, sts:TagSession and
+//     sts:SetSourceIdentity (GetRole shows it), with session tags, a
+//     source identity and session policies (see AWS.Session);
 //   - an S3 Access Grants instance associated with the Identity Center
 //     instance, whose grants (Grant, GrantGroup) name Identity Center
 //     users and groups, and whose location role "tipkit-access-grants-location"
