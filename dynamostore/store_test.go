@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +61,13 @@ func session(user exchange.StoreKey) *exchange.Session {
 		Issuer:          user.User.Issuer,
 		Subject:         user.User.Subject,
 		UserID:          "arn:aws:identitystore::123456789012:user/" + user.User.Subject,
+		SessionOptions: &exchange.SessionOptions{
+			Tags:              map[string]string{"qbusiness-dataaccessor:ExternalId": "external-id-of-" + user.User.Subject},
+			TransitiveTagKeys: []string{"qbusiness-dataaccessor:ExternalId"},
+			SourceIdentity:    "source-identity-of-" + user.User.Subject,
+			Policy:            `{"Statement":[{"Effect":"Deny","Action":"s3:PutObject","Resource":"*"}]}`,
+			PolicyArns:        []string{"arn:aws:iam::123456789012:policy/ReadOnly"},
+		},
 	}
 }
 
@@ -119,7 +127,8 @@ func TestRoundTrip(t *testing.T) {
 	gc, wc := got.Credentials, want.Credentials
 	if gc.AccessKeyID != wc.AccessKeyID || gc.SecretAccessKey != wc.SecretAccessKey || gc.SessionToken != wc.SessionToken ||
 		!gc.Expires.Equal(wc.Expires) || got.IdentityContext != want.IdentityContext || got.RefreshToken != want.RefreshToken ||
-		!got.ContextExpires.Equal(want.ContextExpires) || got.Subject != "alice" || got.UserID != want.UserID {
+		!got.ContextExpires.Equal(want.ContextExpires) || got.Subject != "alice" || got.UserID != want.UserID ||
+		!reflect.DeepEqual(got.SessionOptions, want.SessionOptions) {
 		t.Fatalf("Load = %+v, want %+v", got, want)
 	}
 	if got, err := s.Load(ctx, bob); got != nil || err != nil {
@@ -339,6 +348,7 @@ func TestTableShowsNoSecret(t *testing.T) {
 	for _, secret := range []string{
 		sess.Credentials.AccessKeyID, sess.Credentials.SecretAccessKey, sess.Credentials.SessionToken,
 		sess.IdentityContext, sess.RefreshToken, "alice", "idp.example.com", "arn:", tokenID, alice.Namespace + ":",
+		sess.SessionOptions.SourceIdentity, "external-id-of-", "s3:PutObject", "qbusiness",
 	} {
 		if bytes.Contains(dump.Bytes(), []byte(secret)) {
 			t.Errorf("the table shows %q:\n%s", secret, dump.String())

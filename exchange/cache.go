@@ -570,11 +570,12 @@ func (c *Cache) renew(ctx context.Context, e *entry, link trace.Link, background
 }
 
 // tokenRefused reports whether err is IAM Identity Center refusing a
-// token (CreateTokenWithIAM's InvalidGrantException, AccessDenied...): a
-// verdict on that token, which another token of the user may not share.
+// token (CreateTokenWithIAM's InvalidGrantException, AccessDenied...), or
+// Options.Session refusing its claims or shaping them wrongly: a verdict on
+// that token, which another token of the user may not share.
 func tokenRefused(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.kind == kindRefused && e.Op == "CreateTokenWithIAM"
+	return errors.As(err, &e) && (e.kind == kindRefused && e.Op == "CreateTokenWithIAM" || e.Op == opSession)
 }
 
 // failureTTL is how long a failure is answered from memory. A user who

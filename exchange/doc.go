@@ -62,6 +62,14 @@
 // then with a newer token of the user. When nothing can renew it, the
 // error matches [ErrReauthenticate]: the user must sign in again.
 //
+// Options.Session shapes each user's session: from the claims of the
+// user's token it returns the session tags (attribute-based access
+// control; Amazon Q Business data accessors require
+// qbusiness-dataaccessor:ExternalId), the source identity and the session
+// policies of the AssumeRole that carries the identity context. It is
+// called once per exchange; the [Session] keeps its result, so renewals
+// shape the session alike without the token.
+//
 // [Exchanger] serves many users (one call of [Exchanger.Exchange] per user);
 // [Provider] is the single-identity form, an aws.CredentialsProvider for
 // command-line tools and jobs.

@@ -90,8 +90,11 @@ var (
 type Error struct {
 	kind kind
 	// Op is the operation that failed: "AssumeRoleWithWebIdentity",
-	// "CreateTokenWithIAM", "AssumeRole", "WebTokenProvider", or "Exchange"
-	// for checks made before any call.
+	// "CreateTokenWithIAM", "AssumeRole", "WebTokenProvider", "Exchange"
+	// for checks made before any call, or "Session" for Options.Session:
+	// its error (Code "SessionRefused", the hook's error in Err) or
+	// SessionOptions that STS would refuse (Code "SessionOptions." and the
+	// field and rule broken).
 	Op string
 	// Code is the AWS error code (such as "InvalidGrantException"), or a
 	// short reason for failures found locally; empty for transport errors.

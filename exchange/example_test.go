@@ -161,3 +161,57 @@ func ExampleCache() {
 	// true
 	// exchanges: 1
 }
+
+// Options.Session shapes each user's session from the claims of the
+// user's token: session tags (here the external ID an Amazon Q Business
+// data accessor requires, and the user's department for attribute-based
+// access control), a source identity that CloudTrail shows across role
+// chains, and a session policy. Renewals keep the same shape. An error
+// refuses the user (ErrRefused, 403 through the middleware).
+func ExampleOptions_session() {
+	env, err := tiptest.NewEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer env.Close()
+
+	cfg := env.Config()
+	cfg.Credentials = nil
+	x, err := exchange.New(exchange.Options{
+		ApplicationArn:     env.ApplicationArn,
+		AccessRoleArn:      env.AccessRoleArn, // its trust policy allows sts:TagSession and sts:SetSourceIdentity
+		ApplicationRoleArn: env.ApplicationRoleArn,
+		Config:             cfg,
+		Session: func(claims map[string]any) (exchange.SessionOptions, error) {
+			dept, ok := claims["department"].(string)
+			if !ok {
+				return exchange.SessionOptions{}, errors.New("no department claim")
+			}
+			sub, _ := claims["sub"].(string)
+			return exchange.SessionOptions{
+				Tags: map[string]string{
+					"qbusiness-dataaccessor:ExternalId": "tenant-a",
+					"department":                        dept,
+				},
+				SourceIdentity: sub,
+				Policy:         `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"}]}`,
+			}, nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	session, err := x.Exchange(context.Background(), env.IdP.Token("alice", tiptest.WithClaims(map[string]any{"department": "finance"})))
+	if err != nil {
+		log.Fatal(err)
+	}
+	info, _ := env.AWS.Session(session.Credentials.AccessKeyID) // what STS attached to the session
+	fmt.Println(info.Tags["department"], info.Tags["qbusiness-dataaccessor:ExternalId"], info.SourceIdentity)
+
+	_, err = x.Exchange(context.Background(), env.IdP.Token("bob")) // no department claim
+	fmt.Println(errors.Is(err, exchange.ErrRefused))
+	// Output:
+	// finance tenant-a alice
+	// true
+}

@@ -42,6 +42,12 @@ type Session struct {
 	// Empty when the idToken did not carry them. They are not secrets, but
 	// they name a person: they are not logged either.
 	UserID, IdentityStoreID string
+	// SessionOptions is what Options.Session returned for the token that
+	// was exchanged, passed again to every AssumeRole that renews the
+	// session; nil when the session is not shaped. It is shared by the
+	// Sessions renewed from this one: never change it. Its values may come
+	// from the user's claims: they are not logged either.
+	SessionOptions *SessionOptions
 }
 
 // Expires returns when the session's credentials expire.
@@ -177,6 +183,10 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string, cl *storeFlig
 	if x.spent.has(info, x.o.Now()) {
 		return nil, errSpent
 	}
+	shape, err := x.shape(webToken)
+	if err != nil {
+		return nil, err
+	}
 	if x.boot != nil {
 		if _, err := x.boot.credentials(ctx, webToken); err != nil {
 			return nil, err
@@ -205,6 +215,7 @@ func (x *Exchanger) exchange(ctx context.Context, webToken string, cl *storeFlig
 		return nil, err
 	}
 	s.Issuer, s.Subject = info.issuer, info.subject
+	s.SessionOptions = shape
 	if _, err := x.assumeRole(ctx, s); err != nil {
 		return s, err
 	}
@@ -331,6 +342,7 @@ func (x *Exchanger) refresh(ctx context.Context, s *Session) (*Session, error) {
 		return nil, err
 	}
 	ns.Issuer, ns.Subject = s.Issuer, s.Subject
+	ns.SessionOptions = s.SessionOptions
 	if ns.RefreshToken == "" {
 		ns.RefreshToken = s.RefreshToken
 	}
@@ -392,6 +404,13 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 			ProviderArn:      aws.String(contextProviderArn),
 			ContextAssertion: aws.String(s.IdentityContext),
 		}},
+	}
+	// Checked again: a Session may come from a Store or from a caller.
+	if so := s.SessionOptions; so != nil {
+		if err := so.check(); err != nil {
+			return nil, err
+		}
+		so.applyTo(in)
 	}
 	out, err := x.sts.AssumeRole(ctx, in, x.stsOptions)
 	if err != nil {

@@ -105,6 +105,27 @@ type Options struct {
 	// [Exchanger.UserHash], which keeps sessions apart in CloudTrail.
 	SessionNameFunc func(issuer, subject string) string
 
+	// Session, when set, shapes each user's session: it receives the
+	// claims of the user's token (decoded from its payload, once per
+	// exchange; the token was verified by the caller, as the middleware
+	// does) and returns the session tags, source identity and session
+	// policies of the AssumeRole that carries the user's identity context.
+	// It is called once per exchange of a token, never on a renewal: the
+	// Session keeps what it returned (Session.SessionOptions, sealed with
+	// the rest by a Store) and every renewal (AssumeRole again with the
+	// identity context, the refresh token grant, a session loaded from a
+	// Store by another replica) passes the same again.
+	//
+	// An error refuses the user: the exchange fails, before any AWS call,
+	// with an error matching [ErrRefused] (the middleware answers 403
+	// access_denied); the Cache remembers it for that token for RefusedTTL
+	// and logs it. Options that STS would refuse (see [SessionOptions])
+	// fail the exchange before any call with an error matching [ErrConfig]
+	// that names the field and the rule but never the value: the hook must
+	// return what STS accepts. The hook may be called concurrently and
+	// must not keep or change the claims.
+	Session func(claims map[string]any) (SessionOptions, error)
+
 	// CredentialsExpiryWindow is how long before expiry credentials count
 	// as expiring: a [Provider] and the provider a [Cache] hands out renew
 	// them then, and the application role's credentials are renewed then

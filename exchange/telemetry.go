@@ -174,6 +174,10 @@ func (t *telemetry) logEvent(ev cacheEvent, x *Exchanger) {
 		attrs = append(attrs, slog.String("error", ev.err.Error()))
 	case errors.As(ev.err, &xe):
 		attrs = append(attrs, slog.String("failure", xe.kind.String()), slog.String("aws_op", xe.Op), slog.String("aws_code", xe.Code))
+		if xe.Code == codeSessionRefused && xe.Err != nil {
+			// The operator's own error, as Options.Session returned it.
+			attrs = append(attrs, slog.String("session_error", xe.Err.Error()))
+		}
 	case ev.err == nil && !ev.expires.IsZero():
 		attrs = append(attrs, slog.Time("expires", ev.expires))
 	}

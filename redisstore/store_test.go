@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -56,13 +57,21 @@ func sessionOf(k exchange.StoreKey, sub string) *exchange.Session {
 		Subject:         k.User.Subject,
 		UserID:          "94482488-3041-7026-18f3-be45837cd0e4",
 		IdentityStoreID: "d-1234567890",
+		SessionOptions: &exchange.SessionOptions{
+			Tags:              map[string]string{"qbusiness-dataaccessor:ExternalId": "external-id-" + sub, "team": "team-of-" + sub},
+			TransitiveTagKeys: []string{"team"},
+			SourceIdentity:    "source-identity-" + sub,
+			Policy:            `{"Statement":[{"Effect":"Deny","Action":"s3:PutObject","Resource":"arn:aws:s3:::policy-of-` + sub + `/*"}]}`,
+			PolicyArns:        []string{"arn:aws:iam::123456789012:policy/policy-arn-of-" + sub},
+		},
 	}
 }
 
 // secretsOf lists what must never appear in Redis in plaintext.
 func secretsOf(s *exchange.Session) []string {
 	return []string{s.Credentials.AccessKeyID, s.Credentials.SecretAccessKey, s.Credentials.SessionToken,
-		s.IdentityContext, s.RefreshToken, s.Issuer, s.Subject, s.UserID, s.IdentityStoreID}
+		s.IdentityContext, s.RefreshToken, s.Issuer, s.Subject, s.UserID, s.IdentityStoreID,
+		s.SessionOptions.Tags["team"], s.SessionOptions.SourceIdentity, s.SessionOptions.Policy, s.SessionOptions.PolicyArns[0]}
 }
 
 type fixture struct {
@@ -150,7 +159,8 @@ func sameSession(t *testing.T, got, want *exchange.Session) {
 		gc.Source != wc.Source || gc.CanExpire != wc.CanExpire || !gc.Expires.Equal(wc.Expires) || gc.AccountID != wc.AccountID ||
 		got.IdentityContext != want.IdentityContext || !got.ContextExpires.Equal(want.ContextExpires) ||
 		got.RefreshToken != want.RefreshToken || got.Issuer != want.Issuer || got.Subject != want.Subject ||
-		got.UserID != want.UserID || got.IdentityStoreID != want.IdentityStoreID {
+		got.UserID != want.UserID || got.IdentityStoreID != want.IdentityStoreID ||
+		!reflect.DeepEqual(got.SessionOptions, want.SessionOptions) {
 		t.Fatalf("Load returned another session than was saved:\n got  %+v\n want %+v", *got, *want)
 	}
 }
@@ -168,6 +178,7 @@ func TestRoundTrip(t *testing.T) {
 	bare := sessionOf(k, "alice")
 	bare.RefreshToken, bare.ContextExpires, bare.IdentityContext = "", time.Time{}, ""
 	bare.UserID, bare.IdentityStoreID = "", ""
+	bare.SessionOptions = nil
 	mustSave(t, f.store, k, bare)
 	sameSession(t, mustLoad(t, f.store, k), bare)
 

@@ -127,7 +127,9 @@ type AWSOptions struct {
 //   - the role "tipkit-access" (AccessRoleArn, at most 43200 s), assumable
 //     with AssumeRole, with an Identity Center identity context, by the
 //     server user and by sessions of the application role, whose trust
-//     policy allows sts:AssumeRole and sts:SetContext (GetRole shows it);
+//     policy allows sts:AssumeRole, sts:SetContext, sts:TagSession and
+//     sts:SetSourceIdentity (GetRole shows it), with session tags, a
+//     source identity and session policies (see AWS.Session);
 //   - an S3 Access Grants instance associated with the Identity Center
 //     instance, whose grants (Grant, GrantGroup) name Identity Center
 //     users and groups, and whose location role "tipkit-access-grants-location"
@@ -195,6 +197,7 @@ type principal struct {
 	userID      string
 	role        string // role name of a role session; empty for the IAM user
 	user        string // Identity Center user of an identity-enhanced session
+	shape       sessionShape
 }
 
 // NewAWS validates o, generates the server user's keys and starts the HTTP
@@ -518,7 +521,13 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // issueCredentials stores and returns new temporary credentials of a
 // session of role.
 func (a *AWS) issueCredentials(role roleModel, session string, d time.Duration, user string) *principal {
+	return a.issueShaped(role, session, d, user, sessionShape{})
+}
+
+// issueShaped is issueCredentials for a session shaped by its AssumeRole.
+func (a *AWS) issueShaped(role roleModel, session string, d time.Duration, user string, shape sessionShape) *principal {
 	p := &principal{
+		shape:       shape,
 		accessKeyID: "ASIA" + randomID(16),
 		secret:      randomSecret(),
 		token:       randomToken("IQoJb3JpZ2luX2Vj", 256),

@@ -116,6 +116,30 @@
 // InvalidClientException without the application, AccessDenied from
 // AssumeRole without sts:SetContext or without the role.
 //
+// # Session tags, source identity and session policies
+//
+// AssumeRole honours Tags, TransitiveTagKeys, SourceIdentity, Policy and
+// PolicyArns with STS's rules: at most 50 tags, keys of 1 to 128 and
+// values of up to 256 characters of letters, digits, spaces and
+// _.:/=+-@, no key starting with "aws:" and no two keys differing only by
+// case, transitive keys among the tags, a source identity of 2 to 64
+// characters of [\w+=,.@-] not starting with "aws:" (and, in a role chain,
+// equal to the caller's), a JSON policy of at most 2048 characters with
+// the ARNs, at most 10 ARNs (ValidationError or MalformedPolicyDocument);
+// and a modelled packed size of the policies and tags (the policy's
+// characters outside white space, the ARNs, the tags' keys and values:
+// over 8192, PackedPolicyTooLarge). Tags need sts:TagSession and a source
+// identity sts:SetSourceIdentity in the access role's trust policy (both
+// there unless Setup.AccessRoleTagSession or
+// Setup.AccessRoleSetSourceIdentity is turned off: AccessDenied). A
+// caller's transitive tags and source identity pass on to the session it
+// assumes. AWS.Session tells what a session carries. GetDataAccess
+// refuses (AccessDenied) a session whose inline session policy denies
+// s3:GetDataAccess (a Deny statement whose Action matches it, wildcards
+// included) or allows it in no statement; resources and conditions are
+// not evaluated, and managed session policies (PolicyArns) allow
+// everything, as the local AWS holds none.
+//
 // # Testing
 //
 // Tests move time with Clock.Advance, inject faults with AWS.SetFault (on

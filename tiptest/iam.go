@@ -119,7 +119,7 @@ func (a *AWS) getRole(caller *principal, name string) (any, *apiError) {
 	var trust, description string
 	switch {
 	case name == accessRoleName && setup.AccessRole:
-		role, trust = a.accessRole, a.accessRoleTrust(setup.AccessRoleSetContext)
+		role, trust = a.accessRole, a.accessRoleTrust(setup)
 		description = "Assumed with each user's identity context"
 	case name == applicationRoleName:
 		role, trust = a.appRole, a.applicationRoleTrust()

@@ -57,6 +57,14 @@ type Setup struct {
 	// sts:SetContext besides sts:AssumeRole. Without it, an AssumeRole
 	// with ProvidedContexts answers AccessDenied.
 	AccessRoleSetContext bool
+	// AccessRoleTagSession makes the access role's trust policy allow
+	// sts:TagSession (true to begin with). Without it, an AssumeRole with
+	// Tags or TransitiveTagKeys answers AccessDenied.
+	AccessRoleTagSession bool
+	// AccessRoleSetSourceIdentity makes the access role's trust policy
+	// allow sts:SetSourceIdentity (true to begin with). Without it, an
+	// AssumeRole with SourceIdentity answers AccessDenied.
+	AccessRoleSetSourceIdentity bool
 	// DeniedActions are IAM actions refused to the server user, among
 	// "sso:DescribeApplication", "sso:GetApplicationGrant",
 	// "sso:DescribeTrustedTokenIssuer" and "iam:GetRole": they answer
@@ -88,6 +96,9 @@ func defaultSetup(o AWSOptions) Setup {
 		Audiences:            slices.Clone(o.Audiences),
 		AccessRole:           true,
 		AccessRoleSetContext: true,
+
+		AccessRoleTagSession:        true,
+		AccessRoleSetSourceIdentity: true,
 	}
 }
 
@@ -196,12 +207,21 @@ type policyStatement struct {
 }
 
 // accessRoleTrust returns the trust policy of the access role: the server
-// user and the application role may assume it, and set its context when
-// setContext.
-func (a *AWS) accessRoleTrust(setContext bool) string {
+// user and the application role may assume it, and set its context, tag
+// its sessions and set their source identity as s allows.
+func (a *AWS) accessRoleTrust(s Setup) string {
 	var action any = "sts:AssumeRole"
-	if setContext {
-		action = []string{"sts:AssumeRole", "sts:SetContext"}
+	actions := []string{"sts:AssumeRole"}
+	for _, x := range []struct {
+		ok     bool
+		action string
+	}{{s.AccessRoleSetContext, "sts:SetContext"}, {s.AccessRoleTagSession, "sts:TagSession"}, {s.AccessRoleSetSourceIdentity, "sts:SetSourceIdentity"}} {
+		if x.ok {
+			actions = append(actions, x.action)
+		}
+	}
+	if len(actions) > 1 {
+		action = actions
 	}
 	return marshalPolicy(policyDocument{Version: "2012-10-17", Statement: []policyStatement{{
 		Effect:    "Allow",

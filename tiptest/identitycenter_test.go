@@ -132,7 +132,7 @@ func TestIdentityCenterReads(t *testing.T) {
 	}
 
 	access := icTrust(t, env, "tipkit-access")
-	if got := icActions(access); !slices.Equal(got, []string{"sts:AssumeRole", "sts:SetContext"}) {
+	if got := icActions(access); !slices.Equal(got, []string{"sts:AssumeRole", "sts:SetContext", "sts:TagSession", "sts:SetSourceIdentity"}) {
 		t.Fatalf("access role trust actions %v", got)
 	}
 	principals := access["Statement"].([]any)[0].(map[string]any)["Principal"].(map[string]any)["AWS"].([]any)
@@ -212,7 +212,7 @@ func TestSetupHonouredByExchange(t *testing.T) {
 			}
 		}, "InvalidGrantException", 400, false},
 		{"trust without sts:SetContext", func(s *tiptest.Setup) { s.AccessRoleSetContext = false }, func(t *testing.T, env *tiptest.Env) {
-			if got := icActions(icTrust(t, env, "tipkit-access")); !slices.Equal(got, []string{"sts:AssumeRole"}) {
+			if got := icActions(icTrust(t, env, "tipkit-access")); !slices.Equal(got, []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}) {
 				t.Fatalf("actions %v", got)
 			}
 		}, "AccessDenied", 403, true},

@@ -313,6 +313,10 @@ func (a *AWS) getDataAccess(r *http.Request, caller *principal) (any, *apiError)
 		return nil, s3Err("AccessDenied", "User: "+caller.arn+" is not authorized to perform: s3:GetDataAccess on resource: "+
 			a.accessGrantsInstanceArn()+" because no S3 access grant of the caller, and no identity context of a directory user, matches the request")
 	}
+	if sessionDenies(caller, "s3:GetDataAccess") {
+		return nil, s3Err("AccessDenied", "User: "+caller.arn+" is not authorized to perform: s3:GetDataAccess on resource: "+
+			a.accessGrantsInstanceArn()+" because no session policy allows the s3:GetDataAccess action")
+	}
 	userID := a.UserID(caller.user)
 	g, ok := a.s3.matchGrant(userID, p.bucket, p.path, p.access)
 	if !ok {

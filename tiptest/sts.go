@@ -158,6 +158,7 @@ type stsAssumedRoleUser struct {
 type assumeRoleResult struct {
 	Credentials     stsCredentials     `xml:"Credentials"`
 	AssumedRoleUser stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	SourceIdentity  string             `xml:"SourceIdentity,omitempty"`
 }
 
 type assumeRoleWithWebIdentityResult struct {
@@ -331,7 +332,11 @@ func stsTokenError(e *tokenError) *apiError {
 	return newAPIError("InvalidIdentityToken", e.msg)
 }
 
-// assumeRole serves AssumeRole, with at most one Identity Center context.
+// assumeRole serves AssumeRole, with at most one Identity Center context,
+// and the session tags, source identity and session policies of the
+// session (see sessionShape): tags need sts:TagSession in the access
+// role's trust policy, a source identity sts:SetSourceIdentity
+// (Setup.AccessRoleTagSession, Setup.AccessRoleSetSourceIdentity).
 func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 	if aerr := c.requireParams("RoleArn", "RoleSessionName"); aerr != nil {
 		return nil, aerr
@@ -348,6 +353,10 @@ func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	shape, aerr := c.sessionShape()
+	if aerr != nil {
+		return nil, aerr
+	}
 	roleArn := c.form.Get("RoleArn")
 	setup := a.Setup()
 	if roleArn != a.AccessRoleArn() || !setup.AccessRole || !a.mayUseApplication(c.caller) {
@@ -358,13 +367,26 @@ func (a *AWS) assumeRole(c *stsCall) (any, *apiError) {
 		return nil, newAPIError("AccessDenied", fmt.Sprintf(
 			"User: %s is not authorized to perform: sts:SetContext on resource: %s", c.caller.arn, roleArn))
 	}
+	for _, need := range []struct {
+		action  string
+		asked   bool
+		allowed bool
+	}{
+		{"sts:TagSession", c.tagged(), setup.AccessRoleTagSession},
+		{"sts:SetSourceIdentity", c.form.Has("SourceIdentity"), setup.AccessRoleSetSourceIdentity},
+	} {
+		if need.asked && !need.allowed {
+			return nil, newAPIError("AccessDenied", fmt.Sprintf(
+				"User: %s is not authorized to perform: %s on resource: %s", c.caller.arn, need.action, roleArn))
+		}
+	}
 	user, aerr := a.contextUser(contexts)
 	if aerr != nil {
 		return nil, aerr
 	}
-	p := a.issueCredentials(a.accessRole, session, d, user)
+	p := a.issueShaped(a.accessRole, session, d, user, shape)
 	creds, assumed := sessionResult(p)
-	return assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed}, nil
+	return assumeRoleResult{Credentials: creds, AssumedRoleUser: assumed, SourceIdentity: shape.sourceIdentity}, nil
 }
 
 // providedContext is one member of ProvidedContexts.

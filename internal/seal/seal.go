@@ -219,12 +219,22 @@ type record struct {
 	// open with both empty.
 	UserID          string `json:"user_id,omitempty"`
 	IdentityStoreID string `json:"identity_store_id,omitempty"`
+	// The SessionOptions came later still: values sealed before them open
+	// without any.
+	Tags              map[string]string `json:"tags,omitempty"`
+	TransitiveTagKeys []string          `json:"transitive_tag_keys,omitempty"`
+	SourceIdentity    string            `json:"source_identity,omitempty"`
+	Policy            string            `json:"policy,omitempty"`
+	PolicyArns        []string          `json:"policy_arns,omitempty"`
 }
 
 // EncodeSession returns s encoded, or an error when a time of s has no
 // JSON form (a year outside [0,9999]).
 func EncodeSession(s *exchange.Session) ([]byte, error) {
-	c := s.Credentials
+	c, so := s.Credentials, s.SessionOptions
+	if so == nil {
+		so = &exchange.SessionOptions{}
+	}
 	return json.Marshal(record{
 		AccessKeyID:     c.AccessKeyID,
 		SecretAccessKey: c.SecretAccessKey,
@@ -240,6 +250,12 @@ func EncodeSession(s *exchange.Session) ([]byte, error) {
 		Subject:         s.Subject,
 		UserID:          s.UserID,
 		IdentityStoreID: s.IdentityStoreID,
+
+		Tags:              so.Tags,
+		TransitiveTagKeys: so.TransitiveTagKeys,
+		SourceIdentity:    so.SourceIdentity,
+		Policy:            so.Policy,
+		PolicyArns:        so.PolicyArns,
 	})
 }
 
@@ -248,6 +264,16 @@ func DecodeSession(b []byte) (*exchange.Session, bool) {
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, false
+	}
+	var so *exchange.SessionOptions
+	if len(r.Tags) > 0 || len(r.TransitiveTagKeys) > 0 || r.SourceIdentity != "" || r.Policy != "" || len(r.PolicyArns) > 0 {
+		so = &exchange.SessionOptions{
+			Tags:              r.Tags,
+			TransitiveTagKeys: r.TransitiveTagKeys,
+			SourceIdentity:    r.SourceIdentity,
+			Policy:            r.Policy,
+			PolicyArns:        r.PolicyArns,
+		}
 	}
 	return &exchange.Session{
 		Credentials: aws.Credentials{
@@ -266,6 +292,7 @@ func DecodeSession(b []byte) (*exchange.Session, bool) {
 		Subject:         r.Subject,
 		UserID:          r.UserID,
 		IdentityStoreID: r.IdentityStoreID,
+		SessionOptions:  so,
 	}, true
 }
 

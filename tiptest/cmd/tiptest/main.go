@@ -45,6 +45,8 @@
 //	audience      the application authorises another audience than the tokens'
 //	grant         the application has no JWT bearer grant
 //	set-context   the access role's trust policy allows sts:AssumeRole but not sts:SetContext
+//	tag-session   the access role's trust policy does not allow sts:TagSession (session tags)
+//	source-identity  the access role's trust policy does not allow sts:SetSourceIdentity
 //	application   the application does not exist
 //	access-role   the access role does not exist
 //
@@ -318,7 +320,7 @@ func shellQuote(s string) string {
 }
 
 // breakNames are the values of -break.
-var breakNames = []string{"issuer-slash", "issuer", "audience", "grant", "set-context", "application", "access-role"}
+var breakNames = []string{"issuer-slash", "issuer", "audience", "grant", "set-context", "tag-session", "source-identity", "application", "access-role"}
 
 // breakSetup applies the misconfigurations named in broken to s.
 func breakSetup(s *tiptest.Setup, broken []string) {
@@ -336,6 +338,10 @@ func breakSetup(s *tiptest.Setup, broken []string) {
 			s.JWTBearerGrant = false
 		case "set-context":
 			s.AccessRoleSetContext = false
+		case "tag-session":
+			s.AccessRoleTagSession = false
+		case "source-identity":
+			s.AccessRoleSetSourceIdentity = false
 		case "application":
 			s.Application = false
 		case "access-role":
