@@ -91,8 +91,8 @@ type Options struct {
 	// restart, build a new Middleware with New and swap it in (see the
 	// example of New). The new one knows the sessions of the old one
 	// only through a Store they share: without one, a token the old one
-	// exchanged is refused by IAM Identity Center, as after a restart, and
-	// its user needs a fresh token.
+	// exchanged is refused by IAM Identity Center (403), as after a
+	// restart, and its user needs a fresh token.
 	Tenants []Tenant
 
 	// Extractor reads the token of a request; default BearerExtractor.

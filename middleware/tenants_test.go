@@ -416,3 +416,53 @@ func TestTenantsHotPathAllocations(t *testing.T) {
 		t.Fatalf("tenant %q on the hot path", id.Tenant())
 	}
 }
+
+// A new Middleware swapped in for a configuration change (a tenant added)
+// finds the sessions of the old one in the Store they share, so that a
+// token the old one exchanged is served without calling AWS; without a
+// Store, IAM Identity Center refuses that token again (403, as after a
+// restart), and its user needs a fresh one.
+func TestTenantsSwapFindsSessionsInTheStore(t *testing.T) {
+	srv := redistest.Start(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	c := newCustomers(t)
+	build := func(store bool, tenants ...middleware.Tenant) http.Handler {
+		o := middleware.Options{Tenants: tenants, Now: c.acme.Clock.Now}
+		if store {
+			client := srv.Client()
+			t.Cleanup(func() { _ = client.Close() })
+			s, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{key}, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Cache.Store = s
+		}
+		m, err := middleware.New(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return m.Handler(whoAmITenant)
+	}
+	acme, globex := tenantOf(c.acme, "acme"), tenantOf(c.globex, "globex")
+	for _, store := range []bool{true, false} {
+		tok := c.acme.IdP.Token("alice")
+		before := calls(c.acme)
+		held := serveTenant(t, build(store, acme), tok, c.acme, "acme", "alice").key
+		swapped := build(store, acme, globex)
+		if !store {
+			// As after a restart: AWS refuses the token it exchanged before.
+			refusal(t, serve(swapped, request(tok)), http.StatusForbidden, "access_denied")
+			serveTenant(t, swapped, c.acme.IdP.Token("alice"), c.acme, "acme", "alice")
+			continue
+		}
+		if got := serveTenant(t, swapped, tok, c.acme, "acme", "alice").key; got != held {
+			t.Errorf("with a Store: the new Middleware serves %s, the old one %s", got, held)
+		}
+		if got := calls(c.acme); got[0] != before[0]+1 {
+			t.Errorf("with a Store: %d exchanges, want 1", got[0]-before[0])
+		}
+		serveTenant(t, swapped, c.globex.IdP.Token("alice"), c.globex, "globex", "alice")
+	}
+}
