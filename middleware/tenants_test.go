@@ -466,3 +466,27 @@ func TestTenantsSwapFindsSessionsInTheStore(t *testing.T) {
 		serveTenant(t, swapped, c.globex.IdP.Token("alice"), c.globex, "globex", "alice")
 	}
 }
+
+// BenchmarkTenantsHotPath is a request of a held user of the second of two
+// tenants, against the same request with one tenant.
+func BenchmarkTenantsHotPath(b *testing.B) {
+	c := customers{acme: tiptest.New(b), globex: tiptest.New(b, tiptest.WithRegion("eu-west-1"))}
+	for _, bm := range []struct {
+		name string
+		m    *middleware.Middleware
+	}{{"one", newMiddleware(b, c.globex)}, {"twoTenants", c.newMiddleware(b)}} {
+		m := bm.m
+		b.Run(bm.name, func(b *testing.B) {
+			h := m.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			r := request(c.globex.IdP.Token("alice"))
+			if w := serve(h, r); w.Code != http.StatusOK {
+				b.Fatalf("%d %s", w.Code, w.Body)
+			}
+			w := serve(h, r)
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
