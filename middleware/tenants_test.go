@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tipkit/tipkit/ctxcreds"
@@ -488,5 +489,26 @@ func BenchmarkTenantsHotPath(b *testing.B) {
 				h.ServeHTTP(w, r)
 			}
 		})
+	}
+}
+
+// The metrics of every tenant's Cache add up under the shared
+// MeterProvider: exchanges and users count both tenants.
+func TestTenantsMetricsAddUp(t *testing.T) {
+	c := newCustomers(t)
+	tel := newTelemetry(t)
+	h := c.newMiddleware(t, tel.options).Handler(whoAmITenant)
+	serveTenant(t, h, c.acme.IdP.Token("alice"), c.acme, "acme", "alice")
+	serveTenant(t, h, c.acme.IdP.Token("bob"), c.acme, "acme", "bob")
+	serveTenant(t, h, c.globex.IdP.Token("alice"), c.globex, "globex", "alice")
+	ms := tel.metrics(t)
+	if n := sum(t, ms, "tipkit.exchanges", attribute.String("tipkit.result", "ok")); n != 3 {
+		t.Errorf("tipkit.exchanges ok: %d, want 3", n)
+	}
+	if n := sum(t, ms, "tipkit.users"); n != 3 {
+		t.Errorf("tipkit.users: %d, want 3\n%s", n, tel.dump(t))
+	}
+	if n := sum(t, ms, "tipkit.requests", attribute.String("tipkit.outcome", "ok")); n != 3 {
+		t.Errorf("tipkit.requests ok: %d, want 3", n)
 	}
 }
