@@ -113,8 +113,8 @@ type Options struct {
 	Realm string
 	// Logger receives debug, info and warn records, and one error record
 	// for the first configuration error found at run time (users appear
-	// only as exchange.Exchanger.UserHash; no token or secret is ever
-	// logged).
+	// only as exchange.Exchanger.UserHash, with their Tenant.Name when
+	// there are Tenants; no token or secret is ever logged).
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
