@@ -13,11 +13,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tipkit/tipkit/ctxcreds"
+	"github.com/tipkit/tipkit/dynamostore"
+	"github.com/tipkit/tipkit/dynamostore/dynamotest"
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/middleware/middlewaretest"
@@ -315,60 +319,106 @@ func TestTenantsRenewApart(t *testing.T) {
 	}
 }
 
-// Two replicas serving the same two tenants share one Store: each tenant's
-// sessions are in a namespace of its own, even though both tenants have
-// one application, access role and region (as tiptest environments of
-// one region do), and a replica serves the other's users of either tenant
-// from the Store without calling AWS.
+// Two replicas serving the same two tenants share one Store, on Redis and
+// on DynamoDB: each tenant's sessions are in a namespace of its own, even
+// though both tenants have one application, access role and region (as
+// tiptest environments of one region do), and a replica serves the
+// other's users of either tenant from the Store without calling AWS.
 func TestTenantsShareAStoreApart(t *testing.T) {
-	srv := redistest.Start(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	acme, initech := tiptest.New(t), tiptest.New(t) // one region: one exchange namespace
-	replica := func() http.Handler {
-		client := srv.Client()
-		t.Cleanup(func() { _ = client.Close() })
-		store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{key}, Timeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := middleware.New(context.Background(), middleware.Options{
-			Tenants: []middleware.Tenant{tenantOf(acme, "acme"), tenantOf(initech, "initech")},
-			Cache:   exchange.CacheOptions{Store: store},
-			Now:     acme.Clock.Now,
+	for _, engine := range []struct {
+		name string
+		// start returns a new Store on one engine for each call, and the
+		// names of every entry on it.
+		start func(t *testing.T) (newStore func() exchange.Store, names func() []string)
+	}{
+		{"redis", func(t *testing.T) (func() exchange.Store, func() []string) {
+			srv := redistest.Start(t)
+			return func() exchange.Store {
+					client := srv.Client()
+					t.Cleanup(func() { _ = client.Close() })
+					store, err := redisstore.New(client, redisstore.Options{EncryptionKeys: [][]byte{key}, Timeout: 2 * time.Second})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return store
+				}, func() []string {
+					keys, err := srv.Client().Keys(context.Background(), "*").Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					return keys
+				}
+		}},
+		{"dynamodb", func(t *testing.T) (func() exchange.Store, func() []string) {
+			srv := dynamotest.Start(t)
+			const table = "tipkit-tenants"
+			if err := dynamostore.CreateTable(context.Background(), srv.Client(), table); err != nil {
+				t.Fatal(err)
+			}
+			return func() exchange.Store {
+					store, err := dynamostore.New(srv.Client(), dynamostore.Options{Table: table, EncryptionKeys: [][]byte{key}, Timeout: 2 * time.Second})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return store
+				}, func() []string {
+					out, err := srv.Client().Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var names []string
+					for _, it := range out.Items {
+						if pk, ok := it["pk"].(*types.AttributeValueMemberS); ok {
+							names = append(names, pk.Value)
+						}
+					}
+					return names
+				}
+		}},
+	} {
+		t.Run(engine.name, func(t *testing.T) {
+			newStore, names := engine.start(t)
+			acme, initech := tiptest.New(t), tiptest.New(t) // one region: one exchange namespace
+			replica := func() http.Handler {
+				m, err := middleware.New(context.Background(), middleware.Options{
+					Tenants: []middleware.Tenant{tenantOf(acme, "acme"), tenantOf(initech, "initech")},
+					Cache:   exchange.CacheOptions{Store: newStore()},
+					Now:     acme.Clock.Now,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = m.Close() })
+				return m.Handler(whoAmITenant)
+			}
+			r0, r1 := replica(), replica()
+			ta, ti := acme.IdP.Token("alice"), initech.IdP.Token("alice")
+			ka := serveTenant(t, r0, ta, acme, "acme", "alice").key
+			ki := serveTenant(t, r1, ti, initech, "initech", "alice").key
+			if ka == ki {
+				t.Fatal("alice of acme and alice of initech share credentials")
+			}
+			if serveTenant(t, r1, ta, acme, "acme", "alice").key != ka || serveTenant(t, r0, ti, initech, "initech", "alice").key != ki {
+				t.Fatal("a replica did not serve the session the other stored")
+			}
+			if calls(acme) != [2]int{1, 1} || calls(initech) != [2]int{1, 1} {
+				t.Fatalf("acme %v, initech %v: want one exchange each, the other replica reading the Store", calls(acme), calls(initech))
+			}
+			// Entries are named <prefix>:<namespace>:{<user>}:<kind>...:
+			// two tenants, two namespaces.
+			namespaces := map[string]bool{}
+			all := names()
+			for _, n := range all {
+				if parts := strings.Split(n, ":"); len(parts) >= 4 {
+					namespaces[parts[1]] = true
+				}
+			}
+			if len(namespaces) != 2 {
+				t.Fatalf("the Store's entries %q are in %d namespaces, want one per tenant", all, len(namespaces))
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close() })
-		return m.Handler(whoAmITenant)
-	}
-	r0, r1 := replica(), replica()
-	ta, ti := acme.IdP.Token("alice"), initech.IdP.Token("alice")
-	ka := serveTenant(t, r0, ta, acme, "acme", "alice").key
-	ki := serveTenant(t, r1, ti, initech, "initech", "alice").key
-	if ka == ki {
-		t.Fatal("alice of acme and alice of initech share credentials")
-	}
-	if serveTenant(t, r1, ta, acme, "acme", "alice").key != ka || serveTenant(t, r0, ti, initech, "initech", "alice").key != ki {
-		t.Fatal("a replica did not serve the session the other stored")
-	}
-	if calls(acme) != [2]int{1, 1} || calls(initech) != [2]int{1, 1} {
-		t.Fatalf("acme %v, initech %v: want one exchange each, the other replica reading the Store", calls(acme), calls(initech))
-	}
-	// Keys are <prefix>:<namespace>:{<user>}:<kind>...: two tenants, two namespaces.
-	keys, err := srv.Client().Keys(context.Background(), "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	namespaces := map[string]bool{}
-	for _, k := range keys {
-		if parts := strings.Split(k, ":"); len(parts) >= 4 {
-			namespaces[parts[1]] = true
-		}
-	}
-	if len(namespaces) != 2 {
-		t.Fatalf("the Store's keys %q are in %d namespaces, want one per tenant", keys, len(namespaces))
 	}
 }
 
