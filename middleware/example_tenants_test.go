@@ -82,8 +82,10 @@ func ExampleTenant() {
 
 // A Middleware's tenants are fixed. To add or remove one without a
 // restart, the server builds a new Middleware from the new configuration,
-// swaps it in atomically, and closes the old one: requests under way
-// finish on the old one, later ones reach the new one. Without a Store
+// swaps it in atomically, and closes the old one: later requests reach
+// the new one, and requests under way finish on the old one (one that
+// would start an exchange after Close is answered 503 with Retry-After,
+// and its retry reaches the new one). Without a Store
 // shared by both, the new one knows no session of the old one: a token
 // the old one exchanged is refused by IAM Identity Center (403), as after
 // a restart, and its user needs a fresh token.

@@ -181,7 +181,9 @@ func cmpOr(values ...string) string {
 
 // server authenticates each request with the current middleware, which
 // configure replaces as a whole when the customers change: a request
-// under way finishes on the middleware it started with.
+// under way finishes on the middleware it started with (one that would
+// start an exchange after that middleware closed is answered 503 with
+// Retry-After, and its retry reaches the new one).
 type server struct {
 	current atomic.Pointer[middleware.Middleware]
 	app     http.Handler
