@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/tipkit/tipkit/internal/tenantid"
 )
 
 // Unexported key types: no other package can read or overwrite these values
@@ -156,6 +158,15 @@ type identity struct {
 	claims          map[string]any
 	expires         time.Time
 	user            AWSUser
+	tenant          string
+}
+
+func init() {
+	tenantid.With = func(id any, tenant string) any {
+		c := *id.(Identity).d()
+		c.tenant = tenant
+		return Identity{&c}
+	}
 }
 
 // noIdentity is what the zero Identity reads as.
@@ -203,6 +214,13 @@ func (id Identity) Subject() string { return id.d().subject }
 // Expires returns when the caller's AWS credentials expire; the zero time
 // when no credentials were obtained.
 func (id Identity) Expires() time.Time { return id.d().expires }
+
+// Tenant returns the name of the caller's tenant: the customer, among
+// those a server serves, whose identity provider issued the caller's token
+// and whose IAM Identity Center exchanged it (tipkit's middleware names
+// it after its Options.Tenants). It is "" for a server that serves one
+// tenant.
+func (id Identity) Tenant() string { return id.d().tenant }
 
 // AWSUserID returns the caller's user ID in IAM Identity Center's identity
 // store (AWSUser.UserID), or "" when unknown. It is read, unverified, from

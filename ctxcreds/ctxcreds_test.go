@@ -134,7 +134,7 @@ func TestIdentityIsReadOnly(t *testing.T) {
 func TestZeroIdentity(t *testing.T) {
 	var id ctxcreds.Identity
 	if id.Issuer() != "" || id.Subject() != "" || !id.Expires().IsZero() || id.AWSUserID() != "" ||
-		id.IdentityStoreID() != "" || id.StringClaim("email") != "" || id.Claims() != nil {
+		id.IdentityStoreID() != "" || id.StringClaim("email") != "" || id.Claims() != nil || id.Tenant() != "" {
 		t.Fatal("the zero Identity returned something other than zero values")
 	}
 	if v, ok := id.Claim("sub"); v != nil || ok {
@@ -144,6 +144,15 @@ func TestZeroIdentity(t *testing.T) {
 	ctx := ctxcreds.WithCaller(context.Background(), &cfg, credentials.NewStaticCredentialsProvider("a", "s", ""), id)
 	if _, ok := ctxcreds.IdentityFrom(ctx); ok {
 		t.Fatal("WithCaller with the zero Identity: IdentityFrom reported an identity")
+	}
+}
+
+// An Identity made by NewIdentity names no tenant: only the middleware,
+// serving several, names the tenant of its callers (its tests check it).
+func TestNewIdentityNamesNoTenant(t *testing.T) {
+	id := ctxcreds.NewIdentity("https://idp.example.com", "alice", map[string]any{"sub": "alice"}, time.Time{}, ctxcreds.AWSUser{})
+	if id.Tenant() != "" {
+		t.Fatalf("Tenant() = %q, want \"\"", id.Tenant())
 	}
 }
 

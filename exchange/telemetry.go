@@ -79,7 +79,10 @@ func newTelemetry(c *Cache) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	users, err := meter.Int64ObservableGauge("tipkit.users", metric.WithUnit("{user}"),
+	// An up-down counter rather than a gauge: the Caches of a middleware's
+	// tenants observe it under one MeterProvider, and their values add up
+	// where a gauge would keep one of them.
+	users, err := meter.Int64ObservableUpDownCounter("tipkit.users", metric.WithUnit("{user}"),
 		metric.WithDescription("Users whose credentials are held in memory"))
 	if err != nil {
 		return nil, err

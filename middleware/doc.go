@@ -65,6 +65,11 @@
 // through Options.ErrorHandler, and Options.Logger records the AWS error
 // code behind each refusal.
 //
+// One server serves several customers, each with its own identity
+// provider and IAM Identity Center instance, with Options.Tenants: a
+// token's iss picks its [Tenant], whose exchange and Cache serve it, and
+// handlers read the tenant's name with ctxcreds.Identity.Tenant.
+//
 // Without a Store (Options.Cache.Store), the memory of exchanged tokens
 // and sessions is per process: behind several replicas, or after a
 // restart, a token exchanged elsewhere is refused by IAM Identity Center

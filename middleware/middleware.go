@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,33 @@ type Options struct {
 	// ErrConfig rather than every handler later.
 	AWSConfig aws.Config
 
+	// Tenants, for a server that serves several customers, each with its
+	// own identity provider and IAM Identity Center instance, lists them:
+	// a token's iss picks its tenant, whose Issuers verify it and whose
+	// Exchange exchanges it (see [Tenant]). Issuer, Audience, Exchange,
+	// AWSConfig and Verify.Issuers are the one-tenant case: New refuses
+	// options that set any of them and Tenants, and an issuer listed in
+	// two tenants.
+	//
+	// Everything else is shared by the tenants: the verification settings
+	// of Verify (one verifier holds every tenant's issuers, each with its
+	// own keys), the clock, the telemetry, the logger and the answers.
+	// Each tenant has a Cache of its own with the settings of Cache:
+	// MaxUsers, MaxInFlight and RateLimit bound each tenant apart, so
+	// that one customer's users and exchanges never evict or hold back
+	// another's, and a process holds at most len(Tenants)×MaxUsers users
+	// (Verify.CacheSize defaults to that). A Cache.Store is shared, each
+	// tenant in a namespace of its own, named after Tenant.Name: renaming
+	// a tenant leaves its stored sessions behind.
+	//
+	// A Middleware's tenants are fixed: to add or remove one without a
+	// restart, build a new Middleware with New and swap it in (see the
+	// example of New). The new one knows the sessions of the old one
+	// only through a Store they share: without one, a token the old one
+	// exchanged is refused by IAM Identity Center (403), as after a
+	// restart, and its user needs a fresh token.
+	Tenants []Tenant
+
 	// Extractor reads the token of a request; default BearerExtractor.
 	Extractor Extractor
 	// Skipper, when it returns true, lets the request through untouched.
@@ -85,8 +113,8 @@ type Options struct {
 	Realm string
 	// Logger receives debug, info and warn records, and one error record
 	// for the first configuration error found at run time (users appear
-	// only as exchange.Exchanger.UserHash; no token or secret is ever
-	// logged).
+	// only as exchange.Exchanger.UserHash, with their Tenant.Name when
+	// there are Tenants; no token or secret is ever logged).
 	// Default: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock of token checks and credential expiry; default
@@ -111,8 +139,11 @@ type Options struct {
 type Middleware struct {
 	o        Options
 	verifier *verify.Verifier
-	x        *exchange.Exchanger
-	cache    *exchange.Cache
+	// tenants are the tenants of Options.Tenants, or the one tenant of
+	// the top-level fields; byIssuer finds a tenant by issuer when there
+	// are several (nil when one).
+	tenants  []*tenant
+	byIssuer map[string]*tenant
 	onError  ErrorHandler
 	log      *slog.Logger
 	extract  Extractor
@@ -169,21 +200,19 @@ func checkOneName(o *Options) error {
 	return nil
 }
 
-// New checks o, builds the verifier and the exchange, and returns the
-// Middleware. Every problem of o is an error matching [ErrConfig] that
-// names the option. New does not contact the identity provider or AWS:
-// keys are fetched on the first request, so a server starts even when its
-// IdP is down. Background key refreshes stop when ctx is done or at Close;
-// credential renewals stop at Close.
+// New checks o, builds the verifier and the exchange of each tenant, and
+// returns the Middleware. Every problem of o is an error matching
+// [ErrConfig] that names the option. New does not contact the identity
+// provider or AWS: keys are fetched on the first request, so a server
+// starts even when its IdP is down. Background key refreshes stop when ctx
+// is done or at Close; credential renewals stop at Close.
 func New(ctx context.Context, o Options) (*Middleware, error) {
 	if err := checkOneName(&o); err != nil {
 		return nil, err
 	}
-	if o.AWSConfig.Region == "" {
-		if o.AWSConfig.Region = o.Exchange.Config.Region; o.AWSConfig.Region == "" {
-			// Every AWS call of a handler would fail with "Missing Region".
-			return nil, &configError{"AWSConfig.Region (or Exchange.Config.Region) is required"}
-		}
+	tenants, err := tenantsOf(&o)
+	if err != nil {
+		return nil, err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -196,38 +225,42 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 	}
 	vo := o.Verify
 	if vo.CacheSize == 0 {
-		vo.CacheSize = cmp.Or(max(o.Cache.MaxUsers, 0), exchange.DefaultMaxUsers)
+		vo.CacheSize = cmp.Or(max(o.Cache.MaxUsers, 0), exchange.DefaultMaxUsers) * len(tenants)
 	}
-	if o.Issuer != "" || len(o.Audience) > 0 {
-		vo.Issuers = append([]verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}}, vo.Issuers...)
+	vo.Issuers = nil
+	for _, t := range tenants {
+		vo.Issuers = append(vo.Issuers, t.Issuers...)
 	}
 	vo.Now, vo.TracerProvider, vo.MeterProvider = o.Now, o.TracerProvider, o.MeterProvider
 	v, err := verify.New(ctx, vo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Verify: %w", ErrConfig, err)
 	}
-	xo := o.Exchange
-	xo.Now, xo.TracerProvider = o.Now, o.TracerProvider
-	x, err := exchange.New(xo)
-	if err != nil {
-		v.Close()
-		return nil, fmt.Errorf("%w: Exchange: %w", ErrConfig, err)
-	}
-	co := o.Cache
-	co.Logger, co.MeterProvider = o.Logger, o.MeterProvider
-	cache, err := exchange.NewCache(x, co)
-	if err != nil {
-		v.Close()
-		return nil, fmt.Errorf("%w: Cache: %w", ErrConfig, err)
-	}
-	m := &Middleware{o: o, verifier: v, x: x, cache: cache, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor,
+	m := &Middleware{o: o, verifier: v, onError: o.ErrorHandler, log: o.Logger, extract: o.Extractor,
 		retryAfter: cmp.Or(o.Cache.UnavailableTTL, exchange.DefaultUnavailableTTL)}
+	if len(tenants) > 1 {
+		m.byIssuer = make(map[string]*tenant, len(vo.Issuers))
+	}
+	for i, t := range tenants {
+		built, err := newTenant(&o, t, i)
+		if err != nil {
+			m.closeTenants()
+			v.Close()
+			return nil, err
+		}
+		m.tenants = append(m.tenants, built)
+		for _, is := range t.Issuers {
+			if m.byIssuer != nil {
+				m.byIssuer[is.Issuer] = built
+			}
+		}
+	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if err := m.register(o.MeterProvider.Meter("github.com/tipkit/tipkit/middleware")); err != nil {
 		v.Close()
-		_ = m.cache.Close()
+		m.closeTenants()
 		return nil, &configError{"the MeterProvider refused the instruments: " + err.Error()}
 	}
 	if m.onError == nil {
@@ -237,6 +270,15 @@ func New(ctx context.Context, o Options) (*Middleware, error) {
 		m.extract = BearerExtractor
 	}
 	return m, nil
+}
+
+// closeTenants closes the Cache of every tenant built.
+func (m *Middleware) closeTenants() error {
+	var errs []error
+	for _, t := range m.tenants {
+		errs = append(errs, t.cache.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Handler returns next wrapped: requests reach it with the caller's
@@ -394,7 +436,13 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 			return nil, m.failed(errorFromVerify(err))
 		}
 	}
-	creds, sess, err := m.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw)
+	memo, _ := claims.Memo.Load().(*identityMemo)
+	t := m.tenantOf(claims, memo)
+	if t == nil {
+		// The verifier accepts only the tenants' issuers.
+		return nil, m.failed(newError(KindInternal, "the token's issuer has no tenant", nil))
+	}
+	creds, sess, err := t.cache.Credentials(ctx, exchange.UserKey{Issuer: claims.Issuer, Subject: claims.Subject}, raw)
 	if err != nil {
 		e := errorFromExchange(err)
 		if e.Kind == KindUnavailable && e.RetryAfter == 0 {
@@ -404,32 +452,34 @@ func (m *Middleware) authorize(ctx context.Context, raw string, claims *verify.C
 			c.RetryAfter = m.retryAfter
 			e = &c
 		}
-		return nil, m.failedFor(e, claims)
+		return nil, m.failedFor(e, t, claims)
 	}
 	m.ok.Add(1)
-	return ctxcreds.WithCaller(ctx, &m.o.AWSConfig, creds, identityOf(claims, sess)), nil
+	return ctxcreds.WithCaller(ctx, &t.awsConfig, creds, identityOf(t, claims, memo, sess)), nil
 }
 
 // identityMemo is the request identity made of a token's claims, kept in
 // the claims' Memo: every request that presents the token again shares it
 // while the credentials' expiry and the AWS user stay the same, so that a
-// request served from memory makes none.
+// request served from memory makes none. It also keeps the token's
+// tenant, so that such a request looks up no tenant.
 type identityMemo struct {
 	expires time.Time
 	user    ctxcreds.AWSUser
 	id      ctxcreds.Identity
+	tenant  *tenant
 }
 
-// identityOf returns the identity of the claims' user, whose session is
-// sess.
-func identityOf(c *verify.Claims, sess exchange.SessionInfo) ctxcreds.Identity {
+// identityOf returns the identity of the claims' user, of tenant t, whose
+// session is sess; memo is the claims' memo (nil when none).
+func identityOf(t *tenant, c *verify.Claims, memo *identityMemo, sess exchange.SessionInfo) ctxcreds.Identity {
 	user := ctxcreds.AWSUser{UserID: sess.UserID, IdentityStoreID: sess.IdentityStoreID}
-	if memo, _ := c.Memo.Load().(*identityMemo); memo != nil && memo.expires.Equal(sess.Expires) && memo.user == user {
+	if memo != nil && memo.expires.Equal(sess.Expires) && memo.user == user {
 		return memo.id
 	}
-	memo := &identityMemo{expires: sess.Expires, user: user, id: ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, sess.Expires, user)}
-	c.Memo.Store(memo)
-	return memo.id
+	id := withTenant(ctxcreds.NewIdentity(c.Issuer, c.Subject, c.Raw, sess.Expires, user), t)
+	c.Memo.Store(&identityMemo{expires: sess.Expires, user: user, id: id, tenant: t})
+	return id
 }
 
 var errNoToken = &Error{Kind: KindNoToken, Description: "a bearer token is required"}
@@ -459,10 +509,11 @@ func (m *Middleware) HandleError(w http.ResponseWriter, r *http.Request, err err
 }
 
 // failed counts and logs err.
-func (m *Middleware) failed(err *Error) *Error { return m.failedFor(err, nil) }
+func (m *Middleware) failed(err *Error) *Error { return m.failedFor(err, nil, nil) }
 
-// failedFor counts and logs err for the user of c (nil when unknown).
-func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
+// failedFor counts and logs err for the user of c (nil when unknown), of
+// tenant t.
+func (m *Middleware) failedFor(err *Error, t *tenant, c *verify.Claims) *Error {
 	if err.Kind > 0 && int(err.Kind) < len(m.errorsByKind) {
 		m.errorsByKind[err.Kind].Add(1)
 	}
@@ -481,8 +532,11 @@ func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 		return err
 	}
 	attrs := []slog.Attr{slog.String("kind", err.Kind.String()), slog.String("code", err.Code)}
-	if c != nil {
-		attrs = append(attrs, slog.String("user", m.x.UserHash(exchange.UserKey{Issuer: c.Issuer, Subject: c.Subject})))
+	if t != nil && t.name != "" {
+		attrs = append(attrs, slog.String("tenant", t.name))
+	}
+	if t != nil && c != nil {
+		attrs = append(attrs, slog.String("user", t.x.UserHash(exchange.UserKey{Issuer: c.Issuer, Subject: c.Subject})))
 	}
 	var xe *exchange.Error
 	if errors.As(err, &xe) {
@@ -492,11 +546,11 @@ func (m *Middleware) failedFor(err *Error, c *verify.Claims) *Error {
 	return err
 }
 
-// Close stops background key refreshes and credential renewals, and
-// unregisters the metrics.
+// Close stops background key refreshes and every tenant's credential
+// renewals, and unregisters the metrics.
 func (m *Middleware) Close() error {
 	m.verifier.Close()
-	return errors.Join(m.reg.Unregister(), m.cache.Close())
+	return errors.Join(m.reg.Unregister(), m.closeTenants())
 }
 
 // Stats counts what the middleware did since New: its requests, and the
@@ -520,7 +574,10 @@ type Stats struct {
 func (m *Middleware) Stats() Stats {
 	s := Stats{
 		OK: m.ok.Load(), Skipped: m.skipped.Load(), Anonymous: m.anonymous.Load(),
-		Errors: map[string]uint64{}, Stats: m.verifier.Stats(), CacheStats: m.cache.Stats(),
+		Errors: map[string]uint64{}, Stats: m.verifier.Stats(),
+	}
+	for _, t := range m.tenants {
+		addCacheStats(&s.CacheStats, t.cache.Stats())
 	}
 	s.Requests = s.OK + s.Skipped + s.Anonymous
 	for k := KindNoToken; k <= KindInternal; k++ {
@@ -529,6 +586,19 @@ func (m *Middleware) Stats() Stats {
 		s.Requests += n
 	}
 	return s
+}
+
+// addCacheStats adds every counter of b to a.
+func addCacheStats(a *exchange.CacheStats, b exchange.CacheStats) {
+	av, bv := reflect.ValueOf(a).Elem(), reflect.ValueOf(b)
+	for i := range av.NumField() {
+		switch f := av.Field(i); f.Kind() {
+		case reflect.Uint64:
+			f.SetUint(f.Uint() + bv.Field(i).Uint())
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + bv.Field(i).Int())
+		}
+	}
 }
 
 // register observes the middleware's own counters (those Stats reads) as

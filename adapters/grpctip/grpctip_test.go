@@ -36,14 +36,17 @@ func TestAnswers(t *testing.T) {
 }
 
 // whoServer answers who is calling, as the handlers see it: the subject of
-// the caller's identity and the tiptest user whose credentials they
-// received, "-" for none.
+// the caller's identity (after its tenant and a slash, when it has one)
+// and the tiptest user whose credentials they received, "-" for none.
 type whoServer struct{ env *tiptest.Env }
 
 func (s whoServer) who(ctx context.Context) string {
 	subject, user := "-", "-"
 	if id, ok := ctxcreds.IdentityFrom(ctx); ok {
 		subject = id.Subject()
+		if id.Tenant() != "" {
+			subject = id.Tenant() + "/" + subject
+		}
 	}
 	if cfg, ok := ctxcreds.Config(ctx); ok {
 		creds, err := cfg.Credentials.Retrieve(ctx)
