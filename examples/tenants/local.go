@@ -32,9 +32,17 @@ func (c *customers) close() {
 	c.globex.Close()
 }
 
-// tenants are the middleware's tenants for the customers.
+// acmeExternalID is the external ID of acme's Amazon Q Business data
+// accessor: acme's sessions carry it as a session tag.
+const acmeExternalID = "acme-data-accessor-4711"
+
+// tenants are the middleware's tenants for the customers. acme reaches
+// its data through a data accessor: its users' sessions are shaped by
+// dataAccessor.
 func (c *customers) tenants() []middleware.Tenant {
-	return []middleware.Tenant{tenantOf("acme", c.acme), tenantOf("globex", c.globex)}
+	acme := tenantOf("acme", c.acme)
+	acme.Exchange.Session = dataAccessor(acmeExternalID)
+	return []middleware.Tenant{acme, tenantOf("globex", c.globex)}
 }
 
 // tenantOf is the tenant of env, as middlewaretest wires one to env: its

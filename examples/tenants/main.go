@@ -12,7 +12,7 @@
 //	  "application_arn": "arn:aws:sso::111122223333:application/ssoins-.../apl-...",
 //	  "access_role_arn": "arn:aws:iam::111122223333:role/UserAccess",
 //	  "application_role_arn": "arn:aws:iam::111122223333:role/TokenExchange",
-//	  "region": "us-east-1"},
+//	  "region": "us-east-1", "external_id": "..."},
 //	 {"name": "globex", ...}]
 //
 // The server re-reads the file on SIGHUP: it builds a new middleware from
@@ -258,6 +258,29 @@ type tenantConfig struct {
 	AccessRoleArn      string   `json:"access_role_arn"`
 	ApplicationRoleArn string   `json:"application_role_arn"` // empty: the server's own credentials sign the exchange
 	Region             string   `json:"region"`               // of the customer's IAM Identity Center instance
+	ExternalID         string   `json:"external_id"`          // of the customer's Amazon Q Business data accessor, if it has one
+}
+
+// dataAccessor shapes the sessions of a customer whose data is reached
+// through an Amazon Q Business data accessor: each carries the session tag
+// qbusiness-dataaccessor:ExternalId the data accessor requires, the user
+// as a tag of its own, and the user as source identity, so that CloudTrail
+// names the user across role chains. The access role's trust policy must
+// allow sts:TagSession and sts:SetSourceIdentity.
+func dataAccessor(externalID string) func(claims map[string]any) (exchange.SessionOptions, error) {
+	return func(claims map[string]any) (exchange.SessionOptions, error) {
+		sub, _ := claims["sub"].(string)
+		if sub == "" {
+			return exchange.SessionOptions{}, errors.New("the token has no subject")
+		}
+		return exchange.SessionOptions{
+			Tags: map[string]string{
+				"qbusiness-dataaccessor:ExternalId": externalID,
+				"user":                              sub,
+			},
+			SourceIdentity: sub,
+		}, nil
+	}
 }
 
 // loadTenants reads the customers of the file at path. The AWS
@@ -287,6 +310,9 @@ func loadTenants(ctx context.Context, path string) ([]middleware.Tenant, error) 
 			return nil, fmt.Errorf("loading the AWS configuration of %q: %w", c.Name, err)
 		}
 		x := exchange.Options{ApplicationArn: c.ApplicationArn, AccessRoleArn: c.AccessRoleArn, ApplicationRoleArn: c.ApplicationRoleArn, Config: cfg}
+		if c.ExternalID != "" {
+			x.Session = dataAccessor(c.ExternalID)
+		}
 		if c.ApplicationRoleArn == "" {
 			x.SSOOIDCClient, x.STSClient = ssooidc.NewFromConfig(cfg), sts.NewFromConfig(cfg)
 		}

@@ -110,6 +110,14 @@ func selfTest(ctx context.Context, stdout io.Writer) error {
 			keys[who] = key
 		}
 		check(what, ok, fmt.Sprintf("%d tenant %q subject %q region %s, credentials of %q at %s", code, a.Tenant, a.Subject, a.Region, owner, tenant))
+		if !again {
+			// acme's sessions carry its data accessor's tag; globex's none.
+			info, _ := env.AWS.Session(key)
+			shaped := info.Tags["qbusiness-dataaccessor:ExternalId"] == acmeExternalID && info.Tags["user"] == user && info.SourceIdentity == user
+			plain := len(info.Tags) == 0 && info.SourceIdentity == ""
+			check(who+"'s session", tenant == "acme" && shaped || tenant == "globex" && plain,
+				fmt.Sprintf("tags %v, source identity %q", info.Tags, info.SourceIdentity))
+		}
 	}
 	check("alice of acme, alice of globex", keys["acme/alice"] != keys["globex/alice"], "two users, two sessions")
 	for _, tenant := range []string{"acme", "globex"} {
