@@ -28,20 +28,7 @@ import (
 	"github.com/tipkit/tipkit/redisstore"
 	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
-	"github.com/tipkit/tipkit/verify"
 )
-
-// tenantOf returns the tenant of env named name, as middlewaretest wires a
-// single tenant to env.
-func tenantOf(env *tiptest.Env, name string) middleware.Tenant {
-	o := middlewaretest.Options(env)
-	return middleware.Tenant{
-		Name:      name,
-		Issuers:   []verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}},
-		Exchange:  o.Exchange,
-		AWSConfig: o.AWSConfig,
-	}
-}
 
 // customers are two tenants, each a tiptest environment of its own: acme
 // in us-east-1, globex in eu-west-1. Both clocks start at the wall clock;
@@ -62,7 +49,7 @@ func (c customers) advance(d time.Duration) {
 // options are the options of a middleware serving both customers.
 func (c customers) options() middleware.Options {
 	return middleware.Options{
-		Tenants: []middleware.Tenant{tenantOf(c.acme, "acme"), tenantOf(c.globex, "globex")},
+		Tenants: []middleware.Tenant{middlewaretest.Tenant(c.acme, "acme"), middlewaretest.Tenant(c.globex, "globex")},
 		Now:     c.acme.Clock.Now,
 	}
 }
@@ -383,7 +370,7 @@ func TestTenantsShareAStoreApart(t *testing.T) {
 			acme, initech := tiptest.New(t), tiptest.New(t) // one region: one exchange namespace
 			replica := func() http.Handler {
 				m, err := middleware.New(context.Background(), middleware.Options{
-					Tenants: []middleware.Tenant{tenantOf(acme, "acme"), tenantOf(initech, "initech")},
+					Tenants: []middleware.Tenant{middlewaretest.Tenant(acme, "acme"), middlewaretest.Tenant(initech, "initech")},
 					Cache:   exchange.CacheOptions{Store: newStore()},
 					Now:     acme.Clock.Now,
 				})
@@ -496,7 +483,7 @@ func TestTenantsSwapFindsSessionsInTheStore(t *testing.T) {
 		t.Cleanup(func() { _ = m.Close() })
 		return m.Handler(whoAmITenant)
 	}
-	acme, globex := tenantOf(c.acme, "acme"), tenantOf(c.globex, "globex")
+	acme, globex := middlewaretest.Tenant(c.acme, "acme"), middlewaretest.Tenant(c.globex, "globex")
 	for _, store := range []bool{true, false} {
 		tok := c.acme.IdP.Token("alice")
 		before := calls(c.acme)

@@ -12,19 +12,14 @@ import (
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
-	"github.com/tipkit/tipkit/verify"
 )
 
 // TestTenants checks that a Gin handler sees the tenant of each caller,
 // and credentials of the caller's own tenant, as net/http handlers do.
 func TestTenants(t *testing.T) {
 	acme, globex := tiptest.New(t), tiptest.New(t, tiptest.WithRegion("eu-west-1"))
-	tenant := func(env *tiptest.Env, name string) middleware.Tenant {
-		o := middlewaretest.Options(env)
-		return middleware.Tenant{Name: name, Issuers: []verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}}, Exchange: o.Exchange, AWSConfig: o.AWSConfig}
-	}
 	m, err := middleware.New(context.Background(), middleware.Options{
-		Tenants: []middleware.Tenant{tenant(acme, "acme"), tenant(globex, "globex")}, Now: acme.Clock.Now,
+		Tenants: []middleware.Tenant{middlewaretest.Tenant(acme, "acme"), middlewaretest.Tenant(globex, "globex")}, Now: acme.Clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

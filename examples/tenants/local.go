@@ -4,7 +4,6 @@ import (
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
-	"github.com/tipkit/tipkit/verify"
 )
 
 // customers are two local customers, each a tiptest environment of its
@@ -40,19 +39,7 @@ const acmeExternalID = "acme-data-accessor-4711"
 // its data through a data accessor: its users' sessions are shaped by
 // dataAccessor.
 func (c *customers) tenants() []middleware.Tenant {
-	acme := tenantOf("acme", c.acme)
+	acme := middlewaretest.Tenant(c.acme, "acme")
 	acme.Exchange.Session = dataAccessor(acmeExternalID)
-	return []middleware.Tenant{acme, tenantOf("globex", c.globex)}
-}
-
-// tenantOf is the tenant of env, as middlewaretest wires one to env: its
-// identity provider, its application and roles, its endpoints.
-func tenantOf(name string, env *tiptest.Env) middleware.Tenant {
-	o := middlewaretest.Options(env)
-	return middleware.Tenant{
-		Name:      name,
-		Issuers:   []verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}},
-		Exchange:  o.Exchange,
-		AWSConfig: o.AWSConfig,
-	}
+	return []middleware.Tenant{acme, middlewaretest.Tenant(c.globex, "globex")}
 }

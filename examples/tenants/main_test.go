@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tipkit/tipkit/middleware"
+	"github.com/tipkit/tipkit/middleware/middlewaretest"
 	"github.com/tipkit/tipkit/tiptest"
 )
 
@@ -104,7 +105,7 @@ func TestConfigure(t *testing.T) {
 		return w.Code
 	}
 	ctx := context.Background()
-	acme, globex := tenantOf("acme", c.acme), tenantOf("globex", c.globex)
+	acme, globex := middlewaretest.Tenant(c.acme, "acme"), middlewaretest.Tenant(c.globex, "globex")
 	if err := srv.configure(ctx, []middleware.Tenant{acme}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestConfigure(t *testing.T) {
 	if a, g := status(c.acme), status(c.globex); a != http.StatusOK || g != http.StatusOK {
 		t.Fatalf("both: acme %d, globex %d", a, g)
 	}
-	if err := srv.configure(ctx, []middleware.Tenant{acme, tenantOf("acme", c.globex)}); err == nil {
+	if err := srv.configure(ctx, []middleware.Tenant{acme, middlewaretest.Tenant(c.globex, "acme")}); err == nil {
 		t.Fatal("two tenants named acme were accepted")
 	}
 	if g := status(c.globex); g != http.StatusOK {

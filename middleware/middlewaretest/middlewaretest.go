@@ -19,6 +19,7 @@ import (
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/tiptest"
+	"github.com/tipkit/tipkit/verify"
 )
 
 // Options returns the options of a middleware served by env: Issuer and
@@ -57,4 +58,18 @@ func New(tb testing.TB, env *tiptest.Env, edit ...func(*middleware.Options)) *mi
 	}
 	tb.Cleanup(func() { _ = m.Close() })
 	return m
+}
+
+// Tenant returns a tenant named name served by env, for a middleware of
+// several tenants (middleware.Options.Tenants): env.IdP's issuer and
+// audience, and the Exchange and AWSConfig of [Options]. The top-level
+// settings, Now among them, are the caller's to set.
+func Tenant(env *tiptest.Env, name string) middleware.Tenant {
+	o := Options(env)
+	return middleware.Tenant{
+		Name:      name,
+		Issuers:   []verify.Issuer{{Issuer: o.Issuer, Audience: o.Audience}},
+		Exchange:  o.Exchange,
+		AWSConfig: o.AWSConfig,
+	}
 }
