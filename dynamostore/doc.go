@@ -148,7 +148,11 @@
 // all the same. The SDK's retryer retries throttling and refused
 // connections with pauses: a table that cannot be reached then costs
 // every new user several attempts within the timeout. Set the client's
-// RetryMaxAttempts to 1, as above, so that a call fails at once.
+// RetryMaxAttempts to 1, as above, so that a call fails at once. A call
+// whose connection is reset under it ("use of closed network connection",
+// which the SDK retries by default) then fails too, and its flight works
+// alone; a retryer that retries those only (retry.NewStandard with
+// Retryables of your own, as dynamotest's client has) keeps them.
 //
 // New does not contact DynamoDB: call [Store.Check] at start, which tells
 // a wrong endpoint or region, a missing table or one of another key
