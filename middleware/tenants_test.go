@@ -549,3 +549,48 @@ func TestTenantsMetricsAddUp(t *testing.T) {
 		t.Errorf("tipkit.requests ok: %d, want 3", n)
 	}
 }
+
+// One tenant's sessions are shaped by its own hook, at the exchange and at
+// each renewal; the other tenant's are not: acme's sessions carry its data
+// accessor's ExternalId, the user as a tag and as source identity, before
+// and after a renewal half an hour later, and globex's carry nothing.
+func TestTenantsShapedSessions(t *testing.T) {
+	c := newCustomers(t)
+	m := c.newMiddleware(t, func(o *middleware.Options) {
+		o.Tenants[0].Exchange.Session = func(claims map[string]any) (exchange.SessionOptions, error) {
+			sub, _ := claims["sub"].(string)
+			return exchange.SessionOptions{
+				Tags:           map[string]string{"qbusiness-dataaccessor:ExternalId": "acme-external-id", "user": sub},
+				SourceIdentity: sub,
+			}, nil
+		}
+	})
+	h := m.Handler(whoAmITenant)
+	tokens := map[string]string{"acme": c.acme.IdP.Token("alice"), "globex": c.globex.IdP.Token("alice")}
+	envs := map[string]*tiptest.Env{"acme": c.acme, "globex": c.globex}
+	check := func(when string) map[string]string {
+		keys := map[string]string{}
+		for tenant, env := range envs {
+			a := serveTenant(t, h, tokens[tenant], env, tenant, "alice")
+			keys[tenant] = a.key
+			info, ok := env.AWS.Session(a.key)
+			shaped := info.Tags["qbusiness-dataaccessor:ExternalId"] == "acme-external-id" && info.Tags["user"] == "alice" && info.SourceIdentity == "alice"
+			plain := len(info.Tags) == 0 && info.SourceIdentity == ""
+			if !ok || tenant == "acme" && !shaped || tenant == "globex" && !plain {
+				t.Errorf("%s: alice's session at %s carries %+v", when, tenant, info)
+			}
+		}
+		return keys
+	}
+	first := check("at the exchange")
+	c.advance(30 * time.Minute) // past the credentials' 15 minutes
+	renewed := check("after a renewal")
+	for tenant := range envs {
+		if first[tenant] == renewed[tenant] {
+			t.Errorf("%s: alice's credentials were not renewed", tenant)
+		}
+		if n := envs[tenant].AWS.Calls("CreateTokenWithIAM"); n != 1 {
+			t.Errorf("%s: %d CreateTokenWithIAM, want 1 (renewed with the identity context)", tenant, n)
+		}
+	}
+}
