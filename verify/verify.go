@@ -489,7 +489,7 @@ func issuerURL(raw string) bool {
 // set or discovery document is not fetched over plain http on the
 // network, even through a redirect.
 func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
+	if len(via) > 5 { // via holds the first request and the redirects followed
 		return errors.New("verify: stopped after 5 redirects")
 	}
 	if !fetchableURL(req.URL.String()) {

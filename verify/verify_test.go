@@ -643,8 +643,11 @@ func TestCheckRedirect(t *testing.T) {
 			t.Errorf("redirect to %s: err = %v, want allowed %t", u, err, ok)
 		}
 	}
-	five := []*http.Request{one[0], one[0], one[0], one[0], one[0]}
-	if err := checkRedirect(req("https://idp.example/keys"), five); err == nil {
+	five := []*http.Request{one[0], one[0], one[0], one[0], one[0]} // the first request and four redirects
+	if err := checkRedirect(req("https://idp.example/keys"), five); err != nil {
+		t.Errorf("a fifth redirect was refused: %v", err)
+	}
+	if err := checkRedirect(req("https://idp.example/keys"), append(five, one[0])); err == nil {
 		t.Error("a sixth redirect was followed")
 	}
 }

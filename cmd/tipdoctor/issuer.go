@@ -90,17 +90,17 @@ func isLoopback(host string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// maxRedirectChain is the number of requests, the first included, after
-// which checkRedirect stops a chain of redirects.
-const maxRedirectChain = 5
+// maxRedirects is the number of redirects checkRedirect follows in a
+// chain.
+const maxRedirects = 5
 
 // checkRedirect is the redirect rule of tipkit's verifier (the default
 // client of verify.Options.HTTPClient), which the server fetches the same
-// documents with: no request after the fifth, and each to an https URL or
+// documents with: at most five redirects, and each to an https URL or
 // an http one on a loopback host. A refused redirect is not requested.
 func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= maxRedirectChain {
-		return fmt.Errorf("stopped after %d redirects", maxRedirectChain)
+	if len(via) > maxRedirects { // via holds the first request and the redirects followed
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
 	if why := fetchable(req.URL.String()); why != "" {
 		return fmt.Errorf("refused the redirect: %s", why)

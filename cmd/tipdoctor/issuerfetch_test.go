@@ -77,7 +77,7 @@ func redirectingIssuer(t *testing.T, env *tiptest.Env, hops int, final string) *
 
 // TestDiscoveryRedirects follows the discovery document through
 // redirects under the verifier's rule: https, or http on loopback, and
-// at most 5 requests in all.
+// at most 5 redirects.
 func TestDiscoveryRedirects(t *testing.T) {
 	env := tiptest.New(t)
 	for _, tc := range []struct {
@@ -91,6 +91,7 @@ func TestDiscoveryRedirects(t *testing.T) {
 		{"not http", 0, "ftp://example.invalid/.well-known/openid-configuration", "neither https nor http"},
 		{"six redirects", 6, "", "stopped after 5 redirects"},
 		{"loopback redirects", 3, "", ""},
+		{"five redirects", 5, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			issuer := redirectingIssuer(t, env, tc.hops, tc.final)
