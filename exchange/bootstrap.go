@@ -108,5 +108,40 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 	if err != nil {
 		return aws.Credentials{}, classify("AssumeRoleWithWebIdentity", err)
 	}
+	if out == nil {
+		return credentialsOf(nil, "AssumeRoleWithWebIdentity")
+	}
+	if err := sharedSession(out); err != nil {
+		return aws.Credentials{}, err
+	}
 	return credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
+}
+
+// Errors of an application role session that a user's token shaped: it
+// would sign every user's exchange, and pass what the token gave it on to
+// every user's session.
+var (
+	errBootstrapSourceIdentity error = &Error{kind: kindConfig, Op: "AssumeRoleWithWebIdentity", Code: "SourceIdentityFromToken", Err: &configError{
+		"the application role's session got a source identity from the user's token (claim https://aws.amazon.com/source_identity), " +
+			"which it would pass on to every user's session: the identity provider should not add that claim to tokens for this audience, " +
+			"or the application role's trust policy should not allow sts:SetSourceIdentity for web identities"}}
+	errBootstrapTags error = &Error{kind: kindConfig, Op: "AssumeRoleWithWebIdentity", Code: "SessionTagsFromToken", Err: &configError{
+		"the application role's session got session tags or policies from the user's token (claim https://aws.amazon.com/tags), " +
+			"whose transitive tags it would pass on to every user's session: the identity provider should not add that claim to tokens for this audience, " +
+			"or the application role's trust policy should not allow sts:TagSession for web identities"}}
+)
+
+// sharedSession refuses an application role session that carries what
+// the token that assumed the role gave it: a source identity, or session
+// tags or policies (STS answers PackedPolicySize only when the call passed
+// either, and the bootstrap passes neither itself). Such a session would
+// act for one user in every user's exchange, so it is never used.
+func sharedSession(out *sts.AssumeRoleWithWebIdentityOutput) error {
+	switch {
+	case aws.ToString(out.SourceIdentity) != "":
+		return errBootstrapSourceIdentity
+	case aws.ToInt32(out.PackedPolicySize) > 0:
+		return errBootstrapTags
+	}
+	return nil
 }
