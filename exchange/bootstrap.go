@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -111,7 +112,7 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 	if out == nil {
 		return credentialsOf(nil, "AssumeRoleWithWebIdentity")
 	}
-	if err := sharedSession(out); err != nil {
+	if err := sharedSession(out, token); err != nil {
 		return aws.Credentials{}, err
 	}
 	return credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
@@ -133,15 +134,61 @@ var (
 
 // sharedSession refuses an application role session that carries what
 // the token that assumed the role gave it: a source identity, or session
-// tags or policies (STS answers PackedPolicySize only when the call passed
-// either, and the bootstrap passes neither itself). Such a session would
-// act for one user in every user's exchange, so it is never used.
-func sharedSession(out *sts.AssumeRoleWithWebIdentityOutput) error {
+// tags or policies. It reads STS's answer (SourceIdentity; PackedPolicySize,
+// which STS answers only when the call passed tags or policies, and the
+// bootstrap passes neither itself) and, in case a later STS stops
+// answering the deprecated PackedPolicySize, the token's own claims: STS
+// issues a session for a token that passes tags or a source identity only
+// with them. Such a session would act for one user in every user's
+// exchange, so it is never used.
+func sharedSession(out *sts.AssumeRoleWithWebIdentityOutput, token string) error {
+	tags, source := tokenShape(token)
+	//lint:ignore SA1019 SessionTokenUtilization, its replacement, is answered for every session and tells nothing of tags.
+	packed := aws.ToInt32(out.PackedPolicySize)
 	switch {
-	case aws.ToString(out.SourceIdentity) != "":
+	case aws.ToString(out.SourceIdentity) != "" || source:
 		return errBootstrapSourceIdentity
-	case aws.ToInt32(out.PackedPolicySize) > 0:
+	case packed > 0 || tags:
 		return errBootstrapTags
 	}
 	return nil
+}
+
+// Claims through which an identity provider passes session tags and a
+// source identity to AssumeRoleWithWebIdentity.
+const (
+	claimSessionTags    = "https://aws.amazon.com/tags"
+	claimSourceIdentity = "https://aws.amazon.com/source_identity"
+	claimPrincipalTags  = "principal_tags"
+	claimTransitiveTags = "transitive_tag_keys"
+)
+
+// tokenShape reports whether token's claims pass session tags (a tags
+// claim with principal tags or transitive keys, or one it cannot read) or
+// a source identity (a non-empty claim).
+func tokenShape(token string) (tags, source bool) {
+	var claims map[string]json.RawMessage
+	if decodeClaims(token, &claims) != nil {
+		return false, false
+	}
+	if raw, ok := claims[claimSourceIdentity]; ok {
+		var si *string
+		source = json.Unmarshal(raw, &si) != nil || si != nil && *si != ""
+	}
+	if raw, ok := claims[claimSessionTags]; ok && string(raw) != "null" {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return true, source
+		}
+		var principal map[string]json.RawMessage
+		var transitive []json.RawMessage
+		if p, ok := obj[claimPrincipalTags]; ok && json.Unmarshal(p, &principal) != nil {
+			return true, source
+		}
+		if t, ok := obj[claimTransitiveTags]; ok && json.Unmarshal(t, &transitive) != nil {
+			return true, source
+		}
+		tags = len(principal) > 0 || len(transitive) > 0
+	}
+	return tags, source
 }

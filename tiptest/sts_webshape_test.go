@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 STS answers PackedPolicySize when session tags or policies were passed: what these tests check.
+
 package tiptest_test
 
 import (
