@@ -44,6 +44,10 @@ type bootstrap struct {
 	x   *Exchanger
 	web WebIdentityClient
 	r   renewer[bootState]
+	// oneIdentity is set for a Provider: its session serves the identity
+	// whose token assumed the role, and no other, so it may carry that
+	// identity's tags and source identity.
+	oneIdentity bool
 }
 
 // bootState is the application role's credentials and the token that
@@ -112,8 +116,10 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 	if out == nil {
 		return credentialsOf(nil, "AssumeRoleWithWebIdentity")
 	}
-	if err := sharedSession(out, token); err != nil {
-		return aws.Credentials{}, err
+	if !b.oneIdentity {
+		if err := sharedSession(out, token); err != nil {
+			return aws.Credentials{}, err
+		}
 	}
 	return credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
 }

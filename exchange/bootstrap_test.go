@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -101,4 +102,33 @@ func TestApplicationRoleTrustRefusesTokenShape(t *testing.T) {
 		t.Fatalf("Exchange = %v, want AccessDenied of AssumeRoleWithWebIdentity matching ErrRefused", err)
 	}
 	wantCalls(t, env, 1, 0, 0)
+}
+
+// A Provider serves one identity: the application role session its token
+// assumed signs that identity's exchange alone, so the tags and source
+// identity its token passes are that identity's own, and reach its
+// access role session as STS passes them on.
+func TestProviderKeepsItsOwnTokenShape(t *testing.T) {
+	env := tiptest.New(t)
+	allowTokenShape(t, env)
+	o := options(env, true)
+	claims := map[string]any{}
+	for _, c := range tokenShapeClaims {
+		maps.Copy(claims, c)
+	}
+	o.WebTokenProvider = func(context.Context) (string, error) {
+		return env.IdP.Token("frank", tiptest.WithClaims(claims)), nil
+	}
+	p, err := exchange.NewProvider(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatalf("Retrieve: %v", err)
+	}
+	info, ok := env.AWS.Session(creds.AccessKeyID)
+	if !ok || info.User != "frank" || !maps.Equal(info.Tags, map[string]string{"clearance": "alice-clearance"}) || info.SourceIdentity != "alice-source" {
+		t.Fatalf("the provider's session carries %+v (known: %v), want its token's transitive tag and source identity", info, ok)
+	}
 }
