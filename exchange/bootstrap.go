@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -43,6 +44,10 @@ type bootstrap struct {
 	x   *Exchanger
 	web WebIdentityClient
 	r   renewer[bootState]
+	// oneIdentity is set for a Provider: its session serves the identity
+	// whose token assumed the role, and no other, so it may carry that
+	// identity's tags and source identity.
+	oneIdentity bool
 }
 
 // bootState is the application role's credentials and the token that
@@ -108,5 +113,88 @@ func (b *bootstrap) assume(ctx context.Context, token string) (aws.Credentials, 
 	if err != nil {
 		return aws.Credentials{}, classify("AssumeRoleWithWebIdentity", err)
 	}
+	if out == nil {
+		return credentialsOf(nil, "AssumeRoleWithWebIdentity")
+	}
+	if !b.oneIdentity {
+		if err := sharedSession(out, token); err != nil {
+			return aws.Credentials{}, err
+		}
+	}
 	return credentialsOf(out.Credentials, "AssumeRoleWithWebIdentity")
+}
+
+// Errors of an application role session that a user's token shaped: it
+// would sign every user's exchange, and pass what the token gave it on to
+// every user's session.
+var (
+	errBootstrapSourceIdentity error = &Error{kind: kindConfig, Op: "AssumeRoleWithWebIdentity", Code: "SourceIdentityFromToken", Err: &configError{
+		"the application role's session got a source identity from the user's token (claim https://aws.amazon.com/source_identity), " +
+			"which it would pass on to every user's session: the identity provider should not add that claim to tokens for this audience, " +
+			"or the application role's trust policy should not allow sts:SetSourceIdentity for web identities"}}
+	errBootstrapTags error = &Error{kind: kindConfig, Op: "AssumeRoleWithWebIdentity", Code: "SessionTagsFromToken", Err: &configError{
+		"the application role's session got session tags or policies from the user's token (claim https://aws.amazon.com/tags), " +
+			"whose transitive tags it would pass on to every user's session: the identity provider should not add that claim to tokens for this audience, " +
+			"or the application role's trust policy should not allow sts:TagSession for web identities"}}
+)
+
+// sharedSession refuses an application role session that carries what
+// the token that assumed the role gave it: a source identity, or session
+// tags or policies. It reads STS's answer (SourceIdentity; PackedPolicySize,
+// which STS answers only when the call passed tags or policies, and the
+// bootstrap passes neither itself) and, in case a later STS stops
+// answering the deprecated PackedPolicySize, the token's own claims: STS
+// issues a session for a token that passes tags or a source identity only
+// with them. Such a session would act for one user in every user's
+// exchange, so it is never used.
+func sharedSession(out *sts.AssumeRoleWithWebIdentityOutput, token string) error {
+	tags, source := tokenShape(token)
+	//lint:ignore SA1019 SessionTokenUtilization, its replacement, is answered for every session and tells nothing of tags.
+	packed := aws.ToInt32(out.PackedPolicySize)
+	switch {
+	case aws.ToString(out.SourceIdentity) != "" || source:
+		return errBootstrapSourceIdentity
+	case packed > 0 || tags:
+		return errBootstrapTags
+	}
+	return nil
+}
+
+// Claims through which an identity provider passes session tags and a
+// source identity to AssumeRoleWithWebIdentity.
+const (
+	claimSessionTags    = "https://aws.amazon.com/tags"
+	claimSourceIdentity = "https://aws.amazon.com/source_identity"
+	claimPrincipalTags  = "principal_tags"
+	claimTransitiveTags = "transitive_tag_keys"
+)
+
+// tokenShape reports whether token's claims pass session tags (a tags
+// claim with principal tags or transitive keys, or one it cannot read) or
+// a source identity (a non-empty claim).
+func tokenShape(token string) (tags, source bool) {
+	var claims map[string]json.RawMessage
+	if decodeClaims(token, &claims) != nil {
+		return false, false
+	}
+	if raw, ok := claims[claimSourceIdentity]; ok {
+		var si *string
+		source = json.Unmarshal(raw, &si) != nil || si != nil && *si != ""
+	}
+	if raw, ok := claims[claimSessionTags]; ok && string(raw) != "null" {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return true, source
+		}
+		var principal map[string]json.RawMessage
+		var transitive []json.RawMessage
+		if p, ok := obj[claimPrincipalTags]; ok && json.Unmarshal(p, &principal) != nil {
+			return true, source
+		}
+		if t, ok := obj[claimTransitiveTags]; ok && json.Unmarshal(t, &transitive) != nil {
+			return true, source
+		}
+		tags = len(principal) > 0 || len(transitive) > 0
+	}
+	return tags, source
 }

@@ -103,12 +103,17 @@ type Error struct {
 	Err error
 }
 
-// Error describes e by its kind, operation and AWS error code; it never
-// includes a token, an identity context or AWS's own message.
+// Error describes e by its kind, operation and AWS error code, and, for a
+// setup error tipkit found itself, what to change; it never includes a
+// token, an identity context or AWS's own message.
 func (e *Error) Error() string {
 	msg := "exchange: " + e.Op + ": " + e.kind.String()
 	if e.Code != "" {
 		msg += " (" + e.Code + ")"
+	}
+	var ce *configError
+	if errors.As(e.Err, &ce) {
+		msg += ": " + ce.msg
 	}
 	if e.Code == "" && e.Err != nil {
 		switch {

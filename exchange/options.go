@@ -54,8 +54,13 @@ type Options struct {
 
 	// ApplicationRoleArn, when set, is assumed with the user's token through
 	// AssumeRoleWithWebIdentity; its credentials sign CreateTokenWithIAM and
-	// AssumeRole for every user. When empty, SSOOIDCClient and STSClient are
-	// required and sign with their own credentials.
+	// AssumeRole for every user. A session that the token gave session
+	// tags or a source identity (claims https://aws.amazon.com/tags,
+	// https://aws.amazon.com/source_identity) would pass them on to every
+	// user: it is refused with an error matching ErrConfig, except by a
+	// Provider, whose one identity they belong to. When empty,
+	// SSOOIDCClient and STSClient are required and sign with their own
+	// credentials.
 	ApplicationRoleArn string
 
 	// SSOOIDCClient calls CreateTokenWithIAM. When nil (allowed only with

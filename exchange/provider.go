@@ -44,6 +44,9 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	if x.boot != nil {
+		x.boot.oneIdentity = true
+	}
 	return &Provider{x: x, r: renewer[*Session]{
 		now: x.o.Now, window: x.o.CredentialsExpiryWindow,
 		creds: func(s *Session) aws.Credentials {

@@ -133,7 +133,15 @@
 // there unless Setup.AccessRoleTagSession or
 // Setup.AccessRoleSetSourceIdentity is turned off: AccessDenied). A
 // caller's transitive tags and source identity pass on to the session it
-// assumes. AWS.Session tells what a session carries. GetDataAccess
+// assumes. AssumeRoleWithWebIdentity takes the same from the token's
+// claims "https://aws.amazon.com/tags" (principal_tags, each key mapped
+// to an array of its one value, and transitive_tag_keys) and
+// "https://aws.amazon.com/source_identity", with the same rules (a claim
+// of another shape: InvalidIdentityToken); they need
+// Setup.ApplicationRoleTagSession and
+// Setup.ApplicationRoleSetSourceIdentity (both off to begin with:
+// AccessDenied), and the answer tells PackedPolicySize (a percentage,
+// rounded up) and SourceIdentity, as STS's does. AWS.Session tells what a session carries. GetDataAccess
 // refuses (AccessDenied) a session whose inline session policy denies
 // s3:GetDataAccess (a Deny statement whose Action matches it, wildcards
 // included) or allows it in no statement; resources and conditions are

@@ -122,7 +122,7 @@ func (a *AWS) getRole(caller *principal, name string) (any, *apiError) {
 		role, trust = a.accessRole, a.accessRoleTrust(setup)
 		description = "Assumed with each user's identity context"
 	case name == applicationRoleName:
-		role, trust = a.appRole, a.applicationRoleTrust()
+		role, trust = a.appRole, a.applicationRoleTrust(setup)
 		description = "Assumed with a user's token to sign the exchange"
 	default:
 		return nil, newAPIError("NoSuchEntity", "The role with name "+name+" cannot be found.")

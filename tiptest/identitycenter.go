@@ -65,6 +65,21 @@ type Setup struct {
 	// allow sts:SetSourceIdentity (true to begin with). Without it, an
 	// AssumeRole with SourceIdentity answers AccessDenied.
 	AccessRoleSetSourceIdentity bool
+	// ApplicationRoleTagSession makes the application role's trust policy
+	// allow sts:TagSession for web identities. Without it (to begin with,
+	// as in a trust policy that allows sts:AssumeRoleWithWebIdentity
+	// alone), AssumeRoleWithWebIdentity with a token whose claim
+	// "https://aws.amazon.com/tags" passes session tags answers
+	// AccessDenied; with it, the session carries the tags, and its
+	// transitive tags pass on to the sessions it assumes.
+	ApplicationRoleTagSession bool
+	// ApplicationRoleSetSourceIdentity makes the application role's trust
+	// policy allow sts:SetSourceIdentity for web identities. Without it
+	// (to begin with), AssumeRoleWithWebIdentity with a token whose claim
+	// "https://aws.amazon.com/source_identity" passes a source identity
+	// answers AccessDenied; with it, the session carries that source
+	// identity, and so do the sessions it assumes.
+	ApplicationRoleSetSourceIdentity bool
 	// DeniedActions are IAM actions refused to the server user, among
 	// "sso:DescribeApplication", "sso:GetApplicationGrant",
 	// "sso:DescribeTrustedTokenIssuer" and "iam:GetRole": they answer
@@ -231,13 +246,25 @@ func (a *AWS) accessRoleTrust(s Setup) string {
 }
 
 // applicationRoleTrust returns the trust policy of the application role:
-// tokens of the IAM OIDC identity provider, for its audiences.
-func (a *AWS) applicationRoleTrust() string {
+// tokens of the IAM OIDC identity provider, for its audiences, which may
+// tag the session and set its source identity as s allows.
+func (a *AWS) applicationRoleTrust(s Setup) string {
 	host := strings.TrimPrefix(strings.TrimPrefix(a.provider.issuer, "https://"), "http://")
+	var action any = "sts:AssumeRoleWithWebIdentity"
+	actions := []string{"sts:AssumeRoleWithWebIdentity"}
+	if s.ApplicationRoleTagSession {
+		actions = append(actions, "sts:TagSession")
+	}
+	if s.ApplicationRoleSetSourceIdentity {
+		actions = append(actions, "sts:SetSourceIdentity")
+	}
+	if len(actions) > 1 {
+		action = actions
+	}
 	return marshalPolicy(policyDocument{Version: "2012-10-17", Statement: []policyStatement{{
 		Effect:    "Allow",
 		Principal: map[string]any{"Federated": a.arn("iam", "oidc-provider/"+host)},
-		Action:    "sts:AssumeRoleWithWebIdentity",
+		Action:    action,
 		Condition: map[string]any{"StringEquals": map[string]any{host + ":aud": a.provider.audiences}},
 	}}})
 }

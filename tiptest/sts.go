@@ -165,8 +165,10 @@ type assumeRoleWithWebIdentityResult struct {
 	Credentials                 stsCredentials     `xml:"Credentials"`
 	SubjectFromWebIdentityToken string             `xml:"SubjectFromWebIdentityToken"`
 	AssumedRoleUser             stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	PackedPolicySize            *int               `xml:"PackedPolicySize,omitempty"`
 	Provider                    string             `xml:"Provider"`
 	Audience                    string             `xml:"Audience"`
+	SourceIdentity              string             `xml:"SourceIdentity,omitempty"`
 }
 
 type getCallerIdentityResult struct {
@@ -280,6 +282,12 @@ func (c *stsCall) hasParamPrefix(prefix string) bool {
 }
 
 // assumeRoleWithWebIdentity serves the unsigned AssumeRoleWithWebIdentity.
+// The session carries the tags, transitive tag keys and source identity
+// that the token's claims pass (see webIdentityShape), which need
+// sts:TagSession and sts:SetSourceIdentity in the application role's
+// trust policy (Setup.ApplicationRoleTagSession,
+// Setup.ApplicationRoleSetSourceIdentity), and the call's session
+// policies.
 func (a *AWS) assumeRoleWithWebIdentity(c *stsCall) (any, *apiError) {
 	if aerr := c.requireParams("RoleArn", "RoleSessionName", "WebIdentityToken"); aerr != nil {
 		return nil, aerr
@@ -309,15 +317,41 @@ func (a *AWS) assumeRoleWithWebIdentity(c *stsCall) (any, *apiError) {
 	if c.form.Get("RoleArn") != a.ApplicationRoleArn() {
 		return nil, newAPIError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
 	}
-	p := a.issueCredentials(a.appRole, session, d, "")
+	shape, aerr := webIdentityShape(tok.claims)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := shape.readPolicies(c); aerr != nil {
+		return nil, aerr
+	}
+	setup := a.Setup()
+	for _, need := range []struct {
+		action  string
+		asked   bool
+		allowed bool
+	}{
+		{"sts:TagSession", len(shape.tags) > 0, setup.ApplicationRoleTagSession},
+		{"sts:SetSourceIdentity", shape.sourceIdentity != "", setup.ApplicationRoleSetSourceIdentity},
+	} {
+		if need.asked && !need.allowed {
+			return nil, newAPIError("AccessDenied", "Not authorized to perform "+need.action)
+		}
+	}
+	p := a.issueShaped(a.appRole, session, d, "", shape)
 	creds, user := sessionResult(p)
-	return assumeRoleWithWebIdentityResult{
+	out := assumeRoleWithWebIdentityResult{
 		Credentials:                 creds,
 		SubjectFromWebIdentityToken: tok.subject,
 		AssumedRoleUser:             user,
 		Provider:                    a.provider.issuer,
 		Audience:                    tok.audience,
-	}, nil
+		SourceIdentity:              shape.sourceIdentity,
+	}
+	if shape.passed() {
+		packed := shape.packedPercent()
+		out.PackedPolicySize = &packed
+	}
+	return out, nil
 }
 
 // stsTokenError turns a refused web identity token into STS's error.

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// No caller of the model's AssumeRole carries tags or a source identity
-// (the server user, sessions of the application role), so what a role
-// chain passes on is tested here, on the call itself: a caller's
+// What a role chain passes on is tested here on the call itself (and end
+// to end, from a session of the application role whose token passed
+// tags, in TestWebIdentitySessionShape): a caller's
 // transitive tags and source identity pass on, a tag of the call may not
 // override a transitive one, and the source identity may not change.
 func TestChainedSessionShape(t *testing.T) {

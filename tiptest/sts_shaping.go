@@ -84,29 +84,63 @@ type sessionShape struct {
 // call may not change).
 func (c *stsCall) sessionShape() (sessionShape, *apiError) {
 	var s sessionShape
-	tags, aerr := c.members("Tags", "Key", "Value")
+	members, aerr := c.members("Tags", "Key", "Value")
 	if aerr != nil {
 		return s, aerr
 	}
+	tags := make([]tagPair, 0, len(members))
+	for _, t := range members {
+		tags = append(tags, tagPair{t["Key"], t["Value"]})
+	}
+	if aerr := s.addTags(tags); aerr != nil {
+		return s, aerr
+	}
+	transitive, aerr := c.members("TransitiveTagKeys", "")
+	if aerr != nil {
+		return s, aerr
+	}
+	keys := make([]string, 0, len(transitive))
+	for _, t := range transitive {
+		keys = append(keys, t[""])
+	}
+	if aerr := s.addTransitive(keys); aerr != nil {
+		return s, aerr
+	}
+	if c.form.Has("SourceIdentity") {
+		if aerr := s.setSourceIdentity(c.form.Get("SourceIdentity")); aerr != nil {
+			return s, aerr
+		}
+	}
+	if aerr := s.readPolicies(c); aerr != nil {
+		return s, aerr
+	}
+	return s, s.inherit(c.caller.shape)
+}
+
+// tagPair is one session tag, in the order the request gave it.
+type tagPair struct{ key, value string }
+
+// addTags validates tags as STS does and sets them on s.
+func (s *sessionShape) addTags(tags []tagPair) *apiError {
 	if len(tags) > stsMaxTags {
-		return s, validationError(strconv.Itoa(len(tags))+" tags", "tags", "Member must have length less than or equal to 50")
+		return validationError(strconv.Itoa(len(tags))+" tags", "tags", "Member must have length less than or equal to 50")
 	}
 	folded := map[string]bool{}
 	for _, t := range tags {
-		k, v := t["Key"], t["Value"]
+		k, v := t.key, t.value
 		switch n := utf8.RuneCountInString(k); {
 		case n < 1 || n > stsMaxTagKey:
-			return s, validationError(k, "tags.member.key", "Member must have length between 1 and 128")
+			return validationError(k, "tags.member.key", "Member must have length between 1 and 128")
 		case !stsTagText(k):
-			return s, validationError(k, "tags.member.key", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
+			return validationError(k, "tags.member.key", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]+`)
 		case strings.HasPrefix(strings.ToLower(k), stsReservedPrefix):
-			return s, newAPIError("ValidationError", "Tag keys may not start with the reserved prefix aws:")
+			return newAPIError("ValidationError", "Tag keys may not start with the reserved prefix aws:")
 		case utf8.RuneCountInString(v) > stsMaxTagValue:
-			return s, validationError(v, "tags.member.value", "Member must have length less than or equal to 256")
+			return validationError(v, "tags.member.value", "Member must have length less than or equal to 256")
 		case !stsTagText(v):
-			return s, validationError(v, "tags.member.value", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*`)
+			return validationError(v, "tags.member.value", `Member must satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*`)
 		case folded[strings.ToLower(k)]:
-			return s, newAPIError("ValidationError", "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+			return newAPIError("ValidationError", "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
 		}
 		folded[strings.ToLower(k)] = true
 		if s.tags == nil {
@@ -114,35 +148,35 @@ func (c *stsCall) sessionShape() (sessionShape, *apiError) {
 		}
 		s.tags[k] = v
 	}
-	transitive, aerr := c.members("TransitiveTagKeys", "")
-	if aerr != nil {
-		return s, aerr
+	return nil
+}
+
+// addTransitive validates the transitive tag keys, which must be keys of
+// s's tags, and sets them on s.
+func (s *sessionShape) addTransitive(keys []string) *apiError {
+	if len(keys) > stsMaxTags {
+		return validationError(strconv.Itoa(len(keys))+" keys", "transitiveTagKeys", "Member must have length less than or equal to 50")
 	}
-	if len(transitive) > stsMaxTags {
-		return s, validationError(strconv.Itoa(len(transitive))+" keys", "transitiveTagKeys", "Member must have length less than or equal to 50")
-	}
-	for _, t := range transitive {
-		k := t[""]
+	for _, k := range keys {
 		if _, ok := s.tags[k]; !ok {
-			return s, newAPIError("ValidationError", "The key "+k+" in TransitiveTagKeys is not one of the session tags of the request.")
+			return newAPIError("ValidationError", "The key "+k+" in TransitiveTagKeys is not one of the session tags of the request.")
 		}
 		s.transitive = append(s.transitive, k)
 	}
-	if c.form.Has("SourceIdentity") {
-		si := c.form.Get("SourceIdentity")
-		switch {
-		case !sessionNamePattern.MatchString(si):
-			return s, validationError(si, "sourceIdentity",
-				`Member must have length between 2 and 64 and satisfy regular expression pattern: [\w+=,.@-]*`)
-		case strings.HasPrefix(strings.ToLower(si), stsReservedPrefix):
-			return s, newAPIError("ValidationError", "The source identity may not start with the reserved prefix aws:")
-		}
-		s.sourceIdentity = si
+	return nil
+}
+
+// setSourceIdentity validates the source identity and sets it on s.
+func (s *sessionShape) setSourceIdentity(si string) *apiError {
+	switch {
+	case !sessionNamePattern.MatchString(si):
+		return validationError(si, "sourceIdentity",
+			`Member must have length between 2 and 64 and satisfy regular expression pattern: [\w+=,.@-]*`)
+	case strings.HasPrefix(strings.ToLower(si), stsReservedPrefix):
+		return newAPIError("ValidationError", "The source identity may not start with the reserved prefix aws:")
 	}
-	if aerr := s.readPolicies(c); aerr != nil {
-		return s, aerr
-	}
-	return s, s.inherit(c.caller.shape)
+	s.sourceIdentity = si
+	return nil
 }
 
 // readPolicies reads and validates Policy and PolicyArns.
