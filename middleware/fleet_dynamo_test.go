@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -103,16 +102,7 @@ func (f *dynamoFleet) replica() http.Handler {
 // get sends h a request with token and reads its answer, with the owner
 // of the credentials the handler was given.
 func (f *dynamoFleet) get(h http.Handler, token string) answer {
-	w := serve(h, request(token))
-	a := answer{code: w.Code}
-	var body map[string]string
-	if json.Unmarshal(w.Body.Bytes(), &body) == nil {
-		a.key, a.sub, a.errCode, a.desc = body["key"], body["sub"], body["error"], body["error_description"]
-	}
-	if a.code == http.StatusOK {
-		a.owner, _ = f.env.AWS.UserFor(a.key)
-	}
-	return a
+	return readAnswer(f.env, serve(h, request(token)))
 }
 
 // Items whose attributes were moved to other users' items (each sealed

@@ -107,13 +107,19 @@ func (f *fleet) get(i int, token string) answer {
 		}
 		r.serving.RUnlock()
 	}
+	return readAnswer(f.env, w)
+}
+
+// readAnswer reads whoAmI's answer w, with the owner of the credentials the
+// handler was given, as env's AWS knows them.
+func readAnswer(env *tiptest.Env, w *httptest.ResponseRecorder) answer {
 	a := answer{code: w.Code}
 	var body map[string]string
 	if json.Unmarshal(w.Body.Bytes(), &body) == nil {
 		a.key, a.sub, a.errCode, a.desc = body["key"], body["sub"], body["error"], body["error_description"]
 	}
 	if a.code == http.StatusOK {
-		a.owner, _ = f.env.AWS.UserFor(a.key)
+		a.owner, _ = env.AWS.UserFor(a.key)
 	}
 	return a
 }
