@@ -196,6 +196,15 @@ func (d *doctor) checkApplicationRole(ctx context.Context) result {
 	if out.AssumedRoleUser != nil {
 		arnOf = aws.ToString(out.AssumedRoleUser.Arn)
 	}
+	//lint:ignore SA1019 SessionTokenUtilization, its replacement, is answered for every session and tells nothing of tags.
+	packed := aws.ToInt32(out.PackedPolicySize)
+	_, tagClaim := d.tok.claims["https://aws.amazon.com/tags"]
+	_, sourceClaim := d.tok.claims["https://aws.amazon.com/source_identity"]
+	if aws.ToString(out.SourceIdentity) != "" || packed > 0 || tagClaim || sourceClaim {
+		return fail(fmt.Sprintf("the token assumes %s, but the session carries session tags or a source identity taken from the token (claims https://aws.amazon.com/tags, https://aws.amazon.com/source_identity): "+
+			"the server would pass one user's to every user's session, and refuses it (SessionTagsFromToken, SourceIdentityFromToken)", d.s.applicationRoleArn),
+			"have the identity provider leave those claims out of the tokens of this audience, or remove sts:TagSession and sts:SetSourceIdentity from the application role's trust policy")
+	}
 	return ok("the token assumes %s as %s", d.s.applicationRoleArn, arnOf)
 }
 

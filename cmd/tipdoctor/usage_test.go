@@ -249,6 +249,24 @@ func TestApplicationRoleRefused(t *testing.T) {
 	}
 }
 
+// A token whose claims tag the application role's session, and a trust
+// policy that lets them, fail the check: the server refuses such a session.
+func TestApplicationRoleTaggedByToken(t *testing.T) {
+	env := tiptest.New(t)
+	if err := env.AWS.Configure(func(s *tiptest.Setup) { s.ApplicationRoleTagSession = true }); err != nil {
+		t.Fatal(err)
+	}
+	token := env.IdP.Token("alice", tiptest.WithClaims(map[string]any{"https://aws.amazon.com/tags": map[string]any{
+		"principal_tags": map[string]any{"department": []any{"finance"}}, "transitive_tag_keys": []any{"department"},
+	}}))
+	sys, stdout, stderr := testSystem(env, token, map[string]string{envApplicationRoleArn: env.ApplicationRoleArn})
+	code, results := runJSON(t, sys, stdout, stderr)
+	r := find(t, results, "aws.application-role")
+	if code != 1 || r.Status == statusOK || !strings.Contains(r.Cause, "session tags") || strings.Contains(r.Cause+r.Fix, "finance") {
+		t.Fatalf("exit %d, %+v", code, r)
+	}
+}
+
 // TestOddTokens runs the doctor on malformed tokens: it must refuse them
 // with a FAIL, never panic, never print them.
 func TestOddTokens(t *testing.T) {
