@@ -7,9 +7,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-//		o.RetryMaxAttempts = 1 // a table that cannot be reached costs one timeout
-//	})
+//	client := dynamodb.NewFromConfig(cfg)
 //	store, err := dynamostore.New(client, dynamostore.Options{
 //		Table:          "tipkit-sessions",
 //		EncryptionKeys: [][]byte{key}, // 32 bytes, see "Keys from KMS"
@@ -140,19 +138,18 @@
 //
 // # Timeouts and failures
 //
-// Each method is bounded by [Options.Timeout], the client's retries
-// included. A failure (throttling, a timeout, an endpoint that cannot be
-// reached, refused credentials) is returned as an error wrapping the
-// SDK's, never holding a secret, and counted in [Stats].Errors; the
-// [exchange.Cache] then works alone for that call, and users are served
-// all the same. The SDK's retryer retries throttling and refused
-// connections with pauses: a table that cannot be reached then costs
-// every new user several attempts within the timeout. Set the client's
-// RetryMaxAttempts to 1, as above, so that a call fails at once. A call
-// whose connection is reset under it ("use of closed network connection",
-// which the SDK retries by default) then fails too, and its flight works
-// alone; a retryer that retries those only (retry.NewStandard with
-// Retryables of your own, as dynamotest's client has) keeps them.
+// Each method is bounded by [Options.Timeout], retries included, and
+// makes its call with a retry rule of its own, whatever the client's
+// retryer: a call whose connection was reset under it ("use of closed
+// network connection", aws-sdk-go-v2 #2737) is made once more, and nothing
+// else is retried. A failure (throttling, a timeout, an endpoint that
+// refuses connections, refused credentials) is returned at once as an
+// error wrapping the SDK's, never holding a secret, and counted in
+// [Stats].Errors; the [exchange.Cache] then works alone for that flight,
+// and users are served all the same. The SDK's own retryer would retry
+// throttling and refused connections with pauses, and a table that cannot
+// be reached would cost every new user the whole Timeout. The client's
+// retry settings still apply to [Store.Check] and [CreateTable].
 //
 // New does not contact DynamoDB: call [Store.Check] at start, which tells
 // a wrong endpoint or region, a missing table or one of another key

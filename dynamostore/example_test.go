@@ -13,7 +13,7 @@ import (
 // Options are checked by New, whose error names the option and never
 // shows a key.
 func ExampleNew() {
-	client := dynamodb.New(dynamodb.Options{Region: "eu-west-1", RetryMaxAttempts: 1})
+	client := dynamodb.New(dynamodb.Options{Region: "eu-west-1"})
 	_, err := dynamostore.New(client, dynamostore.Options{
 		Table:          "tipkit-sessions",
 		EncryptionKeys: [][]byte{[]byte("sixteen byte key")},
@@ -29,7 +29,7 @@ func ExampleNew() {
 // It needs DynamoDB, so it has no output to check.
 func Example() {
 	ctx := context.Background()
-	client := dynamodb.New(dynamodb.Options{Region: "eu-west-1", RetryMaxAttempts: 1})
+	client := dynamodb.New(dynamodb.Options{Region: "eu-west-1"})
 	if err := dynamostore.CreateTable(ctx, client, "tipkit-sessions"); err != nil {
 		fmt.Println(err)
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/time/rate"
 
+	"github.com/tipkit/tipkit/dynamostore/internal/resetretry"
 	"github.com/tipkit/tipkit/exchange"
 	"github.com/tipkit/tipkit/internal/seal"
 )
@@ -217,6 +218,19 @@ func (s *Store) Stats() Stats {
 	}
 }
 
+// ownRetries is the option of each call of a Store: its own retry rule
+// (package resetretry), whatever the client's retryer. A reset connection
+// is made once more; throttling, a refused connection and a timeout fail
+// the call at once, and the exchange.Cache works alone for that flight,
+// rather than spend the Timeout in the SDK's backoff.
+var ownRetries = func() func(*dynamodb.Options) {
+	r := resetretry.New()
+	return func(o *dynamodb.Options) {
+		o.Retryer = r
+		o.RetryMaxAttempts = 0
+	}
+}()
+
 // failed counts err, an error of DynamoDB or of reaching it, and returns
 // it wrapped with the operation's name.
 func (s *Store) failed(op string, err error) error {
@@ -238,7 +252,7 @@ func (s *Store) Load(ctx context.Context, key exchange.StoreKey) (*exchange.Sess
 		TableName:      &s.table,
 		Key:            itemKey(name),
 		ConsistentRead: aws.Bool(true),
-	})
+	}, ownRetries)
 	if err != nil {
 		return nil, s.failed("Load", err)
 	}
@@ -310,7 +324,7 @@ func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.
 	defer cancel()
 	var err error
 	if sealed == nil {
-		_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: itemKey(name)})
+		_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: itemKey(name)}, ownRetries)
 	} else {
 		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &s.table,
@@ -319,7 +333,7 @@ func (s *Store) Save(ctx context.Context, key exchange.StoreKey, sess *exchange.
 				attrValue:  &types.AttributeValueMemberB{Value: sealed},
 				AttrExpiry: expiry(now.Add(keep)),
 			},
-		})
+		}, ownRetries)
 	}
 	if err != nil {
 		return s.failed("Save", err)
@@ -411,7 +425,7 @@ func (s *Store) putOwn(ctx context.Context, name, value string, until time.Time)
 			":now": unixSeconds(now.Unix()),
 			":me":  &types.AttributeValueMemberS{Value: value},
 		},
-	})
+	}, ownRetries)
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
 		return false, nil
@@ -432,7 +446,7 @@ func (s *Store) deleteOwn(ctx context.Context, name, value string) error {
 		ConditionExpression:       aws.String("#h = :me"),
 		ExpressionAttributeNames:  map[string]string{"#h": attrHolder},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":me": &types.AttributeValueMemberS{Value: value}},
-	})
+	}, ownRetries)
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -457,5 +458,36 @@ func TestNewOptions(t *testing.T) {
 	}
 	if _, err := dynamostore.New(client, dynamostore.Options{Table: table, EncryptionKeys: [][]byte{key}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The store's calls follow its own retry rule whatever the client's
+// retryer: with the SDK's default one (three attempts, with backoff, on a
+// refused connection) and an endpoint that refuses connections, each call
+// fails at once with the refusal, not after spending its Timeout in the
+// SDK's backoff.
+func TestOwnRetryRule(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more
+	client := dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  aws.AnonymousCredentials{},
+	})
+	s, err := dynamostore.New(client, dynamostore.Options{Table: table, EncryptionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)}, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = s.Load(ctx, alice)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Load from a closed port: %v, want the refused connection", err)
+	}
+	if strings.Contains(err.Error(), "maximum number of attempts") {
+		t.Fatalf("Load from a closed port: %v, want one attempt, not the SDK's retries", err)
 	}
 }

@@ -39,16 +39,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/tipkit/tipkit/dynamostore/internal/resetretry"
 )
 
 // RequireEnv is the environment variable that, set to 1, makes [Start]
@@ -171,7 +171,7 @@ func (s *Server) Client() *dynamodb.Client {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.Endpoint()),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDDYNAMOTEST", "dynamotest-secret", ""),
-		Retryer:      resetRetryer(),
+		Retryer:      resetretry.New(),
 		// A connection per call: dynalite (Node.js) closes idle
 		// keep-alive connections on its own schedule, and a call that
 		// reused one as it closed failed in CI with "use of closed
@@ -285,23 +285,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// resetRetryer retries a call once more when its connection was reset
-// under it ("connection reset", "use of closed network connection": the
-// same TCP reset, read at different times), which a Node.js engine closing
-// a connection does now and then, and nothing else: a refused connection
-// fails at once.
-func resetRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 2
-		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
-				return aws.FalseTernary
-			}
-			msg := err.Error()
-			return aws.BoolTernary(strings.Contains(msg, "connection reset") || strings.Contains(msg, "use of closed network connection"))
-		})}
-	})
 }

@@ -151,9 +151,7 @@ func fromEnv(ctx context.Context, getenv func(string) string) (*middleware.Middl
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
-	ddb := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.RetryMaxAttempts = 1 // a table that cannot be reached costs one timeout
-	})
+	ddb := dynamodb.NewFromConfig(cfg) // the store makes its calls with its own retry rule
 	return newMiddleware(ctx, s, cfg, ddb)
 }
 

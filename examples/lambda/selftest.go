@@ -306,10 +306,9 @@ func (in *instance) whoAmI(ctx context.Context, env *tiptest.Env, user, token st
 func dynamo(ctx context.Context, w io.Writer, endpoint string) (*dynamodb.Client, string, func(), error) {
 	if endpoint != "" {
 		client := dynamodb.New(dynamodb.Options{
-			Region:           "us-east-1",
-			BaseEndpoint:     aws.String(endpoint),
-			Credentials:      credentials.NewStaticCredentialsProvider("AKIDLAMBDASELFTEST", "selftest-secret", ""),
-			RetryMaxAttempts: 1,
+			Region:       "us-east-1",
+			BaseEndpoint: aws.String(endpoint),
+			Credentials:  credentials.NewStaticCredentialsProvider("AKIDLAMBDASELFTEST", "selftest-secret", ""),
 		})
 		return client, "the endpoint " + endpoint, func() {}, nil
 	}
