@@ -31,13 +31,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,6 +47,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/tipkit/tipkit/dynamostore/internal/resetretry"
+	"github.com/tipkit/tipkit/internal/serverproc"
 )
 
 // RequireEnv is the environment variable that, set to 1, makes [Start]
@@ -105,8 +104,7 @@ type Server struct {
 	port int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd     // nil once stopped
-	done chan struct{} // closed once the process has exited
+	proc *serverproc.Process // nil once stopped
 }
 
 // Start starts dynalite for tb and stops it when tb ends. When dynalite
@@ -116,14 +114,7 @@ type Server struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := Run(context.Background())
-	switch {
-	case errors.Is(err, ErrNotInstalled) && os.Getenv(RequireEnv) == "1":
-		tb.Fatal(err.Error() + " (" + RequireEnv + "=1)")
-	case errors.Is(err, ErrNotInstalled):
-		tb.Skip(err.Error())
-	case err != nil:
-		tb.Fatal(err.Error())
-	}
+	serverproc.Require(tb, err, ErrNotInstalled, RequireEnv)
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -138,23 +129,15 @@ func Run(ctx context.Context) (*Server, error) {
 	if path == "" {
 		return nil, ErrNotInstalled
 	}
-	var err error
-	// A free port may be taken by another process between the probe and
-	// the engine's bind: try again on another.
-	for range 5 {
-		var port int
-		if port, err = freePort(); err != nil {
-			break
-		}
-		s := &Server{port: port}
-		if err = s.start(ctx, path); err == nil {
-			return s, nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	var s *Server
+	err := serverproc.OnFreePort(ctx, "dynamotest", func(port int) error {
+		s = &Server{port: port}
+		return s.start(ctx, path)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return s, nil
 }
 
 // Endpoint returns the engine's URL, http://127.0.0.1:port.
@@ -186,12 +169,10 @@ func (s *Server) Client() *dynamodb.Client {
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
+	if s.proc != nil {
+		s.proc.Stop(0)
+		s.proc = nil
 	}
-	kill(s.cmd)
-	<-s.done
-	s.cmd = nil
 }
 
 // Close stops the engine, as [Server.Stop] does. Closing again does
@@ -204,39 +185,13 @@ func (s *Server) start(ctx context.Context, path string) error {
 	defer cancel()
 	cmd := exec.Command(path, "--port", strconv.Itoa(s.port), "--host", "127.0.0.1",
 		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	detach(cmd)
-	done := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// The thread that starts the process stays until the process
-		// exits: on Linux the process is killed when that thread ends.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-		}
-		close(done)
-	}()
-	if err := <-started; err != nil {
-		return fmt.Errorf("dynamotest: starting dynalite: %w", err)
-	}
-	for !answers(ctx, s.Endpoint()) {
-		select {
-		case <-done:
-			return fmt.Errorf("dynamotest: dynalite on port %d exited at start; its output:\n%s", s.port, out.String())
-		case <-ctx.Done():
-			kill(cmd)
-			<-done
-			return fmt.Errorf("dynamotest: dynalite on port %d did not answer: %w; its output:\n%s", s.port, ctx.Err(), out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
+	endpoint := s.Endpoint()
+	p, err := serverproc.Start(ctx, "dynamotest: dynalite", s.port, cmd, func(ctx context.Context) bool { return answers(ctx, endpoint) }, 20*time.Millisecond)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 	s.mu.Unlock()
 	return nil
 }
@@ -256,33 +211,4 @@ func answers(ctx context.Context, endpoint string) bool {
 	}
 	_ = resp.Body.Close()
 	return true
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("dynamotest: no free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// reads of an error message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

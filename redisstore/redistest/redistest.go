@@ -31,14 +31,12 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +44,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tipkit/tipkit/internal/serverproc"
 )
 
 // RequireEnv is the environment variable that, set to 1, makes [Start]
@@ -71,16 +71,9 @@ type Server struct {
 	port int
 
 	mu      sync.Mutex
-	proc    *process // nil while stopped
+	proc    *serverproc.Process // nil while stopped
 	closed  bool
 	clients []*redis.Client // closed by Close
-}
-
-// process is one run of redis-server.
-type process struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed once the process has exited
 }
 
 // Start starts a redis-server for tb and closes it when tb ends (see
@@ -91,14 +84,7 @@ type process struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := Run(context.Background())
-	switch {
-	case errors.Is(err, ErrNotInstalled) && os.Getenv(RequireEnv) == "1":
-		tb.Fatal(err.Error() + " (" + RequireEnv + "=1)")
-	case errors.Is(err, ErrNotInstalled):
-		tb.Skip(err.Error())
-	case err != nil:
-		tb.Fatal(err.Error())
-	}
+	serverproc.Require(tb, err, ErrNotInstalled, RequireEnv)
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -117,23 +103,16 @@ func Run(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
-	// A free port may be taken by another process between the probe and
-	// the server's bind: try again on another.
-	for range 5 {
-		var port int
-		if port, err = freePort(); err != nil {
-			break
-		}
-		s := &Server{path: path, dir: dir, port: port}
-		if err = s.start(ctx); err == nil {
-			return s, nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	var s *Server
+	err = serverproc.OnFreePort(ctx, "redistest", func(port int) error {
+		s = &Server{path: path, dir: dir, port: port}
+		return s.start(ctx)
+	})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
-	_ = os.RemoveAll(dir)
-	return nil, err
+	return s, nil
 }
 
 // Addr returns the server's address, 127.0.0.1:port. It stays the same
@@ -197,17 +176,9 @@ func (s *Server) Close() {
 
 // stop stops the running process, if any; s.mu is held.
 func (s *Server) stop() {
-	p := s.proc
-	if p == nil {
-		return
-	}
-	s.proc = nil
-	_ = p.cmd.Process.Signal(terminate)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if s.proc != nil {
+		s.proc.Stop(stopTimeout)
+		s.proc = nil
 	}
 }
 
@@ -224,8 +195,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	p := &process{out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(s.path,
+	cmd := exec.Command(s.path,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -234,37 +204,10 @@ func (s *Server) start(ctx context.Context) error {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
-	p.cmd.Dir = s.dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	setParentDeath(p.cmd)
-	started := make(chan error, 1)
-	go func() {
-		// The thread that starts the process stays until the process
-		// exits: on Linux the process is killed when that thread ends
-		// (setParentDeath), which must be when the program ends, not
-		// before.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := p.cmd.Start()
-		started <- err
-		if err == nil {
-			_ = p.cmd.Wait()
-		}
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return fmt.Errorf("redistest: starting redis-server: %w", err)
-	}
-	for !ping(ctx, s.Addr()) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("redistest: redis-server on port %d exited at start; its output:\n%s", s.port, p.out.String())
-		case <-ctx.Done():
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			return fmt.Errorf("redistest: redis-server on port %d did not answer PING: %w; its output:\n%s", s.port, ctx.Err(), p.out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	cmd.Dir = s.dir
+	p, err := serverproc.Start(ctx, "redistest: redis-server", s.port, cmd, func(ctx context.Context) bool { return ping(ctx, s.Addr()) }, 10*time.Millisecond)
+	if err != nil {
+		return err
 	}
 	s.proc = p
 	return nil
@@ -288,33 +231,4 @@ func ping(ctx context.Context, addr string) bool {
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return err == nil && strings.TrimSpace(line) == "+PONG"
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("redistest: no free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// reads of an error message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

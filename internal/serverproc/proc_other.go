@@ -1,8 +1,14 @@
 //go:build !linux
 
-package dynamotest
+package serverproc
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
+
+// terminate is the signal that asks a server to shut down.
+var terminate = os.Interrupt
 
 // detach does nothing here: only Linux kills a child with its parent.
 func detach(*exec.Cmd) {}
