@@ -13,46 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/redislate"
 	"github.com/tipkit/tipkit/middleware"
 	"github.com/tipkit/tipkit/redisstore"
 	"github.com/tipkit/tipkit/redisstore/redistest"
 	"github.com/tipkit/tipkit/tiptest"
 )
-
-// lateReply lets the first command on a key that match accepts reach
-// Redis, which applies it, and then holds the reply until the caller's
-// deadline has passed: the answer of a Redis stalled beyond the store's
-// Timeout (by a co-tenant's Lua script, say) after it applied the command.
-type lateReply struct {
-	match func(key string) bool
-	fired atomic.Bool
-}
-
-func (h *lateReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lateReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *lateReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if err != nil || !h.matches(cmd) || !h.fired.CompareAndSwap(false, true) {
-			return err
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}
-}
-
-func (h *lateReply) matches(cmd redis.Cmder) bool {
-	for _, a := range cmd.Args()[1:] {
-		if key, ok := a.(string); ok && h.match(key) {
-			return true
-		}
-	}
-	return false
-}
 
 // Keys of redisstore (see its package documentation): a token's mark and
 // a user's lease.
@@ -66,14 +32,14 @@ func isLease(key string) bool     { return strings.HasSuffix(key, "}:l") }
 // a fresh token" on every replica, and no exchange at all.)
 func TestFleetClaimAnsweredLate(t *testing.T) {
 	f := newFleet(t, 2)
-	late := &lateReply{match: isTokenMark}
+	late := &redislate.Hook{Match: isTokenMark}
 	f.hooks = map[int]redis.Hook{0: late}
 	f.restart(0)
 	tok := f.env.IdP.Token("alice")
 	start := time.Now()
 	a := f.get(0, tok)
 	t.Logf("a claim answered late: %d %s in %v, %d CreateTokenWithIAM", a.code, a.errCode, time.Since(start).Round(time.Millisecond), f.calls("CreateTokenWithIAM"))
-	if !late.fired.Load() {
+	if !late.Fired() {
 		t.Fatal("no claim was answered late")
 	}
 	a.check(t, "alice", false)
@@ -90,14 +56,14 @@ func TestFleetClaimAnsweredLate(t *testing.T) {
 // for the lease to expire.)
 func TestFleetLeaseAnsweredLate(t *testing.T) {
 	f := newFleet(t, 2, func(o *middleware.Options) { o.Cache.Timeout = 10 * time.Second })
-	late := &lateReply{match: isLease}
+	late := &redislate.Hook{Match: isLease}
 	f.hooks = map[int]redis.Hook{0: late}
 	f.restart(0)
 	tok := f.env.IdP.Token("alice")
 	start := time.Now()
 	a := f.get(0, tok)
 	t.Logf("a lease answered late: %d %s in %v, %d CreateTokenWithIAM", a.code, a.errCode, time.Since(start).Round(time.Millisecond), f.calls("CreateTokenWithIAM"))
-	if !late.fired.Load() {
+	if !late.Fired() {
 		t.Fatal("no lease was answered late")
 	}
 	a.check(t, "alice", false)

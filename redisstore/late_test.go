@@ -6,57 +6,20 @@ import (
 	"errors"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tipkit/tipkit/exchange"
+	"github.com/tipkit/tipkit/internal/redislate"
 	"github.com/tipkit/tipkit/redisstore"
 )
 
-// lateReply lets the first command on a key with the suffix reach Redis,
-// which applies it, then holds the reply until the caller's deadline has
-// passed: a Redis stalled beyond the store's Timeout after it applied the
-// command.
-type lateReply struct {
-	suffix string
-	fired  atomic.Bool
-}
-
-func (h *lateReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lateReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *lateReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if err != nil || !h.matches(cmd) || !h.fired.CompareAndSwap(false, true) {
-			return err
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}
-}
-
-func (h *lateReply) matches(cmd redis.Cmder) bool {
-	for _, a := range cmd.Args()[1:] {
-		if key, ok := a.(string); ok && strings.Contains(key, h.suffix) {
-			return true
-		}
-	}
-	return false
-}
-
 // lateStore returns a store on f's server whose first command on a key
 // containing suffix is answered after its Timeout.
-func lateStore(t *testing.T, f *fixture, suffix string) (*redisstore.Store, *lateReply) {
+func lateStore(t *testing.T, f *fixture, suffix string) (*redisstore.Store, *redislate.Hook) {
 	t.Helper()
 	c := f.server.Client()
-	h := &lateReply{suffix: suffix}
+	h := &redislate.Hook{Match: func(key string) bool { return strings.Contains(key, suffix) }}
 	c.AddHook(h)
 	return newStore(t, c, redisstore.Options{Timeout: 500 * time.Millisecond}), h
 }
@@ -69,7 +32,7 @@ func TestClaimAnsweredLate(t *testing.T) {
 	s, late := lateStore(t, f, "}:t:")
 	ctx := context.Background()
 	k, id, hour := userKey("alice"), exchange.TokenID("a.b.c"), time.Now().Add(time.Hour)
-	if ok, err := s.ClaimToken(ctx, k, id, claimA, hour); !errors.Is(err, context.DeadlineExceeded) || ok || !late.fired.Load() {
+	if ok, err := s.ClaimToken(ctx, k, id, claimA, hour); !errors.Is(err, context.DeadlineExceeded) || ok || !late.Fired() {
 		t.Fatalf("claim answered late: %t, %v; want a deadline error", ok, err)
 	}
 	if ok, err := s.ClaimToken(ctx, k, id, claimA, hour); err != nil || !ok {
@@ -94,7 +57,7 @@ func TestAcquireAnsweredLate(t *testing.T) {
 	s, late := lateStore(t, f, "}:l")
 	ctx := context.Background()
 	k := userKey("alice")
-	if held, err := s.Acquire(ctx, k, leaseA, time.Minute); !errors.Is(err, context.DeadlineExceeded) || held || !late.fired.Load() {
+	if held, err := s.Acquire(ctx, k, leaseA, time.Minute); !errors.Is(err, context.DeadlineExceeded) || held || !late.Fired() {
 		t.Fatalf("Acquire answered late: %t, %v; want a deadline error", held, err)
 	}
 	if held, err := s.Acquire(ctx, k, leaseA, time.Minute); err != nil || !held {
