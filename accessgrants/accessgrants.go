@@ -416,9 +416,6 @@ func (c *Cache) obtain(ctx context.Context, u user, cfg aws.Config, r Request) (
 	if k.privilege == types.PrivilegeDefault {
 		k.privilege = ""
 	}
-	if e := c.lookup(k, p, c.o.Now()); e != nil {
-		return e, nil
-	}
 	var waited *flight
 	for {
 		f, e, leader := c.join(k, p, waited)
@@ -601,17 +598,11 @@ func (c *Cache) fresh(e *entry, now time.Time) bool {
 	return now.Before(e.expires.Add(-c.o.DataAccessExpiryWindow))
 }
 
-// lookup returns held credentials of k's user that serve k, whose target
+// lookupLocked returns held credentials of k's user that serve k, whose target
 // is p, at now, or nil: those obtained for k itself, else for a request
 // of the same privilege (Default), duration and a permission that gives
 // k's, whose matched grant scope covers p.
-func (c *Cache) lookup(k entryKey, p path, now time.Time) *entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lookupLocked(k, p, now)
-}
-
-// lookupLocked is lookup with c.mu held.
+// c.mu is held.
 func (c *Cache) lookupLocked(k entryKey, p path, now time.Time) *entry {
 	if el, ok := c.entries[k]; ok {
 		e := el.Value.(*entry)
