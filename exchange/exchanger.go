@@ -426,7 +426,10 @@ func (x *Exchanger) assumeRole(ctx context.Context, s *Session) (*Session, error
 
 // credentialsOf converts STS credentials, refusing an incomplete answer.
 func credentialsOf(c *ststypes.Credentials, op string) (aws.Credentials, error) {
-	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
+	// An answer whose fields are present but empty (STS never sends one)
+	// is as incomplete as one without them.
+	if c == nil || aws.ToString(c.AccessKeyId) == "" || aws.ToString(c.SecretAccessKey) == "" || aws.ToString(c.SessionToken) == "" ||
+		c.Expiration == nil || c.Expiration.IsZero() {
 		return aws.Credentials{}, &Error{kind: kindUnavailable, Op: op, Code: "IncompleteCredentials"}
 	}
 	// Cloned to their exact size: the XML decoder's strings have the
